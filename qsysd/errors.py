@@ -1,0 +1,251 @@
+"""The one exception tree of qsysd.
+
+Every error qsysd raises on purpose derives from :class:`QsysdError`::
+
+    QsysdError
+    ├── ConfigError                 the configuration is invalid (all problems, with paths)
+    ├── ProtocolError               bytes from a peer are not valid QRC
+    │   ├── FrameTooLarge           a frame grew past the size limit
+    │   └── InvalidFrame            not UTF-8, not JSON, or not a JSON-RPC object
+    ├── CoreError                   talking to a Core failed
+    │   ├── TransportError          the socket failed (refused, reset, closed)
+    │   ├── RequestTimeout          the Core did not answer before the deadline
+    │   ├── CoreUnavailable         not connected, or the circuit breaker is open
+    │   └── QrcError                the Core answered with a JSON-RPC error
+    │       ├── ParseError (-32700), InvalidRequest (-32600), MethodNotFound (-32601),
+    │       ├── InvalidParams (-32602), ServerError (-32603), CoreOnStandby (-32604),
+    │       ├── InvalidPageRequestId (2), BadPageRequest (3), MissingFile (4),
+    │       ├── ChangeGroupsExhausted (5), UnknownChangeGroup (6),
+    │       ├── UnknownComponent (7), UnknownControl (8), IllegalMixerChannel (9),
+    │       └── LogonRequired (10)
+    ├── LookupFailed                a component or control name is unknown to the state store
+    ├── PolicyViolation             a write was refused by the safety policy
+    └── ToolInputError              a tool's arguments are invalid
+
+:func:`qrc_error` maps a QRC error code to its class, once, for the client and the emulator.
+Messages say what happened, to what, and what the reader can do.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "BadPageRequest",
+    "ChangeGroupsExhausted",
+    "ConfigError",
+    "CoreError",
+    "CoreOnStandby",
+    "CoreUnavailable",
+    "FrameTooLarge",
+    "IllegalMixerChannel",
+    "InvalidFrame",
+    "InvalidPageRequestId",
+    "InvalidParams",
+    "InvalidRequest",
+    "LogonRequired",
+    "LookupFailed",
+    "MethodNotFound",
+    "MissingFile",
+    "ParseError",
+    "PolicyViolation",
+    "ProtocolError",
+    "QrcError",
+    "QsysdError",
+    "RequestTimeout",
+    "ServerError",
+    "ToolInputError",
+    "TransportError",
+    "UnknownChangeGroup",
+    "UnknownComponent",
+    "UnknownControl",
+    "qrc_error",
+]
+
+
+class QsysdError(Exception):
+    """The root of every error qsysd raises on purpose."""
+
+
+class ConfigError(QsysdError):
+    """The configuration is invalid; ``problems`` lists each one with its path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"invalid configuration ({len(self.problems)} problem(s)):\n{lines}")
+
+
+class ProtocolError(QsysdError):
+    """Bytes from a peer are not valid QRC."""
+
+
+class FrameTooLarge(ProtocolError):
+    """A frame grew past the configured size limit before its terminator arrived."""
+
+
+class InvalidFrame(ProtocolError):
+    """A frame is not UTF-8, not JSON, or not a JSON-RPC 2.0 object."""
+
+
+class CoreError(QsysdError):
+    """Talking to a Core failed. ``retryable`` says whether the same call may succeed later."""
+
+    retryable: ClassVar[bool] = True
+
+
+class TransportError(CoreError):
+    """The connection to a Core failed (refused, reset, closed, TLS, WebSocket close)."""
+
+
+class RequestTimeout(CoreError):
+    """A Core did not answer a request before its deadline."""
+
+
+class CoreUnavailable(CoreError):
+    """A Core is not connected, or its circuit breaker is open: calls fail at once."""
+
+
+class QrcError(CoreError):
+    """A Core answered a request with a JSON-RPC error object."""
+
+    code: ClassVar[int] = 0
+    default_message: ClassVar[str] = "QRC error"
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str | None = None, *, code: int | None = None) -> None:
+        self.qrc_code = self.code if code is None else code
+        self.qrc_message = message or self.default_message
+        super().__init__(self.qrc_message)
+
+    def __str__(self) -> str:
+        return f"{self.qrc_message} (QRC error {self.qrc_code})"
+
+
+class ParseError(QrcError):
+    code = -32700
+    default_message = "Parse error"
+
+
+class InvalidRequest(QrcError):
+    code = -32600
+    default_message = "Invalid request"
+
+
+class MethodNotFound(QrcError):
+    code = -32601
+    default_message = "Method not found"
+
+
+class InvalidParams(QrcError):
+    code = -32602
+    default_message = "Invalid params"
+
+
+class ServerError(QrcError):
+    code = -32603
+    default_message = "Server error"
+    retryable = True
+
+
+class CoreOnStandby(QrcError):
+    code = -32604
+    default_message = "Core is on Standby"
+    retryable = True
+
+
+class InvalidPageRequestId(QrcError):
+    code = 2
+    default_message = "Invalid Page Request ID"
+
+
+class BadPageRequest(QrcError):
+    code = 3
+    default_message = "Bad Page Request"
+
+
+class MissingFile(QrcError):
+    code = 4
+    default_message = "Missing file"
+
+
+class ChangeGroupsExhausted(QrcError):
+    code = 5
+    default_message = "Change Groups exhausted"
+
+
+class UnknownChangeGroup(QrcError):
+    code = 6
+    default_message = "Unknown change group"
+
+
+class UnknownComponent(QrcError):
+    code = 7
+    default_message = "Unknown component name"
+
+
+class UnknownControl(QrcError):
+    code = 8
+    default_message = "Unknown control"
+
+
+class IllegalMixerChannel(QrcError):
+    code = 9
+    default_message = "Illegal mixer channel index"
+
+
+class LogonRequired(QrcError):
+    code = 10
+    default_message = "Logon required"
+
+
+_QRC_ERRORS: dict[int, type[QrcError]] = {
+    cls.code: cls
+    for cls in (
+        ParseError,
+        InvalidRequest,
+        MethodNotFound,
+        InvalidParams,
+        ServerError,
+        CoreOnStandby,
+        InvalidPageRequestId,
+        BadPageRequest,
+        MissingFile,
+        ChangeGroupsExhausted,
+        UnknownChangeGroup,
+        UnknownComponent,
+        UnknownControl,
+        IllegalMixerChannel,
+        LogonRequired,
+    )
+}
+
+
+def qrc_error(code: int, message: str | None = None) -> QrcError:
+    """The exception for a QRC error code; an unknown code gives a plain :class:`QrcError`."""
+    cls = _QRC_ERRORS.get(code)
+    if cls is None:
+        return QrcError(message, code=code)
+    return cls(message)
+
+
+class LookupFailed(QsysdError):
+    """A component or control is unknown; ``suggestions`` holds the closest known names."""
+
+    def __init__(self, message: str, suggestions: list[str] | None = None) -> None:
+        self.suggestions = list(suggestions or [])
+        if self.suggestions:
+            message = f"{message}; did you mean: {', '.join(self.suggestions)}?"
+        super().__init__(message)
+
+
+class PolicyViolation(QsysdError):
+    """A write was refused by the safety policy; ``rule`` names the rule."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        self.rule = rule
+        super().__init__(f"refused by policy {rule!r}: {message}")
+
+
+class ToolInputError(QsysdError):
+    """A tool's arguments are invalid."""
