@@ -1,0 +1,116 @@
+"""Logging: structured events to stderr, JSON lines by default, readable on a terminal.
+
+stdout belongs to the MCP stdio stream, so nothing here ever writes to it. Every event passes
+through a redaction step that replaces any configured secret with ``***``, wherever it
+appears (event text, fields, tracebacks). Context such as ``request_id`` and ``core`` is
+carried per task with :func:`bind_context` (structlog contextvars, which trio copies into
+each new task).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+__all__ = ["bind_context", "configure_logging", "get_logger"]
+
+_secrets: tuple[str, ...] = ()
+_REDACTED = "***"
+
+
+def _redact_text(text: str) -> str:
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, _REDACTED)
+    return text
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return _redact_text(value)
+    if isinstance(value, dict):
+        return {k: _redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_redact_value(v) for v in value)
+    if isinstance(value, BaseException):
+        return _redact_text(f"{type(value).__name__}: {value}")
+    return value
+
+
+def redact_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """structlog processor: no configured secret survives in any field."""
+    if not _secrets:
+        return event_dict
+    return {k: _redact_value(v) for k, v in event_dict.items()}
+
+
+def _redact_rendered(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Any:
+    # Tracebacks are rendered into text by format_exc_info; redact once more after that.
+    return redact_secrets(_, __, event_dict)
+
+
+def configure_logging(
+    level: str = "info",
+    fmt: str = "auto",
+    *,
+    secrets: Iterable[str] = (),
+    stream: TextIO | None = None,
+) -> None:
+    """Send structlog and stdlib logging to ``stream`` (stderr), redacting ``secrets``."""
+    global _secrets
+    _secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+    stream = sys.stderr if stream is None else stream
+    if fmt == "auto":
+        fmt = "console" if stream.isatty() else "json"
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=False)
+        if fmt == "console"
+        else structlog.processors.JSONRenderer()
+    )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_secrets,
+    ]
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            _redact_rendered,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    numeric = getattr(logging, level.upper(), logging.INFO)
+    root.setLevel(numeric)
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str | None = None) -> Any:
+    return structlog.get_logger(name)
+
+
+def bind_context(**values: Any) -> None:
+    """Bind key-value context (``request_id=``, ``core=``) to this task and its children."""
+    structlog.contextvars.bind_contextvars(**values)
