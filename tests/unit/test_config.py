@@ -50,7 +50,7 @@ level = "loud"
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
     problems = info.value.problems
-    assert 'cores[0].port: expected an integer, got str \'abc\'' in problems
+    assert "cores[0].port: expected an integer, got str 'abc'" in problems
     assert "cores[0]: unknown key(s): colour" in problems
     assert "cores[1].name: required key is missing" in problems
     assert "cores[1].transport: must be one of 'tcp', 'ws'" in problems

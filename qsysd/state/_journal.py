@@ -1,0 +1,465 @@
+"""The journal: history of value changes and audit of writes, in SQLite."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import attrs
+import structlog
+import trio
+
+from qsysd.state._model import ControlRef, ControlValue, Scalar
+
+if TYPE_CHECKING:
+    from qsysd.state._store import StateStore
+
+__all__ = ["Journal", "JournalEntry", "JournalStatistics"]
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+Kind = Literal["change", "write"]
+
+_SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS journal (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    core TEXT NOT NULL,
+    component TEXT,
+    control TEXT NOT NULL,
+    before_value TEXT,
+    before_string TEXT,
+    after_value TEXT,
+    after_string TEXT,
+    principal TEXT,
+    outcome TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS journal_at ON journal (at);
+CREATE INDEX IF NOT EXISTS journal_control ON journal (core, component, control, at);
+"""
+_COLUMNS = (
+    "id, at, kind, core, component, control, before_value, before_string, "
+    "after_value, after_string, principal, outcome, error"
+)
+_INSERT = (
+    "INSERT INTO journal (at, kind, core, component, control, before_value, before_string, "
+    "after_value, after_string, principal, outcome, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+_Row = tuple[
+    float, str, str, str | None, str, str | None, str | None, str | None, str | None,
+    str | None, str | None, str | None,
+]  # fmt: skip
+
+
+@attrs.frozen
+class JournalEntry:
+    """One journal row. ``before``/``after`` are None when there was no value.
+
+    For a write, ``principal`` is who asked, ``outcome`` is "ok", "error", "refused", ... and
+    ``error`` the error text; for a change they are None.
+    """
+
+    id: int
+    at: float
+    kind: str
+    ref: ControlRef
+    before: Scalar
+    before_string: str | None
+    after: Scalar
+    after_string: str | None
+    principal: str | None = None
+    outcome: str | None = None
+    error: str | None = None
+
+
+@attrs.frozen
+class JournalStatistics:
+    """Counts for the metrics layer; ``rows`` is the current row count."""
+
+    rows: int
+    changes_recorded: int
+    writes_recorded: int
+    pending: int
+    flushes: int
+    dropped: int
+    pruned: int
+    failures: int
+
+
+def _encode(value: ControlValue | None) -> tuple[str | None, str | None]:
+    if value is None:
+        return None, None
+    return json.dumps(value.value), value.string
+
+
+def _decode(text: str | None) -> Scalar:
+    if text is None:
+        return None
+    result: Scalar = json.loads(text)
+    return result
+
+
+def _entry(row: tuple[Any, ...]) -> JournalEntry:
+    return JournalEntry(
+        id=row[0],
+        at=row[1],
+        kind=row[2],
+        ref=ControlRef(row[3], row[4], row[5]),
+        before=_decode(row[6]),
+        before_string=row[7],
+        after=_decode(row[8]),
+        after_string=row[9],
+        principal=row[10],
+        outcome=row[11],
+        error=row[12],
+    )
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    # One connection used from worker threads one call at a time (serialized by a trio.Lock).
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.executescript(_SCHEMA)
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if version == 0:
+            conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        elif version != _SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"journal {path} has schema version {version}; this qsysd reads {_SCHEMA_VERSION}"
+            )
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+class Journal:
+    """History of value changes and audit of writes, in one SQLite database (WAL).
+
+    Open it with ``async with Journal.open(path) as journal``; ``":memory:"`` works for tests.
+    Changes are buffered and written in batches by a flush task (every ``flush_interval``
+    seconds or ``batch_size`` rows); writes are flushed before :meth:`record_write` returns.
+    Rows older than ``retention_days`` and beyond the newest ``max_rows`` are pruned. Every
+    database call runs in a worker thread. The journal never sees secrets.
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        retention_days: float | None = 30.0,
+        max_rows: int | None = 1_000_000,
+        flush_interval: float = 1.0,
+        batch_size: int = 5_000,
+        max_pending: int = 100_000,
+        prune_interval: float = 3_600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._conn: sqlite3.Connection | None = conn
+        self.retention_days = retention_days
+        self.max_rows = max_rows
+        self.flush_interval = flush_interval
+        self.batch_size = batch_size
+        self.prune_interval = prune_interval
+        self._clock = clock
+        self._lock = trio.Lock()
+        self._pending: deque[_Row] = deque(maxlen=max_pending)
+        self._wakeup = trio.Event()
+        self._rows = 0
+        self._changes = 0
+        self._writes = 0
+        self._flushes = 0
+        self._dropped = 0
+        self._pruned = 0
+        self._failures = 0
+        self._last_prune = -math.inf
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        retention_days: float | None = 30.0,
+        max_rows: int | None = 1_000_000,
+        flush_interval: float = 1.0,
+        batch_size: int = 5_000,
+        max_pending: int = 100_000,
+        prune_interval: float = 3_600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> AsyncIterator[Journal]:
+        """Open (creating if needed) the journal and run its flush task; flush and close at exit."""
+        conn = await trio.to_thread.run_sync(_connect, os.fspath(path))
+        journal = cls(
+            conn,
+            retention_days=retention_days,
+            max_rows=max_rows,
+            flush_interval=flush_interval,
+            batch_size=batch_size,
+            max_pending=max_pending,
+            prune_interval=prune_interval,
+            clock=clock,
+        )
+        try:
+            journal._rows = await journal._db(
+                lambda c: int(c.execute("SELECT count(*) FROM journal").fetchone()[0])
+            )
+            await journal.prune()
+            async with trio.open_nursery() as nursery:
+                await nursery.start(journal._run_flusher)
+                try:
+                    yield journal
+                finally:
+                    nursery.cancel_scope.cancel()
+        finally:
+            with trio.move_on_after(10.0, shield=True):
+                await journal.flush()
+            await journal._close()
+
+    async def _db(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        async with self._lock:
+            conn = self._conn
+            if conn is None:
+                raise trio.ClosedResourceError("the journal is closed")
+            return await trio.to_thread.run_sync(fn, conn)
+
+    async def _close(self) -> None:
+        with trio.CancelScope(shield=True):
+            async with self._lock:
+                conn, self._conn = self._conn, None
+                if conn is not None:
+                    await trio.to_thread.run_sync(conn.close)
+
+    # -- recording ----------------------------------------------------------------------
+
+    def _push(self, row: _Row) -> None:
+        if len(self._pending) == self._pending.maxlen:
+            self._dropped += 1  # the deque drops the oldest row; counted, logged at flush
+        self._pending.append(row)
+        if len(self._pending) >= self.batch_size:
+            self._wakeup.set()
+
+    def record_change(
+        self, value: ControlValue, before: ControlValue | None = None, at: float | None = None
+    ) -> None:
+        """Queue one change for the next batch (never waits; a :data:`ChangeListener`)."""
+        ref = value.ref
+        before_value, before_string = _encode(before)
+        after_value, after_string = _encode(value)
+        self._push(
+            (
+                self._clock() if at is None else at,
+                "change",
+                ref.core,
+                ref.component,
+                ref.name,
+                before_value,
+                before_string,
+                after_value,
+                after_string,
+                None,
+                None,
+                None,
+            )
+        )
+        self._changes += 1
+
+    def follow(self, store: StateStore) -> Callable[[], None]:
+        """Record every change of ``store`` that has a previous value; returns the undo.
+
+        First values (a control seen for the first time) are not changes and are skipped.
+        """
+
+        def listener(value: ControlValue, before: ControlValue | None, at: float) -> None:
+            if before is not None:
+                self.record_change(value, before, at)
+
+        return store.add_listener(listener)
+
+    async def record_write(
+        self,
+        ref: ControlRef,
+        *,
+        principal: str | None,
+        before: ControlValue | None,
+        after: ControlValue | None,
+        outcome: str,
+        error: str | None = None,
+        at: float | None = None,
+    ) -> None:
+        """Audit one write and flush it (with any buffered changes) before returning."""
+        before_value, before_string = _encode(before)
+        after_value, after_string = _encode(after)
+        self._push(
+            (
+                self._clock() if at is None else at,
+                "write",
+                ref.core,
+                ref.component,
+                ref.name,
+                before_value,
+                before_string,
+                after_value,
+                after_string,
+                principal,
+                outcome,
+                error,
+            )
+        )
+        self._writes += 1
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write every buffered row in one transaction; on failure keep them for the next try."""
+        if not self._pending:
+            await trio.lowlevel.checkpoint()
+            return
+        rows = list(self._pending)
+        self._pending.clear()
+
+        def insert(conn: sqlite3.Connection) -> None:
+            with conn:  # one transaction: the point of batching
+                conn.execute("BEGIN")
+                conn.executemany(_INSERT, rows)
+
+        try:
+            await self._db(insert)
+        except (sqlite3.Error, OSError) as exc:
+            self._failures += 1
+            self._requeue(rows)
+            log.warning("journal.flush_failed", rows=len(rows), error=str(exc))
+            return
+        except BaseException:  # cancelled while waiting for the connection: nothing written
+            self._requeue(rows)
+            raise
+        self._rows += len(rows)
+        self._flushes += 1
+        if self._dropped:
+            log.warning("journal.rows_dropped", dropped=self._dropped)
+        over = self.max_rows is not None and self._rows > self.max_rows * 1.1
+        if over or trio.current_time() - self._last_prune >= self.prune_interval:
+            await self.prune()
+
+    def _requeue(self, rows: list[_Row]) -> None:
+        # Back in front of anything queued meanwhile; the bound still applies, oldest first out.
+        newer = list(self._pending)
+        self._pending.clear()
+        total = len(rows) + len(newer)
+        maxlen = self._pending.maxlen
+        if maxlen is not None and total > maxlen:
+            self._dropped += total - maxlen
+        self._pending.extend(rows)
+        self._pending.extend(newer)
+
+    async def _run_flusher(self, *, task_status: trio.TaskStatus[None]) -> None:
+        task_status.started()
+        while True:
+            with trio.move_on_after(self.flush_interval):
+                await self._wakeup.wait()
+            self._wakeup = trio.Event()
+            await self.flush()
+
+    # -- retention -----------------------------------------------------------------------
+
+    async def prune(self) -> int:
+        """Delete rows past the retention age and beyond ``max_rows``; return how many."""
+        self._last_prune = trio.current_time()
+        cutoff = None
+        if self.retention_days is not None:
+            cutoff = self._clock() - self.retention_days * 86_400.0
+        max_rows = self.max_rows
+
+        def work(conn: sqlite3.Connection) -> tuple[int, int]:
+            deleted = 0
+            with conn:
+                conn.execute("BEGIN")
+                if cutoff is not None:
+                    deleted += conn.execute("DELETE FROM journal WHERE at < ?", (cutoff,)).rowcount
+                if max_rows is not None:
+                    deleted += conn.execute(
+                        "DELETE FROM journal WHERE id IN (SELECT id FROM journal "
+                        "ORDER BY at DESC, id DESC LIMIT -1 OFFSET ?)",
+                        (max_rows,),
+                    ).rowcount
+            (rows,) = conn.execute("SELECT count(*) FROM journal").fetchone()
+            return deleted, int(rows)
+
+        try:
+            deleted, self._rows = await self._db(work)
+        except (sqlite3.Error, OSError) as exc:
+            self._failures += 1
+            log.warning("journal.prune_failed", error=str(exc))
+            return 0
+        self._pruned += deleted
+        if deleted:
+            log.info("journal.pruned", rows=deleted)
+        return deleted
+
+    # -- queries -------------------------------------------------------------------------
+
+    async def query(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        core: str | None = None,
+        component: str | None = None,
+        control: str | None = None,
+        kind: Kind | None = None,
+        principal: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[JournalEntry]:
+        """Rows matching every given filter, newest first; ``since`` inclusive, ``until`` not.
+
+        Buffered changes are flushed first, so a query sees everything recorded before it.
+        """
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must not be negative")
+        clauses: list[str] = []
+        params: list[object] = []
+        for column, op, value in (
+            ("at", ">=", since),
+            ("at", "<", until),
+            ("core", "=", core),
+            ("component", "=", component),
+            ("control", "=", control),
+            ("kind", "=", kind),
+            ("principal", "=", principal),
+        ):
+            if value is not None:
+                clauses.append(f"{column} {op} ?")
+                params.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"SELECT {_COLUMNS} FROM journal {where} ORDER BY at DESC, id DESC LIMIT ? OFFSET ?"
+        params += [limit, offset]
+        await self.flush()
+        rows = await self._db(lambda c: c.execute(sql, params).fetchall())
+        return [_entry(row) for row in rows]
+
+    def statistics(self) -> JournalStatistics:
+        return JournalStatistics(
+            rows=self._rows,
+            changes_recorded=self._changes,
+            writes_recorded=self._writes,
+            pending=len(self._pending),
+            flushes=self._flushes,
+            dropped=self._dropped,
+            pruned=self._pruned,
+            failures=self._failures,
+        )

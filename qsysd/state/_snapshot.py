@@ -1,0 +1,319 @@
+"""Snapshots of the state store, where they are kept, and the task that keeps them current."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+import cattrs
+import structlog
+import trio
+
+from qsysd.state._model import ComponentInfo, Scalar
+
+if TYPE_CHECKING:
+    from qsysd.state._store import StateStore
+
+__all__ = [
+    "SNAPSHOT_FORMAT",
+    "CoreSnapshot",
+    "FileStateBackend",
+    "SavedControl",
+    "Snapshot",
+    "SnapshotCorrupt",
+    "SnapshotStatistics",
+    "SnapshotTask",
+    "StateBackend",
+    "decode_snapshot",
+    "encode_snapshot",
+    "run_snapshots",
+]
+
+log = structlog.get_logger(__name__)
+
+#: The snapshot format this code writes and reads; bump it when the shape changes.
+SNAPSHOT_FORMAT = 1
+
+
+@attrs.frozen
+class SavedControl:
+    """One control in a snapshot, flat (its Core is the enclosing :class:`CoreSnapshot`).
+
+    ``has_value`` tells "no value yet" from a value of None.
+    """
+
+    component: str | None
+    name: str
+    type: str
+    direction: str
+    value_min: float | None = None
+    value_max: float | None = None
+    string_min: str | None = None
+    string_max: str | None = None
+    has_value: bool = False
+    value: Scalar = None
+    string: str = ""
+    position: float | None = None
+    metadata: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+    changed_at: float = 0.0
+    confirmed_at: float = 0.0
+    version: int = 0
+
+
+@attrs.frozen
+class CoreSnapshot:
+    """One Core's design and values."""
+
+    name: str
+    design_code: str | None
+    components: tuple[ComponentInfo, ...] = ()
+    controls: tuple[SavedControl, ...] = ()
+
+
+@attrs.frozen
+class Snapshot:
+    """The whole store at one moment, as :meth:`StateStore.picture` takes it."""
+
+    taken_at: float
+    cores: tuple[CoreSnapshot, ...] = ()
+    format: int = SNAPSHOT_FORMAT
+
+
+class SnapshotCorrupt(ValueError):
+    """A stored snapshot cannot be read; the message says why."""
+
+
+class StateBackend(Protocol):
+    """Where snapshots are kept (a file, Redis, ...)."""
+
+    async def save(self, snapshot: Snapshot) -> None:
+        """Store ``snapshot`` atomically, replacing the previous one; raise on failure."""
+        ...
+
+    async def load(self) -> Snapshot | None:
+        """The last snapshot, or None if there is none or it was unreadable (set aside)."""
+        ...
+
+
+def _structure_scalar(obj: object, _: object) -> Scalar:
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return obj
+    raise TypeError(f"expected a number, boolean, string or null, got {type(obj).__name__}")
+
+
+_converter = cattrs.Converter(forbid_extra_keys=True, omit_if_default=True)
+_converter.register_structure_hook(Scalar, _structure_scalar)
+
+
+def encode_snapshot(snapshot: Snapshot) -> bytes:
+    """The snapshot as compact JSON bytes (CPU-bound: call it off the trio thread if large)."""
+    data = _converter.unstructure(snapshot)
+    data["format"] = snapshot.format  # omit_if_default must never drop the version
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def decode_snapshot(data: bytes) -> Snapshot:
+    """Parse snapshot bytes; raise :class:`SnapshotCorrupt` saying what is wrong."""
+    try:
+        obj = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SnapshotCorrupt(f"not JSON ({exc})") from exc
+    if not isinstance(obj, dict):
+        raise SnapshotCorrupt(f"expected a JSON object, got {type(obj).__name__}")
+    fmt = obj.get("format")
+    if fmt != SNAPSHOT_FORMAT:
+        raise SnapshotCorrupt(f"format {fmt!r} is not the supported format {SNAPSHOT_FORMAT}")
+    try:
+        return _converter.structure(obj, Snapshot)
+    except Exception as exc:  # cattrs raises several classes; every one means "unreadable"
+        detail = "; ".join(cattrs.transform_error(exc)) if isinstance(exc, ExceptionGroup) else exc
+        raise SnapshotCorrupt(f"invalid snapshot: {detail}") from exc
+
+
+def _set_aside_name(path: Path) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    candidate = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    return candidate
+
+
+def _fsync_folder(folder: Path) -> None:
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+    try:
+        fd = os.open(folder, flags)
+    except OSError:  # some platforms cannot open a folder; the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    folder = path.parent
+    # mkstemp creates the file 0600: a snapshot holds the whole plant's settings.
+    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    _fsync_folder(folder)
+
+
+class FileStateBackend:
+    """Snapshots in one JSON file, replaced atomically; an unreadable file is set aside."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"FileStateBackend({str(self.path)!r})"
+
+    async def save(self, snapshot: Snapshot) -> None:
+        def work() -> None:
+            _write_atomically(self.path, encode_snapshot(snapshot))
+
+        await trio.to_thread.run_sync(work)
+
+    async def load(self) -> Snapshot | None:
+        def work() -> Snapshot | tuple[str, Path] | None:
+            try:
+                data = self.path.read_bytes()
+            except FileNotFoundError:
+                return None
+            try:
+                return decode_snapshot(data)
+            except SnapshotCorrupt as exc:
+                aside = _set_aside_name(self.path)
+                os.replace(self.path, aside)
+                return (str(exc), aside)
+
+        result = await trio.to_thread.run_sync(work)
+        if isinstance(result, tuple):
+            reason, aside = result
+            log.warning(
+                "state.snapshot_corrupt", path=str(self.path), reason=reason, set_aside=str(aside)
+            )
+            return None
+        return result
+
+
+@attrs.frozen
+class SnapshotStatistics:
+    """Counts of the snapshot task; ``last_saved_at`` is UNIX time (None before the first)."""
+
+    saves: int
+    failures: int
+    skipped: int
+    last_saved_at: float | None
+    last_error: str | None
+
+
+class SnapshotTask:
+    """Saves the store to a backend every ``interval`` seconds if it changed, and at stop.
+
+    The final save runs shielded from cancellation, bounded by ``final_timeout``. A failed save
+    is logged and counted, never fatal.
+    """
+
+    def __init__(
+        self,
+        store: StateStore,
+        backend: StateBackend,
+        interval: float = 30.0,
+        *,
+        final_timeout: float = 10.0,
+    ) -> None:
+        if not (interval > 0 and math.isfinite(interval)):
+            raise ValueError(f"snapshot interval must be a positive number, got {interval!r}")
+        self.store = store
+        self.backend = backend
+        self.interval = interval
+        self.final_timeout = final_timeout
+        self._stop = trio.Event()
+        self._saved_version: int | None = None
+        self._saves = 0
+        self._failures = 0
+        self._skipped = 0
+        self._last_saved_at: float | None = None
+        self._last_error: str | None = None
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to make its final save and return."""
+        self._stop.set()
+
+    async def save_now(self, *, force: bool = False) -> bool:
+        """Save if the store changed since the last save (or ``force``); True if saved."""
+        version = self.store.version
+        if not force and version == self._saved_version:
+            self._skipped += 1
+            await trio.lowlevel.checkpoint()
+            return False
+        snapshot = self.store.picture()
+        try:
+            await self.backend.save(snapshot)
+        except Exception as exc:
+            self._failures += 1
+            self._last_error = f"{type(exc).__name__}: {exc}"
+            log.warning("state.snapshot_failed", backend=repr(self.backend), error=self._last_error)
+            return False
+        self._saved_version = version
+        self._saves += 1
+        self._last_saved_at = snapshot.taken_at
+        log.debug("state.snapshot_saved", backend=repr(self.backend), version=version)
+        return True
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Save on the interval until stopped or cancelled, then save once more."""
+        # Whatever is in the store now (e.g. just restored) counts as saved.
+        self._saved_version = self.store.version
+        task_status.started()
+        try:
+            while not self._stop.is_set():
+                with trio.move_on_after(self.interval):
+                    await self._stop.wait()
+                await self.save_now()
+        finally:
+            with trio.move_on_after(self.final_timeout, shield=True) as scope:
+                await self.save_now()
+            if scope.cancelled_caught:
+                log.warning("state.snapshot_final_timeout", timeout=self.final_timeout)
+
+    def statistics(self) -> SnapshotStatistics:
+        return SnapshotStatistics(
+            saves=self._saves,
+            failures=self._failures,
+            skipped=self._skipped,
+            last_saved_at=self._last_saved_at,
+            last_error=self._last_error,
+        )
+
+
+async def run_snapshots(
+    store: StateStore,
+    backend: StateBackend,
+    interval: float = 30.0,
+    *,
+    final_timeout: float = 10.0,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run a :class:`SnapshotTask` until cancelled (for ``nursery.start``)."""
+    task = SnapshotTask(store, backend, interval, final_timeout=final_timeout)
+    await task.run(task_status=task_status)

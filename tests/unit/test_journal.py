@@ -1,0 +1,238 @@
+"""The journal: change history and write audit in real SQLite; batching, retention, queries."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from qsysd.state import (
+    ComponentInfo,
+    ControlInfo,
+    ControlRef,
+    ControlValue,
+    Journal,
+    StateStore,
+)
+
+GAIN = ControlRef("main", "Lobby", "gain")
+MUTE = ControlRef("main", "Lobby", "mute")
+OTHER = ControlRef("backup", "Hall", "gain")
+NAMED = ControlRef("main", None, "Master")
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def value(ref: ControlRef, v: float | bool | str | None, string: str = "") -> ControlValue:
+    return ControlValue(ref, v, string or str(v), None)
+
+
+async def test_changes_and_writes_are_recorded_and_read_back_newest_first(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    with trio.fail_after(10):
+        async with Journal.open(tmp_path / "journal.db", clock=clock) as journal:
+            journal.record_change(value(GAIN, -3.0, "-3dB"), value(GAIN, -6.0, "-6dB"))
+            clock.now += 1
+            await journal.record_write(
+                MUTE,
+                principal="alice",
+                before=value(MUTE, False),
+                after=value(MUTE, True),
+                outcome="ok",
+            )
+            clock.now += 1
+            await journal.record_write(
+                NAMED,
+                principal="bob",
+                before=None,
+                after=None,
+                outcome="error",
+                error="Core main unreachable",
+            )
+            rows = await journal.query()
+    assert [r.kind for r in rows] == ["write", "write", "change"]
+    failed, write, change = rows
+    assert (failed.ref, failed.principal, failed.outcome) == (NAMED, "bob", "error")
+    assert failed.error == "Core main unreachable"
+    assert failed.before is None and failed.after is None
+    assert (write.before, write.after, write.after_string) == (False, True, "True")
+    assert (change.ref, change.before, change.after) == (GAIN, -6.0, -3.0)
+    assert change.before_string == "-6dB"
+    assert change.at == clock.now - 2
+    assert change.principal is None
+
+
+async def test_journal_survives_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    with trio.fail_after(10):
+        async with Journal.open(path) as journal:
+            journal.record_change(value(GAIN, 1.0), value(GAIN, 0.0))
+        async with Journal.open(path) as journal:
+            assert journal.statistics().rows == 1
+            [row] = await journal.query()
+    assert row.after == 1.0
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        conn.close()
+
+
+async def test_changes_are_batched_into_few_transactions() -> None:
+    with trio.fail_after(10):
+        async with Journal.open(":memory:", flush_interval=3600, batch_size=500) as journal:
+            for i in range(1000):
+                journal.record_change(value(GAIN, float(i)), value(GAIN, float(i - 1)))
+            await journal.flush()
+            stats = journal.statistics()
+    assert stats.pending == 0
+    assert stats.rows == 1000
+    assert stats.flushes <= 3  # one per full batch at most, never one per row
+    assert stats.changes_recorded == 1000
+
+
+async def test_flush_task_takes_buffered_changes_on_its_interval(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    with trio.fail_after(10):
+        async with Journal.open(":memory:", flush_interval=5.0) as journal:
+            journal.record_change(value(GAIN, 1.0), value(GAIN, 0.0))
+            mock_clock.jump(4)
+            await trio.testing.wait_all_tasks_blocked()
+            assert journal.statistics().pending == 1
+            mock_clock.jump(2)
+            await trio.testing.wait_all_tasks_blocked()
+            assert journal.statistics().pending == 0  # the flush task took them
+            assert len(await journal.query()) == 1
+
+
+async def test_closing_flushes_what_is_buffered(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    with trio.fail_after(10):
+        async with Journal.open(path, flush_interval=3600) as journal:
+            journal.record_change(value(GAIN, 1.0), value(GAIN, 0.0))
+        async with Journal.open(path) as journal:
+            assert len(await journal.query()) == 1
+
+
+async def test_query_filters_by_core_component_control_kind_and_time() -> None:
+    clock = FakeClock(1000.0)
+    with trio.fail_after(10):
+        async with Journal.open(":memory:", clock=clock, retention_days=None) as journal:
+            for ref in (GAIN, MUTE, OTHER, NAMED):
+                journal.record_change(value(ref, 1.0), value(ref, 0.0))
+                clock.now += 10
+            await journal.record_write(
+                GAIN, principal="alice", before=None, after=value(GAIN, 2.0), outcome="ok"
+            )
+
+            async def refs(**filters: object) -> list[ControlRef]:
+                return [r.ref for r in await journal.query(**filters)]  # type: ignore[arg-type]
+
+            assert await refs(core="backup") == [OTHER]
+            assert await refs(component="Lobby") == [GAIN, MUTE, GAIN]
+            assert await refs(control="gain") == [GAIN, OTHER, GAIN]
+            assert await refs(kind="write") == [GAIN]
+            assert await refs(kind="change", core="main", control="gain") == [GAIN]
+            assert await refs(principal="alice") == [GAIN]
+            assert await refs(since=1010.0, until=1030.0) == [OTHER, MUTE]
+
+
+async def test_query_pages_with_limit_and_offset() -> None:
+    clock = FakeClock(1000.0)
+    with trio.fail_after(10):
+        async with Journal.open(":memory:", clock=clock) as journal:
+            for i in range(10):
+                journal.record_change(value(GAIN, float(i)), value(GAIN, float(i - 1)))
+                clock.now += 1
+            first = await journal.query(limit=4)
+            second = await journal.query(limit=4, offset=4)
+            last = await journal.query(limit=4, offset=8)
+            with pytest.raises(ValueError, match="negative"):
+                await journal.query(limit=-1)
+    assert [r.after for r in first + second + last] == [float(i) for i in range(9, -1, -1)]
+
+
+async def test_retention_prunes_rows_older_than_the_age_limit() -> None:
+    clock = FakeClock()
+    with trio.fail_after(10):
+        async with Journal.open(":memory:", clock=clock, retention_days=1) as journal:
+            journal.record_change(value(GAIN, 1.0), value(GAIN, 0.0))
+            clock.now += 2 * 86_400
+            journal.record_change(value(GAIN, 2.0), value(GAIN, 1.0))
+            await journal.flush()
+            assert await journal.prune() == 1
+            rows = await journal.query()
+            assert journal.statistics().pruned == 1
+    assert [r.after for r in rows] == [2.0]
+
+
+async def test_retention_keeps_only_the_newest_max_rows() -> None:
+    clock = FakeClock()
+    with trio.fail_after(10):
+        async with Journal.open(":memory:", clock=clock, max_rows=5) as journal:
+            for i in range(8):
+                journal.record_change(value(GAIN, float(i)), value(GAIN, float(i - 1)))
+                clock.now += 1
+            await journal.flush()  # 8 > 5 * 1.1: the flush prunes by itself
+            rows = await journal.query()
+            assert journal.statistics().rows == 5
+    assert [r.after for r in rows] == [7.0, 6.0, 5.0, 4.0, 3.0]
+
+
+async def test_follow_records_store_changes_but_not_first_values() -> None:
+    store = StateStore()
+    store.replace_design(
+        "main",
+        "code",
+        [ComponentInfo("main", "Lobby", "gain", "id")],
+        [ControlInfo(GAIN, "Float", "Read/Write")],
+        [],
+    )
+    with trio.fail_after(10):
+        async with Journal.open(":memory:") as journal:
+            unfollow = journal.follow(store)
+            store.apply([value(GAIN, 1.0)])  # first value: not a change
+            store.apply([value(GAIN, 2.0)])
+            store.apply([value(GAIN, 3.0)])
+            unfollow()
+            store.apply([value(GAIN, 4.0)])
+            rows = await journal.query()
+    assert [(r.before, r.after) for r in rows] == [(2.0, 3.0), (1.0, 2.0)]
+
+
+async def test_text_and_null_values_keep_their_types() -> None:
+    with trio.fail_after(10):
+        async with Journal.open(":memory:") as journal:
+            journal.record_change(value(NAMED, "hello"), value(NAMED, None, "none"))
+            [row] = await journal.query()
+    assert (row.before, row.after, row.ref) == (None, "hello", NAMED)
+
+
+async def test_a_full_buffer_drops_the_oldest_changes_and_counts_them() -> None:
+    with trio.fail_after(10):
+        async with Journal.open(":memory:", max_pending=3, flush_interval=3600) as journal:
+            for i in range(5):
+                journal.record_change(value(GAIN, float(i)), value(GAIN, float(i - 1)))
+            assert journal.statistics().dropped == 2
+            rows = await journal.query()
+    assert [r.after for r in rows] == [4.0, 3.0, 2.0]
+
+
+async def test_using_a_closed_journal_fails_clearly() -> None:
+    with trio.fail_after(10):
+        async with Journal.open(":memory:") as journal:
+            pass
+        with pytest.raises(trio.ClosedResourceError, match="closed"):
+            await journal.query()

@@ -1,0 +1,235 @@
+"""Snapshots: JSON round trip, atomic file writes, corrupt files set aside, the snapshot task."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import structlog
+import trio
+import trio.testing
+
+from qsysd.state import (
+    SNAPSHOT_FORMAT,
+    ComponentInfo,
+    ControlInfo,
+    ControlRef,
+    ControlValue,
+    FileStateBackend,
+    Snapshot,
+    SnapshotCorrupt,
+    SnapshotTask,
+    StateStore,
+    decode_snapshot,
+    encode_snapshot,
+    run_snapshots,
+)
+
+GAIN = ControlRef("main", "Lobby", "gain")
+LABEL = ControlRef("main", None, "Label")
+CHOICE = ControlRef("main", "Lobby", "source")
+
+
+def make_store() -> StateStore:
+    store = StateStore()
+    store.replace_design(
+        "main",
+        "code-1",
+        [ComponentInfo("main", "Lobby", "gain", "id-1", (("a", "1"),))],
+        [
+            ControlInfo(GAIN, "Float", "Read/Write", -100.0, 20.0, "-100dB", "20dB"),
+            ControlInfo(LABEL, "Text", "Read/Write"),
+            ControlInfo(CHOICE, "Text", "Read/Write"),
+        ],
+        [
+            ControlValue(GAIN, -6.5, "-6.5dB", 0.7),
+            ControlValue(LABEL, "héllo", "héllo"),
+            ControlValue(CHOICE, "B", "B", None, {"Choices": ["A", "B"], "Disabled": False}),
+        ],
+    )
+    return store
+
+
+def names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+class MemoryBackend:
+    def __init__(self, *, fail: bool = False) -> None:
+        self.saved: list[Snapshot] = []
+        self.fail = fail
+
+    async def save(self, snapshot: Snapshot) -> None:
+        await trio.lowlevel.checkpoint()
+        if self.fail:
+            raise OSError("disk full")
+        self.saved.append(snapshot)
+
+    async def load(self) -> Snapshot | None:
+        await trio.lowlevel.checkpoint()
+        return self.saved[-1] if self.saved else None
+
+
+def test_encoded_snapshot_round_trips_with_its_format_version() -> None:
+    picture = make_store().picture()
+    data = encode_snapshot(picture)
+    assert json.loads(data)["format"] == SNAPSHOT_FORMAT
+    assert decode_snapshot(data) == picture
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "not JSON"),
+        (b"\xff\xfe", "not JSON"),
+        (b"[1, 2]", "expected a JSON object"),
+        (b'{"format": 99, "taken_at": 1}', "format 99"),
+        (b'{"format": 1}', "invalid snapshot"),
+        (b'{"format": 1, "taken_at": 1, "extra": 2}', "invalid snapshot"),
+    ],
+)
+def test_decode_rejects_unreadable_snapshots_saying_why(data: bytes, reason: str) -> None:
+    with pytest.raises(SnapshotCorrupt, match=reason):
+        decode_snapshot(data)
+
+
+def test_decode_rejects_a_truncated_snapshot() -> None:
+    data = encode_snapshot(make_store().picture())
+    with pytest.raises(SnapshotCorrupt, match="not JSON"):
+        decode_snapshot(data[: len(data) // 2])
+
+
+async def test_file_backend_saves_and_loads_leaving_no_temp_files(tmp_path: Path) -> None:
+    backend = FileStateBackend(tmp_path / "snapshot.json")
+    picture = make_store().picture()
+    with trio.fail_after(10):
+        await backend.save(picture)
+        await backend.save(picture)
+        assert await backend.load() == picture
+    assert names(tmp_path) == ["snapshot.json"]
+    assert (tmp_path / "snapshot.json").stat().st_mode & 0o077 == 0
+
+
+async def test_file_backend_load_without_a_file_returns_none(tmp_path: Path) -> None:
+    with trio.fail_after(10):
+        assert await FileStateBackend(tmp_path / "none.json").load() is None
+
+
+async def test_failed_write_keeps_the_previous_snapshot_and_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "snapshot.json"
+    backend = FileStateBackend(path)
+    store = make_store()
+    first = store.picture()
+    with trio.fail_after(10):
+        await backend.save(first)
+        store.apply([ControlValue(GAIN, 1.0, "1dB", 0.9)])
+
+        def broken_replace(src: str, dst: str) -> None:
+            raise OSError("read-only file system")
+
+        monkeypatch.setattr(os, "replace", broken_replace)
+        with pytest.raises(OSError, match="read-only"):
+            await backend.save(store.picture())
+        monkeypatch.undo()
+        assert await backend.load() == first
+    assert names(tmp_path) == ["snapshot.json"]
+
+
+@pytest.mark.parametrize("cut", ["truncated", "garbage"])
+async def test_corrupt_snapshot_file_is_set_aside_and_reported(tmp_path: Path, cut: str) -> None:
+    path = tmp_path / "snapshot.json"
+    backend = FileStateBackend(path)
+    with trio.fail_after(10):
+        await backend.save(make_store().picture())
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 3] if cut == "truncated" else b"\x00garbage")
+        with structlog.testing.capture_logs() as logs:
+            assert await backend.load() is None
+        assert await backend.load() is None  # nothing left to trip over
+    aside = [tmp_path / n for n in names(tmp_path) if n.startswith("snapshot.json.corrupt-")]
+    assert len(aside) == 1
+    assert not path.exists()
+    [event] = [e for e in logs if e["event"] == "state.snapshot_corrupt"]
+    assert event["log_level"] == "warning"
+    assert "not JSON" in event["reason"]
+    assert event["set_aside"] == str(aside[0])
+
+
+async def test_restore_from_file_marks_values_stale_until_the_core_confirms(
+    tmp_path: Path,
+) -> None:
+    backend = FileStateBackend(tmp_path / "snapshot.json")
+    original = make_store()
+    with trio.fail_after(10):
+        await backend.save(original.picture())
+        snapshot = await backend.load()
+    assert snapshot is not None
+    store = StateStore()
+    store.restore(snapshot)
+    reading = store.read(CHOICE)
+    assert reading.stale
+    assert reading.value == original.read(CHOICE).value
+    assert reading.value is not None and reading.value.metadata["Choices"] == ["A", "B"]
+    store.mark_live("main")
+    assert not store.read(CHOICE).stale
+
+
+async def test_snapshot_task_saves_on_the_interval_only_when_changed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    store = make_store()
+    backend = MemoryBackend()
+    task = SnapshotTask(store, backend, interval=10)
+    with trio.fail_after(100):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(task.run)
+            await trio.sleep(25)  # two intervals, nothing changed since start
+            assert backend.saved == []
+            store.apply([ControlValue(GAIN, 3.0, "3dB", 0.9)])
+            await trio.sleep(10)
+            assert len(backend.saved) == 1
+            task.stop()
+    assert len(backend.saved) == 1  # the final save had nothing new
+    assert task.statistics().saves == 1
+
+
+async def test_snapshot_task_saves_once_more_when_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    store = make_store()
+    backend = MemoryBackend()
+    with trio.fail_after(100):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(run_snapshots, store, backend, 60.0)
+            store.apply([ControlValue(GAIN, 3.0, "3dB", 0.9)])
+            nursery.cancel_scope.cancel()
+    assert len(backend.saved) == 1
+    assert backend.saved[0].cores == store.picture().cores
+
+
+async def test_snapshot_failures_are_counted_and_never_fatal(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    store = make_store()
+    backend = MemoryBackend(fail=True)
+    task = SnapshotTask(store, backend, interval=1)
+    with trio.fail_after(100), structlog.testing.capture_logs() as logs:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(task.run)
+            store.apply([ControlValue(GAIN, 3.0, "3dB", 0.9)])
+            await trio.sleep(3.5)
+            task.stop()
+    stats = task.statistics()
+    assert stats.saves == 0
+    assert stats.failures >= 3
+    assert stats.last_error == "OSError: disk full"
+    assert any(e["event"] == "state.snapshot_failed" for e in logs)
+
+
+def test_snapshot_task_rejects_a_useless_interval() -> None:
+    with pytest.raises(ValueError, match="interval"):
+        SnapshotTask(make_store(), MemoryBackend(), interval=0)
