@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from qsysd import __version__
 from qsysd.config import Config, load_config, redacted
 from qsysd.errors import ConfigError
+from qsysd.logs import configure_logging
 
 __all__ = ["main"]
 
@@ -101,6 +102,8 @@ def _config_check(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Until a command configures its own, logs go to stderr: stdout may be the MCP stream.
+    configure_logging("warning", "auto")
     try:
         if args.command == "config":
             if args.config_command != "check":
@@ -125,4 +128,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
-

@@ -85,6 +85,7 @@ class CoreConfig:
     keepalive_interval: float = 20.0
     poll_rate: float = 0.1
     discovery_concurrency: int = 8
+    named_controls: list[str] = attrs.Factory(list)
 
 
 @attrs.frozen

@@ -15,3 +15,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for category in _CATEGORIES:
             if category in parts:
                 item.add_marker(getattr(pytest.mark, category))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _logs_to_stderr() -> None:
+    """Library code logs through structlog; keep it on stderr as the daemon does."""
+    from qsysd.logs import configure_logging
+
+    configure_logging("debug", "console")

@@ -22,6 +22,13 @@ __all__ = [
 DEFAULT_MAX_FRAME_SIZE = 32 * 1024 * 1024
 _NUL = 0
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+# Text holding lone surrogates (legal as JSON escapes, not encodable as UTF-8) goes out escaped.
+_ascii_encoder = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+
+
+def _reject_constant(name: str) -> None:
+    # NaN and Infinity are not JSON; accepting them would make replies unencodable.
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def encode_text(message: Message) -> str:
@@ -34,7 +41,11 @@ def encode_text(message: Message) -> str:
 
 def encode_frame(message: Message) -> bytes:
     """One message as a QRC frame: UTF-8 JSON and a NUL terminator."""
-    return encode_text(message).encode("utf-8") + b"\0"
+    text = encode_text(message)
+    try:
+        return text.encode("utf-8") + b"\0"
+    except UnicodeEncodeError:
+        return _ascii_encoder.encode(to_wire(message)).encode("ascii") + b"\0"
 
 
 def decode_frame(frame: bytes | str) -> Message:
@@ -45,15 +56,21 @@ def decode_frame(frame: bytes | str) -> Message:
         except UnicodeDecodeError as exc:
             raise InvalidFrame(f"frame is not valid UTF-8 (byte {exc.start})") from exc
     try:
-        obj = json.loads(frame)
+        obj = json.loads(frame, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
-        preview = frame[:60] + ("..." if len(frame) > 60 else "")
         raise InvalidFrame(
-            f"frame is not valid JSON ({exc.msg} at {exc.pos}): {preview!r}"
+            f"frame is not valid JSON ({exc.msg} at {exc.pos}): {_preview(frame)!r}"
         ) from exc
+    except ValueError as exc:
+        # NaN/Infinity, or an integer past Python's digit limit (sys.set_int_max_str_digits).
+        raise InvalidFrame(f"frame is not valid JSON ({exc}): {_preview(frame)!r}") from exc
     except RecursionError as exc:
         raise InvalidFrame("frame is nested too deeply") from exc
     return from_wire(obj)
+
+
+def _preview(frame: str) -> str:
+    return frame[:60] + ("..." if len(frame) > 60 else "")
 
 
 class FrameDecoder:

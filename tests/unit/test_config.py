@@ -171,7 +171,7 @@ def test_missing_secret_file_is_a_problem(tmp_path: Path) -> None:
 
 
 def test_token_auth_requires_tokens() -> None:
-    with pytest.raises(ConfigError, match="auth.tokens: required"):
+    with pytest.raises(ConfigError, match=r"auth\.tokens: required"):
         load_config(None, env={"QSYSD_AUTH__MODE": "token"})
 
 

@@ -1,0 +1,377 @@
+"""The facade that tools use: reads from the StateStore, writes through the CoreLinks.
+
+Tools never touch a connection. Every write goes through the :class:`~qsysd.policy.Policy`,
+is sent with the Core's acknowledgement requested, updates the store with what the Core
+answered, and is journaled (principal, before, after, result). A write is reported as done
+only when the Core acknowledged it.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+import structlog
+import trio
+
+from qsysd.api._mixer import MixerTarget, channel_count, mixer_calls, mixer_controls, parse_channels
+from qsysd.api._reads import QsysReads
+from qsysd.api._results import (
+    ControlChange,
+    ControlResult,
+    MixerOutcome,
+    SetOutcome,
+    SnapshotOutcome,
+    describe_error,
+    string_of,
+)
+from qsysd.errors import (
+    CoreError,
+    PolicyViolation,
+    QsysdError,
+    RequestTimeout,
+    ToolInputError,
+    UnknownControl,
+)
+from qsysd.policy import ProposedWrite
+from qsysd.state import ControlInfo, ControlReading, ControlRef, ControlValue, Scalar
+
+log = structlog.get_logger(__package__)  # events keep the logger name "qsysd.api"
+
+# A change that passed the policy: (its index in the call, ref, change, reading before).
+_Planned = tuple[int, ControlRef, ControlChange, ControlReading]
+
+
+class QsysApi(QsysReads):
+    """The operations tools can perform on the Cores, their state and their history."""
+
+    async def set(
+        self,
+        changes: Sequence[ControlChange],
+        *,
+        principal: str,
+        core: str | None = None,
+        confirm: bool = False,
+        dry_run: bool = False,
+    ) -> SetOutcome:
+        """Write controls; per-control results with the Core's own strings."""
+        core_name = self.core(core)
+        self.policy.check_writable("writing controls")
+        results: dict[int, ControlResult] = {}
+        refs: dict[int, ControlRef] = {}
+        befores: dict[int, ControlValue | None] = {}
+        planned: list[_Planned] = []
+        for i, change in enumerate(changes):
+            try:
+                ref = self.resolve(core_name, change.control)
+                refs[i] = ref
+                reading = self.store.read(ref)
+                befores[i] = reading.value
+                self.policy.check_write(_proposed(ref, reading, change), confirm=confirm)
+            except PolicyViolation as exc:
+                results[i] = ControlResult(
+                    str(refs.get(i, change.control)), ok=False, error=str(exc), rule=exc.rule
+                )
+                continue
+            except QsysdError as exc:
+                results[i] = ControlResult(change.control, ok=False, error=str(exc))
+                continue
+            planned.append((i, ref, change, reading))
+        if dry_run:
+            for i, ref, change, reading in planned:
+                results[i] = ControlResult(
+                    str(ref),
+                    ok=True,
+                    before=string_of(reading),
+                    value=change.value,
+                    string=change.string,
+                    position=change.position,
+                    error=None,
+                )
+        else:
+            await self._send_sets(core_name, planned, results)
+        ordered = tuple(results[i] for i in range(len(changes)))
+        for i, result in enumerate(ordered):
+            ref = refs.get(i, ControlRef(core_name, None, changes[i].control))
+            after = self.store.read(ref).value if result.ok and not dry_run else None
+            outcome = (
+                "dry_run"
+                if dry_run
+                else "ok"
+                if result.ok
+                else ("refused" if result.rule else "error")
+            )
+            await self._audit.record(ref, principal, befores.get(i), after, outcome, result.error)
+        return SetOutcome(core_name, dry_run, ordered)
+
+    async def _send_sets(
+        self, core: str, planned: Sequence[_Planned], results: dict[int, ControlResult]
+    ) -> None:
+        groups: dict[str | None, list[_Planned]] = collections.defaultdict(list)
+        for item in planned:
+            groups[item[1].component].append(item)
+
+        async def component_set(component: str, items: list[_Planned]) -> None:
+            entries = [_set_entry(change) | {"Name": ref.name} for _, ref, change, _ in items]
+            params = {"Name": component, "Controls": entries, "ResponseValues": True}
+            try:
+                reply = await self._link(core).request("Component.Set", params)
+            except UnknownControl as exc:
+                if len(items) > 1:  # isolate the unknown one: retry each control alone
+                    for item in items:
+                        await component_set(component, [item])
+                    return
+                _fail_all(results, items, exc, core)
+                return
+            except Exception as exc:
+                _fail_all(results, items, exc, core)
+                return
+            values = self._values(core, component, reply, [ref for _, ref, _, _ in items])
+            self.store.apply(values)
+            await self._settle(core, items, values, results)
+
+        async def named_set(item: _Planned) -> None:
+            _, ref, change, _ = item
+            params = _set_entry(change) | {"Name": ref.name}
+            try:
+                reply = await self._link(core).request("Control.Set", params)
+            except Exception as exc:
+                _fail_all(results, [item], exc, core)
+                return
+            values = self._values(core, None, reply, [ref])
+            self.store.apply(values)
+            await self._settle(core, [item], values, results)
+
+        async with trio.open_nursery() as nursery:
+            for component, items in groups.items():
+                if component is None:
+                    for item in items:
+                        nursery.start_soon(named_set, item)
+                else:
+                    nursery.start_soon(component_set, component, items)
+
+    async def _settle(
+        self,
+        core: str,
+        items: Sequence[_Planned],
+        values: Sequence[ControlValue],
+        results: dict[int, ControlResult],
+    ) -> None:
+        """Turn the Core's answer into results; ask the Core for any it did not echo."""
+        by_ref = {v.ref: v for v in values}
+        missing = [ref for _, ref, _, _ in items if ref not in by_ref]
+        if missing:  # the Core answered `true` only: read back its strings
+            failures = await self._refresh(missing)
+            for ref in missing:
+                if ref not in failures:
+                    reading = self.store.read(ref)
+                    if reading.value is not None:
+                        by_ref[ref] = reading.value
+        for i, ref, _, reading in items:
+            value = by_ref.get(ref)
+            error = None if value else "the Core acknowledged the write without its new value"
+            results[i] = _acknowledged(ref, reading, value, error)
+
+    async def load_snapshot(
+        self,
+        bank: str,
+        number: int,
+        *,
+        principal: str,
+        core: str | None = None,
+        ramp: float = 0.0,
+        dry_run: bool = False,
+    ) -> SnapshotOutcome:
+        """Recall snapshot ``number`` of the snapshot bank component ``bank``."""
+        return await self._snapshot("load", bank, number, principal, core, ramp, dry_run)
+
+    async def save_snapshot(
+        self,
+        bank: str,
+        number: int,
+        *,
+        principal: str,
+        core: str | None = None,
+        dry_run: bool = False,
+    ) -> SnapshotOutcome:
+        """Store the current state into snapshot ``number`` of the bank ``bank``."""
+        return await self._snapshot("save", bank, number, principal, core, 0.0, dry_run)
+
+    async def _snapshot(
+        self,
+        operation: Literal["load", "save"],
+        bank: str,
+        number: int,
+        principal: str,
+        core: str | None,
+        ramp: float,
+        dry_run: bool,
+    ) -> SnapshotOutcome:
+        core_name = self.core(core)
+        # Journaled as the bank's own trigger control for that snapshot ("load.3").
+        ref = ControlRef(core_name, bank, f"{operation}.{number}")
+        try:
+            self.policy.check_writable(f"{operation}ing a snapshot")
+            self.store.component(core_name, bank)
+            if number < 1:
+                raise ToolInputError(f"snapshot number must be 1 or more, got {number}")
+            if dry_run:
+                message = f"would {operation} snapshot {number} of {bank}"
+            else:
+                params: dict[str, Any] = {"Name": bank, "Bank": number}
+                if operation == "load":
+                    params["Ramp"] = ramp
+                method = "Snapshot.Load" if operation == "load" else "Snapshot.Save"
+                reply = await self._link(core_name).request(method, params)
+                message = (
+                    f"the Core acknowledged {method} of snapshot {number} on {bank}"
+                    + (f" (ramping over {ramp:g} s)" if ramp else "")
+                    + ("" if reply is True else f"; it answered {reply!r}")
+                )
+        except QsysdError as exc:
+            await self._audit.record(ref, principal, None, None, _outcome(exc), str(exc))
+            raise
+        await self._audit.record(ref, principal, None, None, "dry_run" if dry_run else "ok", None)
+        return SnapshotOutcome(core_name, bank, number, operation, ramp, dry_run, message)
+
+    async def mixer_set(
+        self,
+        mixer: str,
+        target: MixerTarget,
+        *,
+        principal: str,
+        core: str | None = None,
+        inputs: str | None = None,
+        outputs: str | None = None,
+        gain: float | None = None,
+        mute: bool | None = None,
+        ramp: float | None = None,
+        confirm: bool = False,
+        dry_run: bool = False,
+    ) -> MixerOutcome:
+        """Set gain and/or mute of a mixer's crosspoints, inputs or outputs (channel strings)."""
+        core_name = self.core(core)
+        self.policy.check_writable("writing a mixer")
+        if gain is None and mute is None:
+            raise ToolInputError("give gain, mute or both")
+        self.store.component(core_name, mixer)
+        names = {r.info.ref.name for r in self.store.controls(core_name, mixer)}
+        n_in = channel_count(names, r"input\.(\d+)\.gain")
+        n_out = channel_count(names, r"output\.(\d+)\.gain")
+        ins = parse_channels(inputs, n_in, "inputs") if target in ("crosspoint", "input") else []
+        outs = parse_channels(outputs, n_out, "outputs") if target != "input" else []
+        controls = mixer_controls(target, ins, outs)
+        calls = mixer_calls(
+            mixer, target, inputs=inputs, outputs=outputs, gain=gain, mute=mute, ramp=ramp
+        )
+        # The policy sees every control the channel strings expand to.
+        refs: list[tuple[ControlRef, ControlReading, Scalar]] = []
+        for suffix, value in (("gain", gain), ("mute", mute)):
+            if value is None:
+                continue
+            for ctl in controls[suffix]:
+                ref = ControlRef(core=core_name, component=mixer, name=ctl)
+                reading = self.store.read(ref)
+                change = ControlChange(str(ref), value=value, ramp=ramp)
+                try:
+                    self.policy.check_write(_proposed(ref, reading, change), confirm=confirm)
+                except PolicyViolation as exc:
+                    await self._audit.record(
+                        ref, principal, reading.value, None, "refused", str(exc)
+                    )
+                    raise
+                refs.append((ref, reading, value))
+        methods = tuple(c[0] for c in calls)
+        if dry_run:
+            results = tuple(
+                ControlResult(str(ref), ok=True, before=string_of(reading), value=value)
+                for ref, reading, value in refs
+            )
+            for ref, reading, _ in refs:
+                await self._audit.record(ref, principal, reading.value, None, "dry_run", None)
+            return MixerOutcome(core_name, mixer, methods, True, results)
+        try:
+            link = self._link(core_name)
+            for method, params in calls:
+                await link.request(method, params)
+        except QsysdError as exc:
+            for ref, reading, _ in refs:
+                await self._audit.record(
+                    ref, principal, reading.value, None, _outcome(exc), str(exc)
+                )
+            raise
+        # The Mixer methods answer `true`: read the affected controls back for the Core's strings.
+        failures = await self._refresh([ref for ref, _, _ in refs])
+        out = []
+        for ref, reading, _ in refs:
+            now = self.store.read(ref).value
+            out.append(_acknowledged(ref, reading, now, failures.get(ref)))
+            await self._audit.record(ref, principal, reading.value, now, "ok", None)
+        return MixerOutcome(core_name, mixer, methods, False, tuple(out))
+
+
+def _acknowledged(
+    ref: ControlRef, before: ControlReading, now: ControlValue | None, error: str | None
+) -> ControlResult:
+    """A written control's result: its string before, and what the Core reports now."""
+    return ControlResult(
+        str(ref),
+        ok=True,
+        before=string_of(before),
+        value=now.value if now else None,
+        string=now.string if now else None,
+        position=now.position if now else None,
+        error=error,
+    )
+
+
+def _fail_all(
+    results: dict[int, ControlResult], items: Iterable[_Planned], exc: Exception, core: str
+) -> None:
+    retryable = isinstance(exc, CoreError) and exc.retryable and not isinstance(exc, RequestTimeout)
+    if not isinstance(exc, QsysdError):
+        log.error("api.unexpected_error", error=repr(exc))
+    for i, ref, _, reading in items:
+        results[i] = ControlResult(
+            str(ref),
+            ok=False,
+            before=string_of(reading),
+            error=describe_error(exc, core=core),
+            retryable=retryable,
+        )
+
+
+def _outcome(exc: BaseException) -> str:
+    return "refused" if isinstance(exc, PolicyViolation) else "error"
+
+
+def _proposed(ref: ControlRef, reading: ControlReading, change: ControlChange) -> ProposedWrite:
+    info: ControlInfo = reading.info
+    current = reading.value
+    return ProposedWrite(
+        control=str(ref),
+        core=ref.core,
+        type=info.type,
+        direction=info.direction,
+        value_min=info.value_min,
+        value_max=info.value_max,
+        current=current.value if current else None,
+        current_string=current.string if current else None,
+        value=change.value,
+        position=change.position,
+        string=change.string,
+    )
+
+
+def _set_entry(change: ControlChange) -> dict[str, Any]:
+    entry: dict[str, Any]
+    if change.position is not None:
+        entry = {"Position": change.position}
+    elif change.string is not None:
+        entry = {"String": change.string}
+    else:
+        entry = {"Value": change.value}
+    if change.ramp:
+        entry["Ramp"] = change.ramp
+    return entry

@@ -1,0 +1,295 @@
+"""The read side of the facade: which Core, which control, its value, search and history."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal, Protocol
+
+import trio
+
+from qsysd.api._audit import AuditTrail
+from qsysd.api._results import ComponentPage, Match, ReadResult, Summary, describe_error
+from qsysd.api._search import SearchIndex, close_names, name_matches
+from qsysd.api._summary import summarize
+from qsysd.core import values_from_reply
+from qsysd.errors import CoreUnavailable, LookupFailed, QsysdError, ToolInputError
+from qsysd.policy import Policy
+from qsysd.state import (
+    ComponentInfo,
+    ControlReading,
+    ControlRef,
+    ControlValue,
+    CoreStatus,
+    Journal,
+    JournalEntry,
+    StateStore,
+)
+
+
+class CoreLinkLike(Protocol):
+    """What the facade needs of a :class:`qsysd.core.CoreLink`."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def request(
+        self,
+        method: str,
+        params: Any,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 -- CoreLink's per-request deadline
+    ) -> Any: ...
+
+    def status(self) -> CoreStatus: ...
+
+
+class QsysReads:
+    """What tools can learn without writing: Cores, components, controls, values, history."""
+
+    def __init__(
+        self,
+        links: Mapping[str, CoreLinkLike],
+        store: StateStore,
+        policy: Policy | None = None,
+        journal: Journal | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        audit_size: int = 1000,
+    ) -> None:
+        self.links = dict(links)
+        self.store = store
+        self.policy = policy or Policy()
+        self.journal = journal
+        self._clock = clock
+        self._audit = AuditTrail(journal, clock, audit_size)
+        self._index = SearchIndex()
+
+    def now(self) -> float:
+        """The facade's wall clock (UNIX time)."""
+        return self._clock()
+
+    # cores ----------------------------------------------------------------------------------
+
+    def core_names(self) -> list[str]:
+        names = list(self.links)
+        names += [c for c in self.store.cores() if c not in self.links]
+        return names
+
+    def core(self, core: str | None) -> str:
+        """The Core a call is about: the one given, or the only one configured."""
+        names = self.core_names()
+        if core is None:
+            if len(names) == 1:
+                return names[0]
+            if not names:
+                raise LookupFailed("no Core is configured")
+            raise ToolInputError(f"several Cores are configured; name one of: {', '.join(names)}")
+        if core not in names:
+            raise LookupFailed(f"unknown Core {core!r}", close_names(core, names))
+        return core
+
+    def statuses(self) -> list[CoreStatus]:
+        out = []
+        for name in self.core_names():
+            link = self.links.get(name)
+            status = link.status() if link is not None else self.store.core_status(name)
+            if status is not None:
+                out.append(status)
+        return out
+
+    def _cores(self, core: str | None) -> list[str]:
+        """The Core given, or every Core when none is."""
+        return [self.core(core)] if core is not None else self.core_names()
+
+    def _link(self, core: str) -> CoreLinkLike:
+        link = self.links.get(core)
+        if link is None:
+            raise CoreUnavailable(f'Core "{core}" has no connection in this daemon')
+        return link
+
+    # components and controls ----------------------------------------------------------------
+
+    def components(
+        self,
+        core: str | None = None,
+        *,
+        filter: str | None = None,
+        type: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> ComponentPage:
+        """Components of a Core, optionally filtered by name (substring or glob) and type."""
+        name = self.core(core)
+        found = self.store.components(name)
+        if filter:
+            found = [c for c in found if name_matches(c.name, filter)]
+        if type:
+            found = [c for c in found if c.type.lower() == type.lower()]
+        page = found[offset : offset + limit]
+        counts = tuple(len(self.store.controls(name, c.name)) for c in page)
+        return ComponentPage(name, len(found), offset, tuple(page), counts)
+
+    def component(self, core: str | None, component: str) -> ComponentInfo:
+        return self.store.component(self.core(core), component)
+
+    def controls(
+        self, core: str | None, component: str | None, *, filter: str | None = None
+    ) -> list[ControlReading]:
+        """A component's controls with their values (``component=None``: named controls)."""
+        name = self.core(core)
+        if component is not None:
+            self.store.component(name, component)  # raises LookupFailed with suggestions
+        readings = self.store.controls(name, component)
+        if filter:
+            readings = [r for r in readings if name_matches(r.info.ref.name, filter)]
+        return readings
+
+    def resolve(self, core: str | None, control: str) -> ControlRef:
+        """The ref of ``"Component.control"``, a named control, or a configured alias."""
+        name = self.core(core)
+        text = control.strip()
+        alias = self.policy.alias(text)
+        if alias is not None:
+            text = alias
+        if ":" in text and text.split(":", 1)[0] in self.core_names():
+            prefix, text = text.split(":", 1)
+            if core is not None and prefix != name:
+                raise ToolInputError(f"{control!r} names Core {prefix!r}, not {name!r}")
+            name = prefix
+        components = {c.name for c in self.store.components(name)}
+        # Control names contain dots ("input.1.gain"); component names may too: try each split.
+        parts = text.split(".")
+        for i in range(1, len(parts)):
+            comp, ctl = ".".join(parts[:i]), ".".join(parts[i:])
+            if comp in components:
+                ref = ControlRef(core=name, component=comp, name=ctl)
+                self.store.read(ref)  # raises LookupFailed with close control names
+                return ref
+        named = ControlRef(core=name, component=None, name=text)
+        try:
+            self.store.read(named)
+        except LookupFailed:
+            pass
+        else:
+            return named
+        candidates = [m.control for m in self.find_controls(text, core=name, limit=3)]
+        if "." in text and text.split(".", 1)[0] not in components:
+            comp = text.split(".", 1)[0]
+            raise LookupFailed(
+                f"unknown component {comp!r} on Core {name!r}",
+                close_names(comp, components) or candidates,
+            )
+        raise LookupFailed(f"unknown control {control!r} on Core {name!r}", candidates)
+
+    # reads -----------------------------------------------------------------------------------
+
+    async def get(
+        self, controls: Sequence[str], *, core: str | None = None, fresh: bool = False
+    ) -> list[ReadResult]:
+        """Values of controls: from the store with their age, or fresh from the Core."""
+        refs: list[ControlRef | None] = []
+        errors: dict[int, str] = {}
+        for i, text in enumerate(controls):
+            try:
+                refs.append(self.resolve(core, text))
+            except QsysdError as exc:
+                refs.append(None)
+                errors[i] = str(exc)
+        if fresh:
+            wanted = [r for r in refs if r is not None]
+            failures = await self._refresh(wanted)
+            for i, ref in enumerate(refs):
+                if ref is not None and ref in failures:
+                    errors[i] = failures[ref]
+        out = []
+        for i, (text, ref) in enumerate(zip(controls, refs, strict=True)):
+            if ref is None or i in errors:
+                out.append(
+                    ReadResult(control=text, core=ref.core if ref else "", error=errors.get(i))
+                )
+                continue
+            reading = self.store.read(ref)
+            value = reading.value
+            out.append(
+                ReadResult(
+                    control=str(ref),
+                    core=ref.core,
+                    value=value.value if value else None,
+                    string=value.string if value else None,
+                    position=value.position if value else None,
+                    age=round(reading.age, 3),
+                    stale=reading.stale,
+                    source="core" if fresh else "cache",
+                )
+            )
+        return out
+
+    async def _refresh(self, refs: Sequence[ControlRef]) -> dict[ControlRef, str]:
+        """Read refs from their Cores (Component.Get / Control.Get) into the store."""
+        failures: dict[ControlRef, str] = {}
+        groups: dict[tuple[str, str | None], list[ControlRef]] = collections.defaultdict(list)
+        for ref in refs:
+            groups[(ref.core, ref.component)].append(ref)
+
+        async def one(core: str, component: str | None, group: list[ControlRef]) -> None:
+            try:
+                link = self._link(core)
+                if component is None:
+                    reply = await link.request("Control.Get", [r.name for r in group])
+                else:
+                    params = {"Name": component, "Controls": [{"Name": r.name} for r in group]}
+                    reply = await link.request("Component.Get", params)
+                self.store.apply(self._values(core, component, reply, group))
+            except Exception as exc:  # every failure becomes a per-control error
+                for ref in group:
+                    failures[ref] = describe_error(exc, core=core)
+
+        async with trio.open_nursery() as nursery:
+            for (core, component), group in groups.items():
+                nursery.start_soon(one, core, component, group)
+        return failures
+
+    def _values(
+        self, core: str, component: str | None, reply: Any, refs: Iterable[ControlRef]
+    ) -> list[ControlValue]:
+        """The values in a Get/Set reply, typed by what the store knows of each control."""
+        kinds = {}
+        for ref in refs:
+            with contextlib.suppress(LookupFailed):
+                kinds[ref] = self.store.read(ref).info.type
+        return values_from_reply(core, reply, component=component, kinds=kinds)
+
+    # history, search and summary -------------------------------------------------------------
+
+    async def history(
+        self,
+        *,
+        kind: Literal["change", "write"] = "change",
+        core: str | None = None,
+        control: str | None = None,
+        principal: str | None = None,
+        since: float | None = None,
+        limit: int = 50,
+    ) -> list[JournalEntry]:
+        """Value changes (``change``) or audited writes (``write``), newest first.
+
+        Without a journal there is no change history, and writes come from a bounded
+        in-memory record of this process's writes.
+        """
+        name = self.core(core) if core is not None or control is not None else None
+        ref = self.resolve(name, control) if control is not None else None
+        return await self._audit.query(
+            kind=kind, core=name, ref=ref, principal=principal, since=since, limit=limit
+        )
+
+    def find_controls(self, query: str, *, core: str | None = None, limit: int = 10) -> list[Match]:
+        """Controls ranked by how well their names, types and aliases match ``query``."""
+        aliases = {key: target for key, target in self.policy.config.aliases.items() if target}
+        return self._index.find(self.store, self._cores(core), query, aliases=aliases, limit=limit)
+
+    def summary(self, core: str | None = None, *, max_zones: int = 40) -> Summary:
+        """Cores, and every zone (a component with a gain and a mute) with its level."""
+        return summarize(self.store, self._cores(core), self.statuses(), max_zones=max_zones)

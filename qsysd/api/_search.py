@@ -1,0 +1,231 @@
+"""Ranked fuzzy search over control names, component types, synonyms and aliases.
+
+Everything here but :class:`SearchIndex` is pure: it needs no Core and no store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import fnmatch
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+import attrs
+
+from qsysd.api._results import Match, string_of
+from qsysd.errors import LookupFailed
+from qsysd.state import ControlRef, StateStore
+
+# A word an operator says -> the words a Q-SYS designer names things with.
+SYNONYMS: dict[str, frozenset[str]] = {
+    k: frozenset(v)
+    for k, v in {
+        "volume": {"gain", "level", "vol", "lvl"},
+        "level": {"gain", "volume", "lvl"},
+        "loudness": {"gain", "volume", "level"},
+        "gain": {"volume", "level", "vol"},
+        "music": {"bgm", "background", "playback"},
+        "bgm": {"music", "background"},
+        "background": {"bgm", "music"},
+        "mic": {"microphone", "mics", "wireless", "lectern"},
+        "microphone": {"mic", "mics"},
+        "mute": {"muted", "silence", "off"},
+        "silence": {"mute"},
+        "quiet": {"mute"},
+        "speaker": {"spk", "speakers", "amp", "output", "loudspeaker"},
+        "speakers": {"spk", "speaker", "amp", "output"},
+        "amp": {"amplifier", "speaker"},
+        "room": {"zone", "area", "rm"},
+        "zone": {"room", "area"},
+        "area": {"zone", "room"},
+        "input": {"in", "inputs"},
+        "output": {"out", "outputs"},
+        "paging": {"page", "pa", "announcement"},
+        "page": {"paging", "pa"},
+        "lobby": {"foyer", "reception", "entrance"},
+        "meeting": {"conference", "boardroom", "mtg"},
+        "conference": {"meeting", "boardroom", "conf"},
+        "bar": {"lounge", "pub"},
+        "restaurant": {"dining", "restaurant"},
+    }.items()
+}
+_TOKEN = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+_MAIN_CONTROLS = frozenset({"gain", "mute"})
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-case words of a name, split at case changes, digits and punctuation."""
+    return [t.lower() for t in _TOKEN.findall(text)]
+
+
+def close_names(name: str, names: Iterable[str]) -> list[str]:
+    """Up to three of ``names`` close to ``name`` (case-insensitive), for suggestions."""
+    pool = list(names)
+    lowered = {n.lower(): n for n in pool}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.5)
+    return [lowered[c] for c in close]
+
+
+def name_matches(name: str, pattern: str) -> bool:
+    """Whether ``name`` matches a glob, or else contains ``pattern``; case-insensitive."""
+    if any(ch in pattern for ch in "*?["):
+        return fnmatch.fnmatch(name.lower(), pattern.lower())
+    return pattern.lower() in name.lower()
+
+
+@attrs.frozen
+class SearchEntry:
+    """One control as the search sees it: its ref and the tokens of its names."""
+
+    ref: ControlRef
+    type: str
+    component_type: str | None
+    component_tokens: tuple[str, ...]
+    control_tokens: tuple[str, ...]
+    type_tokens: tuple[str, ...]
+
+
+class SearchIndex:
+    """Tokenized names per Core, rebuilt when the Core's design changes."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[object, list[SearchEntry]]] = {}
+
+    def entries(self, store: StateStore, core: str) -> list[SearchEntry]:
+        components = store.components(core)
+        key = (store.design_code(core), len(components))
+        cached = self._cache.get(core)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        entries: list[SearchEntry] = []
+        for comp in components:
+            comp_tokens = tuple(tokens(comp.name))
+            type_tokens = tuple(tokens(comp.type))
+            for reading in store.controls(core, comp.name):
+                info = reading.info
+                entries.append(
+                    SearchEntry(
+                        info.ref,
+                        info.type,
+                        comp.type,
+                        comp_tokens,
+                        tuple(tokens(info.ref.name)),
+                        type_tokens,
+                    )
+                )
+        for reading in store.controls(core, None):
+            info = reading.info
+            entries.append(
+                SearchEntry(info.ref, info.type, None, (), tuple(tokens(info.ref.name)), ())
+            )
+        self._cache[core] = (key, entries)
+        return entries
+
+    def find(
+        self,
+        store: StateStore,
+        cores: Iterable[str],
+        query: str,
+        *,
+        aliases: Mapping[str, str],
+        limit: int,
+    ) -> list[Match]:
+        """Controls of ``cores`` ranked by :func:`rank`, with their current strings."""
+        entries: list[SearchEntry] = []
+        for core in cores:
+            entries.extend(self.entries(store, core))
+        out = []
+        for entry, score, why in rank(query, entries, aliases=aliases, limit=limit):
+            reading = None
+            with contextlib.suppress(LookupFailed):
+                reading = store.read(entry.ref)
+            out.append(
+                Match(
+                    control=str(entry.ref),
+                    core=entry.ref.core,
+                    component=entry.ref.component,
+                    name=entry.ref.name,
+                    type=entry.type,
+                    component_type=entry.component_type,
+                    score=round(score, 3),
+                    string=string_of(reading),
+                    why=why,
+                )
+            )
+        return out
+
+
+def token_score(word: str, candidates: Sequence[str]) -> tuple[float, str | None]:
+    """How well ``word`` matches its best candidate token (0 to 1), and that token."""
+    variants = {word} | SYNONYMS.get(word, frozenset())
+    best, hit = 0.0, None
+    for token in candidates:
+        if token == word:
+            return 1.0, token
+        if token in variants:
+            score = 0.9
+        elif (
+            len(word) >= 3
+            and len(token) >= 3
+            and (token.startswith(word) or word.startswith(token))
+        ):
+            score = 0.8
+        elif not word.isdigit() and token[:1] == word[:1] and len(word) >= 4:
+            ratio = difflib.SequenceMatcher(None, word, token).ratio()
+            score = ratio * 0.75 if ratio >= 0.75 else 0.0
+        else:
+            score = 0.0
+        if score > best:
+            best, hit = score, token
+    return best, hit
+
+
+def rank(
+    query: str, entries: Sequence[SearchEntry], *, aliases: Mapping[str, str], limit: int
+) -> list[tuple[SearchEntry, float, str]]:
+    """The best ``limit`` entries for ``query``, best first, with a score and why they match.
+
+    A configured alias whose words are all in the query ranks its target first (score 2).
+    """
+    words = tokens(query)
+    if not words:
+        return []
+    normalized = " ".join(words)
+    alias_targets: dict[str, str] = {}
+    for phrase, target in aliases.items():
+        phrase_words = tokens(phrase)
+        if phrase_words and (
+            " ".join(phrase_words) == normalized or set(phrase_words) <= set(words)
+        ):
+            alias_targets[target.split(":", 1)[-1]] = phrase
+    scored: list[tuple[SearchEntry, float, str]] = []
+    for entry in entries:
+        name = str(entry.ref)
+        if name in alias_targets:
+            scored.append((entry, 2.0, f"configured alias {alias_targets[name]!r}"))
+            continue
+        total = 0.0
+        why = []
+        names = entry.component_tokens + entry.control_tokens
+        for word in words:
+            score, hit = token_score(word, names)
+            type_score, type_hit = token_score(word, entry.type_tokens)
+            if type_score * 0.6 > score:
+                score, hit = type_score * 0.6, type_hit
+            if score > 0 and hit is not None:
+                why.append(word if hit == word else f"{word}~{hit}")
+            total += score
+        if total <= 0:
+            continue
+        score = total / len(words)
+        if entry.ref.name in _MAIN_CONTROLS:
+            score += 0.05  # "lobby music" means the zone's level, not its bass
+        unmatched = sum(
+            1 for t in entry.control_tokens if not t.isdigit() and all(t not in w for w in why)
+        )
+        score -= 0.02 * unmatched
+        if score >= 0.3:
+            scored.append((entry, score, "matched " + ", ".join(why)))
+    scored.sort(key=lambda item: (-item[1], str(item[0].ref)))
+    return scored[:limit]

@@ -1,0 +1,160 @@
+"""Change groups with AutoPoll on one connection, feeding the state store."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import structlog
+import trio
+
+from qsysd.core._discovery import Requester
+from qsysd.core._wire import poll_from_wire
+from qsysd.errors import ChangeGroupsExhausted, CoreError
+from qsysd.qrc import QrcConnection
+from qsysd.state import ControlRef, StateStore
+
+__all__ = ["Subscription", "SubscriptionPlan"]
+
+log = structlog.get_logger(__name__)
+
+#: component name (None: named controls) -> the names of its controls to follow
+SubscriptionPlan = Mapping[str | None, Sequence[str]]
+
+_Item = tuple[str | None, tuple[str, ...]]
+
+
+class Subscription:
+    """Follows controls through up to ``max_groups`` change groups on one connection.
+
+    The Core allows 4 groups per connection; one is left free for on-demand use. When the
+    Core answers error 5 (exhausted) the controls are spread over the groups that exist.
+    """
+
+    def __init__(
+        self,
+        core: str,
+        connection: QrcConnection,
+        store: StateStore,
+        *,
+        request: Requester | None = None,
+        poll_rate: float = 0.1,
+        max_groups: int = 3,
+        batch_size: int = 256,
+        concurrency: int = 8,
+        kinds: Mapping[ControlRef, str] | None = None,
+        on_push: Callable[[int], None] | None = None,
+    ) -> None:
+        self.core = core
+        self.poll_rate = poll_rate
+        self.max_groups = max(1, max_groups)
+        self.batch_size = batch_size
+        self.concurrency = concurrency
+        self._connection = connection
+        self._request: Requester = request or connection.request
+        self._store = store
+        self._kinds = kinds or {}
+        self._on_push = on_push
+        self.groups: list[str] = []
+        self._pushed: set[str] = set()
+        self._primed = trio.Event()
+        self._unsubscribe: Callable[[], None] | None = None
+        self.pushes = 0
+        self.values_pushed = 0
+
+    def group_id(self, index: int) -> str:
+        return f"qsysd-{self.core}-{index + 1}"
+
+    async def start(self, plan: SubscriptionPlan) -> None:
+        """Create the groups, add every control in batches, then start AutoPoll."""
+        items: list[_Item] = []
+        for component, names in plan.items():
+            names = tuple(names)
+            for i in range(0, len(names), self.batch_size):
+                items.append((component, names[i : i + self.batch_size]))
+        if not items:
+            self._primed.set()
+            return
+        self._unsubscribe = self._connection.on_notification("ChangeGroup.Poll", self._pushed_to)
+        wanted = min(self.max_groups, len(items))
+        # Create groups one by one (the first add creates a group) to learn how many we get.
+        for index in range(wanted):
+            group = self.group_id(index)
+            try:
+                await self._add(group, items[index])
+            except ChangeGroupsExhausted:
+                if index == 0:
+                    raise ChangeGroupsExhausted(
+                        f'Core "{self.core}" has no change group left (error 5): live values '
+                        "are not followed; free groups on the Core or restart other clients"
+                    ) from None
+                log.warning("core.change_groups_degraded", core=self.core, wanted=wanted, got=index)
+                break
+            self.groups.append(group)
+        rest = items[len(self.groups) :]
+        count = len(self.groups)
+        send, receive = trio.open_memory_channel[tuple[str, _Item]](math.inf)
+        for n, item in enumerate(rest):
+            send.send_nowait((self.groups[n % count], item))
+        send.close()
+
+        async def worker() -> None:
+            async for group, item in receive:
+                await self._add(group, item)
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(max(1, min(self.concurrency, len(rest)))):
+                nursery.start_soon(worker)
+        for group in self.groups:
+            await self._request("ChangeGroup.AutoPoll", {"Id": group, "Rate": self.poll_rate})
+
+    async def _add(self, group: str, item: _Item) -> None:
+        component, names = item
+        if component is None:
+            await self._request("ChangeGroup.AddControl", {"Id": group, "Controls": list(names)})
+        else:
+            await self._request(
+                "ChangeGroup.AddComponentControl",
+                {
+                    "Id": group,
+                    "Component": {"Name": component, "Controls": [{"Name": n} for n in names]},
+                },
+            )
+
+    async def wait_primed(self) -> None:
+        """Wait until every group has pushed once (the first push carries every control)."""
+        await self._primed.wait()
+
+    def close(self) -> None:
+        """Stop feeding the store (the Core drops the groups with the connection)."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    async def destroy(self, timeout: float) -> None:  # noqa: ASYNC109 -- best effort, bounded
+        """Destroy the groups on a connection that stays open (e.g. before re-subscribing)."""
+        self.close()
+        with trio.move_on_after(timeout):
+            for group in self.groups:
+                try:
+                    await self._request("ChangeGroup.Destroy", {"Id": group})
+                except CoreError as exc:
+                    log.debug("core.change_group_destroy_failed", core=self.core, error=str(exc))
+
+    def _pushed_to(self, params: Any) -> None:
+        group, values = poll_from_wire(self.core, params, self._kinds)
+        if group is None or group not in self.groups:
+            return  # another client's group, or one we destroyed
+        self.pushes += 1
+        self.values_pushed += len(values)
+        if values:
+            self._store.apply(values)
+        # The Core answered this group's poll: every value it follows is confirmed as is.
+        self._store.confirm(self.core)
+        if self._on_push is not None:
+            self._on_push(len(values))
+        if not self._primed.is_set():
+            self._pushed.add(group)
+            if len(self._pushed) == len(self.groups):
+                self._primed.set()

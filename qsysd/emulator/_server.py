@@ -1,0 +1,408 @@
+"""The emulator's I/O: QRC over TCP (NUL frames) and QRWC over WebSocket, with faults.
+
+Thin on purpose: each connection gets a :class:`~qsysd.emulator._session.Session` and two
+tasks, a reader (bytes -> messages -> replies) and a writer (replies, EngineStatus and
+AutoPoll pushes, in order). Faults act here, between the session and the socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import attrs
+import structlog
+import trio
+import trio_websocket
+
+from qsysd.emulator._design import Design
+from qsysd.emulator._engine import Engine, Faults, new_design_code
+from qsysd.emulator._model import Core
+from qsysd.emulator._session import Session
+from qsysd.errors import ProtocolError
+from qsysd.qrc import (
+    DEFAULT_MAX_FRAME_SIZE,
+    ErrorResponse,
+    FrameDecoder,
+    Message,
+    Notification,
+    Request,
+    Response,
+    decode_frame,
+    encode_frame,
+    encode_text,
+)
+
+__all__ = ["QRWC_PATH", "EmulatorServer", "serve_emulator"]
+
+QRWC_PATH = "/qrc-public-api/v0"
+_log = structlog.get_logger(__name__)
+_WAKE = object()  # tells a writer to look for pushes
+_Item = object  # a Message, raw bytes/str (faults), or _WAKE
+_RECEIVE_SIZE = 65536
+GARBAGE = b"\xff\xfe{not json at all\x00"
+
+
+@attrs.define(eq=False)
+class _Connection:
+    session: Session
+    transport: str
+    scope: trio.CancelScope
+    outbox: trio.MemorySendChannel[_Item]
+
+    def offer(self, item: _Item) -> None:
+        """Queue without waiting; a full queue drops it (the writer is busy anyway)."""
+        with suppress(trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            self.outbox.send_nowait(item)
+
+
+class EmulatorServer:
+    """One emulated Core serving QRC on TCP and, optionally, QRWC on WebSocket."""
+
+    def __init__(
+        self,
+        design: Design | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ws_port: int | None = None,
+        password: str | None = None,
+        user: str | None = None,
+        idle_timeout: float = 60.0,
+        design_code: str | None = None,
+        platform: str | None = None,
+        state: str = "Active",
+        is_redundant: bool = False,
+        is_emulator: bool = True,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        core: Core | None = None,
+    ) -> None:
+        if core is None:
+            if design is None:
+                from qsysd.emulator._generate import demo_design
+
+                design = demo_design()
+            core = Core(design)
+        self.engine = Engine(
+            core,
+            design_code=design_code,
+            platform=platform,
+            state=state,
+            is_redundant=is_redundant,
+            is_emulator=is_emulator,
+            password=password,
+            user=user,
+        )
+        self.host = host
+        self.idle_timeout = idle_timeout
+        self.max_frame_size = max_frame_size
+        self._want_tcp_port = port
+        self._want_ws_port = ws_port
+        self.tcp_port = 0
+        self.ws_port: int | None = None
+        self._connections: set[_Connection] = set()
+        self._changed = trio.Event()
+        self.connections_total = 0
+
+    # -- what tests look at ---------------------------------------------------------------
+    @property
+    def core(self) -> Core:
+        """The live model: read and set values directly (``core.set_value(...)``)."""
+        return self.engine.core
+
+    @property
+    def faults(self) -> Faults:
+        return self.engine.faults
+
+    @property
+    def design_code(self) -> str:
+        return self.engine.design_code
+
+    @property
+    def state(self) -> str:
+        return self.engine.state
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    def statistics(self) -> dict[str, Any]:
+        return {
+            "connections": len(self._connections),
+            "connections_total": self.connections_total,
+            "change_groups": self.engine.change_group_count(),
+            **self.core.statistics(),
+        }
+
+    def set_value(
+        self, component: str | None, name: str, value: object, *, ramp: float = 0.0
+    ) -> None:
+        """Set a control as the Core itself would (Read Only ones too), at trio time now."""
+        self.core.set_value(component, name, value, now=trio.current_time(), ramp=ramp)
+
+    def get_value(self, component: str | None, name: str) -> float | int | str:
+        """A control's value as clients would read it now."""
+        return self.core.get_control(component, name, now=trio.current_time()).wire_value()
+
+    async def wait_connections(self, count: int) -> None:
+        """Wait until exactly ``count`` clients are connected."""
+        while len(self._connections) != count:
+            await self._changed.wait()
+
+    def _touch(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    # -- faults ---------------------------------------------------------------------------
+    def drop_connections(self) -> None:
+        """Close every client connection now (their change groups go with them)."""
+        for conn in list(self._connections):
+            conn.scope.cancel()
+
+    def stall(self, stalled: bool = True) -> None:
+        """Stop answering and pushing (sockets stay open); ``stall(False)`` resumes."""
+        self.faults.stalled = stalled
+
+    def set_reply_delay(self, seconds: float) -> None:
+        """Wait ``seconds`` before each reply (0 turns it off)."""
+        self.faults.reply_delay = max(0.0, seconds)
+
+    def split_frames(self, split: bool = True) -> None:
+        """Send every frame in two writes (valid, but fragmented)."""
+        self.faults.split_frames = split
+
+    def refuse_logon(self, refuse: bool = True) -> None:
+        """Answer every Logon with error 10, right password or not."""
+        self.faults.refuse_logon = refuse
+
+    def send_garbage(self, data: bytes | None = None) -> None:
+        """Send bytes that are not a valid frame to every client (TCP: raw; WS: as text)."""
+        for conn in self._connections:
+            conn.offer(GARBAGE if data is None else data)
+
+    def send_half_frame(self) -> None:
+        """Send the first half of an EngineStatus frame, without its terminator."""
+        frame = encode_frame(Notification("EngineStatus", self.engine.status()))
+        for conn in self._connections:
+            conn.offer(frame[: len(frame) // 2])
+
+    def restart(self, design_code: str | None = None) -> str:
+        """Redeploy: new DesignCode, design values restored, every connection dropped."""
+        self.core.reset()
+        self.engine.design_code = design_code or new_design_code()
+        self.drop_connections()
+        _log.info("emulator.restarted", design_code=self.engine.design_code)
+        return self.engine.design_code
+
+    # -- serving --------------------------------------------------------------------------
+    async def run(
+        self, *, task_status: trio.TaskStatus[EmulatorServer] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Bind, report ``self`` through ``task_status``, and serve until cancelled."""
+        async with trio.open_nursery() as nursery:
+            listeners = await trio.open_tcp_listeners(self._want_tcp_port, host=self.host)
+            self.tcp_port = listeners[0].socket.getsockname()[1]
+            await nursery.start(trio.serve_listeners, self._serve_tcp, listeners)
+            if self._want_ws_port is not None:
+                ws = await nursery.start(self._serve_ws, self._want_ws_port)
+                self.ws_port = ws.port
+            _log.info(
+                "emulator.listening",
+                host=self.host,
+                tcp_port=self.tcp_port,
+                ws_port=self.ws_port,
+                state=self.engine.state,
+                design=self.core.design.name,
+            )
+            task_status.started(self)
+
+    async def _serve_ws(self, port: int, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        await trio_websocket.serve_websocket(
+            self._handle_ws,
+            self.host,
+            port,
+            ssl_context=None,
+            max_message_size=self.max_frame_size,
+            disconnect_timeout=1.0,
+            task_status=task_status,
+        )
+
+    async def _serve_tcp(self, stream: trio.SocketStream) -> None:
+        async def receive() -> bytes | str:
+            return await stream.receive_some(_RECEIVE_SIZE)
+
+        try:
+            await self._serve_connection("tcp", receive, stream.send_all)
+        finally:
+            await trio.aclose_forcefully(stream)
+
+    async def _handle_ws(self, request: trio_websocket.WebSocketRequest) -> None:
+        if request.path != QRWC_PATH:
+            await request.reject(404, body=b"not found: use " + QRWC_PATH.encode())
+            return
+        ws = await request.accept()
+
+        async def receive() -> bytes | str:
+            try:
+                return await ws.get_message()
+            except trio_websocket.ConnectionClosed:
+                return b""
+
+        await self._serve_connection("ws", receive, ws.send_message)
+
+    async def _serve_connection(
+        self,
+        transport: str,
+        receive: Callable[[], Awaitable[bytes | str]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        session = self.engine.open_session(transport=transport)
+        outbox, inbox = trio.open_memory_channel[_Item](256)
+        conn = _Connection(session, transport, trio.CancelScope(), outbox)
+        session.wakeup = lambda: conn.offer(_WAKE)
+        self._connections.add(conn)
+        self.connections_total += 1
+        self._touch()
+        _log.debug("emulator.client_connected", transport=transport)
+        try:
+            with conn.scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._writer, conn, inbox, send)
+                    await self._reader(conn, receive)
+                    nursery.cancel_scope.cancel()
+        except* (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        except* trio_websocket.ConnectionClosed:
+            pass
+        finally:
+            session.close()
+            self._connections.discard(conn)
+            self._touch()
+            _log.debug("emulator.client_disconnected", transport=transport)
+
+    async def _reader(
+        self, conn: _Connection, receive: Callable[[], Awaitable[bytes | str]]
+    ) -> None:
+        decoder = FrameDecoder(self.max_frame_size)
+        session, faults = conn.session, self.faults
+        while True:
+            with trio.move_on_after(self.idle_timeout) as idle:
+                data = await receive()
+            if idle.cancelled_caught:
+                _log.info("emulator.idle_timeout", seconds=self.idle_timeout)
+                return
+            if not data:
+                return
+            for item in self._messages(conn, decoder, data):
+                if faults.stalled:
+                    continue  # a hung Core: the request is read and never acted on
+                if isinstance(item, ProtocolError):
+                    replies = session.handle_invalid(item)
+                else:
+                    replies = session.handle(item, trio.current_time())
+                if replies and faults.reply_delay > 0:
+                    await trio.sleep(faults.reply_delay)
+                for reply in replies:
+                    await conn.outbox.send(reply)
+
+    @staticmethod
+    def _messages(
+        conn: _Connection, decoder: FrameDecoder, data: bytes | str
+    ) -> Iterator[Message | ProtocolError]:
+        """Each message (or decoding error) in ``data``: one WS message, or TCP bytes."""
+        if conn.transport == "ws":
+            try:
+                yield decode_frame(data)
+            except ProtocolError as exc:
+                yield exc
+            return
+        assert isinstance(data, bytes)
+        decoder.receive_data(data)
+        while True:
+            try:
+                message = decoder.next_message()
+            except ProtocolError as exc:
+                yield exc
+                continue
+            if message is None:
+                return
+            yield message
+
+    async def _writer(
+        self,
+        conn: _Connection,
+        inbox: trio.MemoryReceiveChannel[_Item],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        session = conn.session
+        while True:
+            pushes = session.take_notifications(trio.current_time())
+            if not self.faults.stalled:
+                for push in pushes:
+                    await self._write(conn, send, push)
+            item: _Item = _WAKE
+            with trio.move_on_at(session.next_deadline()):
+                item = await inbox.receive()
+            # Written outside the deadline scope: a push falling due must not cut a reply short.
+            if item is not _WAKE:
+                await self._write(conn, send, item)
+
+    async def _write(
+        self, conn: _Connection, send: Callable[[Any], Awaitable[None]], item: _Item
+    ) -> None:
+        data: bytes | str
+        if isinstance(item, bytes | str):
+            data = item
+            if conn.transport == "ws" and isinstance(data, bytes):
+                data = data.decode("utf-8", "replace")
+        else:
+            assert isinstance(item, Request | Notification | Response | ErrorResponse)
+            data = encode_text(item) if conn.transport == "ws" else encode_frame(item)
+        if self.faults.split_frames and conn.transport == "tcp" and len(data) > 1:
+            half = len(data) // 2
+            await send(data[:half])
+            await trio.sleep(0.005)
+            await send(data[half:])
+        else:
+            await send(data)
+
+
+@asynccontextmanager
+async def serve_emulator(
+    design: Design | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    ws_port: int | None = None,
+    password: str | None = None,
+    user: str | None = None,
+    idle_timeout: float = 60.0,
+    design_code: str | None = None,
+    platform: str | None = None,
+    is_emulator: bool = True,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+) -> AsyncIterator[EmulatorServer]:
+    """Serve an emulated Core for the block (default: the demo design on 127.0.0.1, any port).
+
+    ``ws_port=0`` also serves QRWC on a free port; ``password`` turns access control on.
+    """
+    server = EmulatorServer(
+        design,
+        host=host,
+        port=port,
+        ws_port=ws_port,
+        password=password,
+        user=user,
+        idle_timeout=idle_timeout,
+        design_code=design_code,
+        platform=platform,
+        is_emulator=is_emulator,
+        max_frame_size=max_frame_size,
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        try:
+            yield server
+        finally:
+            nursery.cancel_scope.cancel()

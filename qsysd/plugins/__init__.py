@@ -1,0 +1,59 @@
+"""Plugin machinery: hookspecs, tool and prompt declarations, and the pluggy-based Registry.
+
+A plugin is a module (or object) with functions marked ``@hookimpl``, found through the
+``qsysd`` entry point group, a plugin folder, or passed directly. See docs/plugins.md.
+"""
+
+from qsysd.plugins._hookspecs import (
+    hookimpl as hookimpl,
+    hookspec as hookspec,
+)
+from qsysd.plugins._listing import print_plugins as print_plugins
+from qsysd.plugins._registry import (
+    DEFAULT_PLUGINS as DEFAULT_PLUGINS,
+    ENTRY_POINT_GROUP as ENTRY_POINT_GROUP,
+    PluginInfo as PluginInfo,
+    PluginLoadError as PluginLoadError,
+    Registry as Registry,
+)
+from qsysd.plugins._schema import (
+    SchemaError as SchemaError,
+    doc as doc,
+    json_schema as json_schema,
+    structure_arguments as structure_arguments,
+    unstructure_output as unstructure_output,
+    validate_arguments as validate_arguments,
+)
+from qsysd.plugins._tool import (
+    PERMISSIONS as PERMISSIONS,
+    Permission as Permission,
+    PermissionDenied as PermissionDenied,
+    Prompt as Prompt,
+    PromptArgument as PromptArgument,
+    Tool as Tool,
+    ToolContext as ToolContext,
+)
+
+__all__ = [
+    "DEFAULT_PLUGINS",
+    "ENTRY_POINT_GROUP",
+    "PERMISSIONS",
+    "Permission",
+    "PermissionDenied",
+    "PluginInfo",
+    "PluginLoadError",
+    "Prompt",
+    "PromptArgument",
+    "Registry",
+    "SchemaError",
+    "Tool",
+    "ToolContext",
+    "doc",
+    "hookimpl",
+    "hookspec",
+    "json_schema",
+    "print_plugins",
+    "structure_arguments",
+    "unstructure_output",
+    "validate_arguments",
+]

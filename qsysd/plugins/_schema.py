@@ -1,0 +1,227 @@
+"""JSON Schemas derived from attrs classes, and argument validation against them.
+
+A tool's input and output are attrs classes; this module is the one place that turns them
+into JSON Schema (draft 2020-12), validates raw arguments and converts both ways. Field
+documentation lives in ``attrs.field(metadata=doc("...", minimum=0))``: the description,
+plus JSON Schema keywords merged into the field's schema (``minimum``, ``maxItems``...).
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, TypeVar, Union
+
+import attrs
+import cattrs
+
+from qsysd.errors import ToolInputError
+
+__all__ = [
+    "SchemaError",
+    "doc",
+    "json_schema",
+    "structure_arguments",
+    "unstructure_output",
+    "validate_arguments",
+]
+
+_T = TypeVar("_T")
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+class SchemaError(TypeError):
+    """A type cannot be described as JSON Schema (a bug in a tool declaration)."""
+
+
+def doc(description: str, **schema: Any) -> dict[str, Any]:
+    """Field metadata: ``attrs.field(default=0, metadata=doc("How many.", minimum=0))``.
+
+    ``schema`` holds extra JSON Schema keywords merged into the field's schema.
+    """
+    return {"description": description, "schema": schema}
+
+
+def json_schema(cls: type, *, strict: bool = True) -> dict[str, Any]:
+    """The JSON Schema of an attrs class; ``strict`` forbids unknown properties (for inputs)."""
+    if not attrs.has(cls):
+        raise SchemaError(f"{cls!r} is not an attrs class")
+    schema = _object_schema(cls, strict=strict)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+def _object_schema(cls: type, *, strict: bool) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for a in attrs.fields(cls):
+        sub = _type_schema(hints[a.name], strict=strict)
+        meta = a.metadata
+        if "description" in meta:
+            sub["description"] = meta["description"]
+        sub.update(meta.get("schema", {}))
+        if a.default is not attrs.NOTHING and not isinstance(a.default, attrs.Factory):  # type: ignore[arg-type]
+            default = a.default
+            if isinstance(default, enum.Enum):
+                default = default.value
+            if isinstance(default, _JSON_SCALARS):
+                sub.setdefault("default", default)
+        # Inputs may omit defaulted fields; outputs always carry every field.
+        if a.default is attrs.NOTHING or not strict:
+            required.append(a.name)
+        properties[a.name] = sub
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    if strict:
+        schema["additionalProperties"] = False
+    doc = (cls.__doc__ or "").strip().splitlines()
+    if doc:
+        schema["description"] = doc[0]
+    return schema
+
+
+def _type_schema(tp: Any, *, strict: bool) -> dict[str, Any]:
+    if tp is Any:
+        return {}
+    if tp is str:
+        return {"type": "string"}
+    if tp is bool:
+        return {"type": "boolean"}
+    if tp is int:
+        return {"type": "integer"}
+    if tp is float:
+        return {"type": "number"}
+    if tp is type(None):
+        return {"type": "null"}
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return {"enum": [m.value for m in tp]}
+    if isinstance(tp, type) and attrs.has(tp):
+        return _object_schema(tp, strict=strict)
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is Literal:
+        return {"enum": list(args)}
+    if origin in (Union, types.UnionType):
+        members = [_type_schema(a, strict=strict) for a in args]
+        simple = [m.get("type") for m in members]
+        if all(isinstance(t, str) and len(m) == 1 for t, m in zip(simple, members, strict=True)):
+            return {"type": simple}
+        return {"anyOf": members}
+    if origin in (list, Sequence, tuple) and args:
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            raise SchemaError(f"fixed-length tuples are not supported: {tp!r}")
+        return {"type": "array", "items": _type_schema(args[0], strict=strict)}
+    if origin in (dict, Mapping) and args:
+        if args[0] is not str:
+            raise SchemaError(f"object keys must be strings: {tp!r}")
+        return {"type": "object", "additionalProperties": _type_schema(args[1], strict=strict)}
+    raise SchemaError(f"no JSON Schema for {tp!r}")
+
+
+@functools.cache
+def _validator(cls: type) -> Any:
+    from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
+
+    schema = json_schema(cls)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def validate_arguments(cls: type, arguments: Mapping[str, Any] | None) -> None:
+    """Check raw arguments against ``cls``'s schema; raise ToolInputError naming each field."""
+    validator = _validator(cls)
+    errors = sorted(validator.iter_errors(dict(arguments or {})), key=_error_sort_key)
+    if not errors:
+        return
+    problems = [_describe_error(e) for e in errors[:5]]
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    raise ToolInputError("invalid arguments: " + "; ".join(problems) + more)
+
+
+def _error_sort_key(error: Any) -> tuple[int, str]:
+    return (len(error.absolute_path), str(list(error.absolute_path)))
+
+
+def _path(error: Any) -> str:
+    out = ""
+    for part in error.absolute_path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<arguments>"
+
+
+def _describe_error(error: Any) -> str:
+    where = _path(error)
+    validator = error.validator
+    if validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        unknown = ", ".join(map(repr, extra))
+        return f"{where}: unknown field(s) {unknown}; allowed: {', '.join(allowed)}"
+    if validator == "required":
+        return f"{where}: {error.message}"
+    if validator == "enum":
+        options = ", ".join(repr(v) for v in error.validator_value)
+        return f"{where}: {error.instance!r} is not one of {options}"
+    if validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        low = error.schema.get("minimum", error.schema.get("exclusiveMinimum"))
+        high = error.schema.get("maximum", error.schema.get("exclusiveMaximum"))
+        return f"{where}: {error.instance!r} is out of range [{low}, {high}]"
+    if validator == "type":
+        expected = error.validator_value
+        if isinstance(expected, list):
+            expected = " or ".join(expected)
+        return f"{where}: expected {expected}, got {_json_type(error.instance)} {error.instance!r}"
+    return f"{where}: {error.message}"
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter()
+
+    def is_scalar_union(tp: Any) -> bool:
+        if typing.get_origin(tp) not in (Union, types.UnionType):
+            return False
+        return all(a in _JSON_SCALARS for a in typing.get_args(tp))
+
+    # Arguments are validated against the schema first, so scalar unions pass through as is.
+    conv.register_structure_hook_func(is_scalar_union, lambda value, _: value)
+    conv.register_structure_hook(Any, lambda value, _: value)
+    return conv
+
+
+_converter = _make_converter()
+
+
+def structure_arguments(cls: type[_T], arguments: Mapping[str, Any] | None) -> _T:
+    """Validate raw arguments and build the input object."""
+    validate_arguments(cls, arguments)
+    try:
+        return _converter.structure(dict(arguments or {}), cls)
+    except (cattrs.BaseValidationError, TypeError, ValueError) as exc:  # schema drift: a bug
+        raise ToolInputError(f"invalid arguments: {exc}") from exc
+
+
+def unstructure_output(value: Any) -> dict[str, Any]:
+    """The JSON object of a tool's output."""
+    data = _converter.unstructure(value)
+    if not isinstance(data, dict):
+        raise SchemaError(f"a tool output must be an object, got {type(data).__name__}")
+    return data

@@ -1,0 +1,341 @@
+"""One QRC session on a transport: pipelined requests, notifications, keepalive."""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import structlog
+import trio
+
+from qsysd.errors import (
+    CoreError,
+    LogonRequired,
+    ProtocolError,
+    QrcError,
+    RequestTimeout,
+    TransportError,
+)
+from qsysd.qrc._messages import ErrorResponse, JsonId, Notification, Request, Response
+from qsysd.qrc._transport import Transport, reraise
+
+__all__ = [
+    "ConnectionStatistics",
+    "NotificationHandler",
+    "QrcConnection",
+    "open_qrc_connection",
+]
+
+log = structlog.get_logger(__name__)
+
+#: Called with a notification's ``params``; must not block (hand work to a channel instead).
+NotificationHandler = Callable[[Any], None]
+
+
+@attrs.frozen
+class ConnectionStatistics:
+    """Counters of one connection."""
+
+    requests_sent: int
+    in_flight: int
+    replies: int
+    timeouts: int
+    late_replies: int
+    notifications: int
+    invalid_frames: int
+    keepalives: int
+
+
+@attrs.define
+class _Pending:
+    method: str
+    done: trio.Event = attrs.Factory(trio.Event)
+    reply: Response | ErrorResponse | None = None
+    failure: CoreError | None = None
+
+
+def _id_key(msg_id: JsonId) -> JsonId:
+    """The request id a reply refers to; Cores echo ids, some as floats or strings."""
+    if isinstance(msg_id, float) and msg_id.is_integer():
+        return int(msg_id)
+    if isinstance(msg_id, str) and msg_id.isdigit():
+        return int(msg_id)
+    return msg_id
+
+
+class QrcConnection:
+    """A QRC client session: many requests in flight, matched to replies by id.
+
+    Run it with :func:`open_qrc_connection`. When the transport fails, the keepalive goes
+    unanswered or too many invalid frames arrive, the connection closes itself: every pending
+    request fails at once with TransportError and :meth:`wait_closed` returns the reason.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        name: str = "core",
+        request_timeout: float = 5.0,
+        keepalive_interval: float | None = 20.0,
+        max_invalid_frames: int = 10,
+        invalid_frame_window: float = 10.0,
+    ) -> None:
+        self.name = name
+        self.request_timeout = request_timeout
+        self.keepalive_interval = keepalive_interval
+        self.max_invalid_frames = max_invalid_frames
+        self.invalid_frame_window = invalid_frame_window
+        self._transport = transport
+        self._ids = itertools.count(1)
+        self._pending: dict[JsonId, _Pending] = {}
+        self._handlers: dict[str, list[NotificationHandler]] = {}
+        self._closed = trio.Event()
+        self._close_reason: CoreError | None = None
+        self._cancel_scope: trio.CancelScope | None = None
+        self._recent_invalid: deque[float] = deque()
+        self._requests_sent = 0
+        self._replies = 0
+        self._timeouts = 0
+        self._late_replies = 0
+        self._notifications = 0
+        self._invalid_frames = 0
+        self._keepalives = 0
+
+    @property
+    def peer(self) -> str:
+        return self._transport.peer
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    @property
+    def close_reason(self) -> CoreError | None:
+        return self._close_reason
+
+    def on_notification(self, method: str, handler: NotificationHandler) -> Callable[[], None]:
+        """Call ``handler(params)`` for each notification ``method``; returns an unsubscriber."""
+        self._handlers.setdefault(method, []).append(handler)
+
+        def remove() -> None:
+            handlers = self._handlers.get(method, [])
+            if handler in handlers:
+                handlers.remove(handler)
+
+        return remove
+
+    async def request(
+        self,
+        method: str,
+        params: Any = None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 -- a per-request deadline is the API
+    ) -> Any:
+        """Send a request and return its ``result``.
+
+        Raises RequestTimeout after ``timeout`` (default: the connection's request timeout),
+        TransportError when the connection fails, a QrcError subclass for an error reply.
+        """
+        if self._close_reason is not None:
+            await trio.lowlevel.checkpoint()  # fail fast, but never in a loop without a yield
+            raise self._closed_error()
+        timeout = self.request_timeout if timeout is None else timeout
+        msg_id = next(self._ids)
+        pending = _Pending(method)
+        self._pending[msg_id] = pending
+        try:
+            with trio.move_on_after(timeout):
+                try:
+                    await self._transport.send(Request(method=method, params=params, id=msg_id))
+                except TransportError as exc:
+                    self.close(exc)
+                    raise
+                self._requests_sent += 1
+                await pending.done.wait()
+        finally:
+            self._pending.pop(msg_id, None)
+        if pending.failure is not None:
+            raise TransportError(str(pending.failure)) from pending.failure
+        if isinstance(pending.reply, Response):
+            return pending.reply.result
+        if isinstance(pending.reply, ErrorResponse):
+            raise pending.reply.to_exception()
+        self._timeouts += 1
+        raise RequestTimeout(f'Core "{self.name}" did not answer {method} within {timeout:g} s')
+
+    async def logon(self, user: str, password: str) -> None:
+        """Log on; wrong credentials raise LogonRequired with a message free of the password."""
+        try:
+            result = await self.request("Logon", {"User": user, "Password": password})
+        except LogonRequired:
+            result = False
+        if result is False:
+            raise LogonRequired(
+                f'Core "{self.name}" refused the logon of user "{user}": wrong username or '
+                "password; check the user in Q-SYS Administrator and the configured password"
+            ) from None
+
+    async def wait_closed(self) -> CoreError:
+        """Wait until the connection is closed; return why."""
+        await self._closed.wait()
+        assert self._close_reason is not None
+        return self._close_reason
+
+    def close(self, reason: CoreError | None = None) -> None:
+        """Close now: pending requests fail with TransportError, background tasks stop."""
+        if self._close_reason is not None:
+            return
+        self._close_reason = reason or TransportError(f"connection to {self.peer} closed")
+        for pending in self._pending.values():
+            if not pending.done.is_set():
+                pending.failure = self._close_reason
+                pending.done.set()
+        self._closed.set()
+        if self._cancel_scope is not None:
+            self._cancel_scope.cancel()
+
+    def statistics(self) -> ConnectionStatistics:
+        return ConnectionStatistics(
+            requests_sent=self._requests_sent,
+            in_flight=len(self._pending),
+            replies=self._replies,
+            timeouts=self._timeouts,
+            late_replies=self._late_replies,
+            notifications=self._notifications,
+            invalid_frames=self._invalid_frames,
+            keepalives=self._keepalives,
+        )
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Read replies and send keepalives until closed; closes the transport at the end."""
+        try:
+            with trio.CancelScope() as self._cancel_scope:
+                if self._close_reason is not None:
+                    self._cancel_scope.cancel()
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._read_loop)
+                    if self.keepalive_interval is not None:
+                        nursery.start_soon(self._keepalive_loop, self.keepalive_interval)
+                    task_status.started()
+        finally:
+            self.close()
+            await self._transport.aclose()
+
+    def _closed_error(self) -> TransportError:
+        reason = self._close_reason
+        if isinstance(reason, TransportError):
+            return TransportError(str(reason))
+        return TransportError(f"connection to {self.peer} is closed: {reason}")
+
+    async def _read_loop(self) -> None:
+        while self._close_reason is None:
+            try:
+                message = await self._transport.receive()
+            except TransportError as exc:
+                self.close(exc)
+                return
+            except ProtocolError as exc:
+                self._invalid_frame(exc)
+                continue
+            if isinstance(message, Response | ErrorResponse):
+                self._reply(message)
+            elif isinstance(message, Notification):
+                self._notify(message)
+            else:
+                log.debug("qrc.unexpected_request", core=self.name, method=message.method)
+
+    def _reply(self, message: Response | ErrorResponse) -> None:
+        pending = self._pending.get(_id_key(message.id))
+        if pending is None or pending.done.is_set():
+            self._late_replies += 1
+            log.debug("qrc.unmatched_reply", core=self.name, id=repr(message.id)[:40])
+            return
+        self._replies += 1
+        pending.reply = message
+        pending.done.set()
+
+    def _notify(self, message: Notification) -> None:
+        self._notifications += 1
+        for handler in tuple(self._handlers.get(message.method, ())):
+            try:
+                handler(message.params)
+            except Exception:
+                log.exception(
+                    "qrc.notification_handler_failed", core=self.name, method=message.method
+                )
+
+    def _invalid_frame(self, exc: ProtocolError) -> None:
+        self._invalid_frames += 1
+        now = trio.current_time()
+        recent = self._recent_invalid
+        recent.append(now)
+        while recent and recent[0] < now - self.invalid_frame_window:
+            recent.popleft()
+        # The codec's messages carry at most a short preview of the frame, never all of it.
+        log.warning("qrc.invalid_frame", core=self.name, peer=self.peer, error=str(exc)[:200])
+        if len(recent) > self.max_invalid_frames:
+            self.close(
+                TransportError(
+                    f"{self.peer}: {len(recent)} invalid frames within "
+                    f"{self.invalid_frame_window:g} s; dropping the connection"
+                )
+            )
+
+    async def _keepalive_loop(self, interval: float) -> None:
+        # NoOp on a fixed beat, busy or not: it both resets the Core's 60 s idle timer and
+        # proves the Core still answers (pushes alone do not).
+        while True:
+            await trio.sleep(interval)
+            self._keepalives += 1
+            try:
+                await self.request("NoOp", {})
+            except RequestTimeout:
+                self.close(
+                    TransportError(
+                        f"{self.peer}: keepalive got no answer within "
+                        f"{self.request_timeout:g} s; connection considered dead"
+                    )
+                )
+                return
+            except QrcError:
+                pass  # any answer proves the Core is alive
+            except TransportError:
+                return
+
+
+@asynccontextmanager
+async def open_qrc_connection(
+    transport: Transport,
+    *,
+    name: str = "core",
+    request_timeout: float = 5.0,
+    keepalive_interval: float | None = 20.0,
+    max_invalid_frames: int = 10,
+    invalid_frame_window: float = 10.0,
+) -> AsyncIterator[QrcConnection]:
+    """Run a :class:`QrcConnection` on ``transport`` for the duration of the block."""
+    connection = QrcConnection(
+        transport,
+        name=name,
+        request_timeout=request_timeout,
+        keepalive_interval=keepalive_interval,
+        max_invalid_frames=max_invalid_frames,
+        invalid_frame_window=invalid_frame_window,
+    )
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(connection.run)
+            try:
+                yield connection
+            finally:
+                connection.close()
+    except BaseExceptionGroup as group:
+        # run() never raises, so a lone error is the block's own: give it back unwrapped.
+        if len(group.exceptions) == 1:
+            reraise(group.exceptions[0])
+        raise

@@ -1,0 +1,129 @@
+"""Shapes and helpers shared by the built-in tools."""
+
+from __future__ import annotations
+
+import datetime
+import math
+from typing import Any
+
+import attrs
+
+from qsysd.api import ControlResult
+from qsysd.plugins import doc
+from qsysd.state import CoreStatus, Scalar
+
+CORE_FIELD_DOC = "The configured name of the Core to use. Omit it when only one Core is configured."
+
+
+CORE_DOC = doc(CORE_FIELD_DOC)
+
+
+def iso(timestamp: float | None) -> str | None:
+    """A UNIX time as ISO 8601 in UTC (``2026-03-01T12:03:41Z``)."""
+    if timestamp is None or not math.isfinite(timestamp) or timestamp <= 0:
+        return None
+    moment = datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def json_scalar(value: Any) -> Scalar:
+    """A control value as JSON allows it (no NaN or infinity)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+@attrs.frozen
+class CoreOut:
+    """A Core's connection and engine status."""
+
+    name: str = attrs.field(metadata=doc("The Core's configured name."))
+    connected: bool = attrs.field(
+        metadata=doc("True while qsysd holds a working connection to the Core.")
+    )
+    state: str = attrs.field(metadata=doc("Engine state: Active, Standby, Idle or Unknown."))
+    platform: str = attrs.field(metadata=doc("Core model, e.g. 'Core 110f' or 'Emulator'."))
+    design_name: str = attrs.field(metadata=doc("The running design's name."))
+    design_code: str = attrs.field(metadata=doc("Changes on every deploy of the design."))
+    status: str = attrs.field(metadata=doc("The Core's status string, e.g. 'OK', 'Fault'."))
+    status_code: int = attrs.field(metadata=doc("0 OK, 1 Compromised, 2 Fault, 4 Missing, ..."))
+    redundant: bool = attrs.field(metadata=doc("True for a redundant pair."))
+    emulator: bool = attrs.field(
+        metadata=doc("True for Designer's Emulate mode or the qsysd emulator.")
+    )
+    active_host: str | None = attrs.field(
+        metadata=doc("The host qsysd sends commands to (redundant pairs).")
+    )
+    since: str | None = attrs.field(
+        metadata=doc("ISO 8601 UTC time of the last connect or disconnect.")
+    )
+    last_error: str | None = attrs.field(
+        metadata=doc("Why the last connection attempt failed, if it did.")
+    )
+    breaker: str = attrs.field(
+        metadata=doc("Circuit breaker: closed (normal), open (failing fast), half-open.")
+    )
+
+
+def core_out(status: CoreStatus) -> CoreOut:
+    return CoreOut(
+        name=status.core,
+        connected=status.connected,
+        state=status.state,
+        platform=status.platform,
+        design_name=status.design_name,
+        design_code=status.design_code,
+        status=status.status_string,
+        status_code=status.status_code,
+        redundant=status.is_redundant,
+        emulator=status.is_emulator,
+        active_host=status.active_host,
+        since=iso(status.since),
+        last_error=status.last_error,
+        breaker=status.breaker,
+    )
+
+
+@attrs.frozen
+class ControlResultOut:
+    """What happened to one control in a write."""
+
+    control: str = attrs.field(
+        metadata=doc("The control, as 'Component.control' or a named control.")
+    )
+    ok: bool = attrs.field(
+        metadata=doc("True when the Core acknowledged the write (or, in a dry run, would).")
+    )
+    before: str | None = attrs.field(
+        metadata=doc("The control's string before the write, as the Core showed it.")
+    )
+    value: Scalar = attrs.field(metadata=doc("The value the Core reported after the write."))
+    string: str | None = attrs.field(
+        metadata=doc("The Core's own string after the write, e.g. '-12.0dB'.")
+    )
+    position: float | None = attrs.field(
+        metadata=doc("The control's position (0..1) after the write.")
+    )
+    error: str | None = attrs.field(metadata=doc("Why this control was not written; null when ok."))
+    rule: str | None = attrs.field(
+        metadata=doc("The safety policy rule that refused it, if one did.")
+    )
+    retryable: bool = attrs.field(
+        metadata=doc("True when the same write may succeed if retried later.")
+    )
+
+
+def result_out(result: ControlResult) -> ControlResultOut:
+    return ControlResultOut(
+        control=result.control,
+        ok=result.ok,
+        before=result.before,
+        value=json_scalar(result.value),
+        string=result.string,
+        position=result.position,
+        error=result.error,
+        rule=result.rule,
+        retryable=result.retryable,
+    )

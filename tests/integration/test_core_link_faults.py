@@ -1,0 +1,280 @@
+"""CoreLink survives every fault the emulator injects, without hangs or lost acknowledged writes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import pytest
+import trio
+
+from qsysd.config import CoreConfig, Secret
+from qsysd.core import Backoff, CoreLink
+from qsysd.emulator import EmulatorServer
+from qsysd.errors import CoreError, CoreUnavailable, RequestTimeout, TransportError
+from qsysd.state import ControlRef, StateStore
+
+WAIT = 10.0
+StartEmulator = Callable[..., Awaitable[EmulatorServer]]
+
+
+def core_config(emu: EmulatorServer, **overrides: Any) -> CoreConfig:
+    config = CoreConfig(
+        name="main",
+        host=emu.host,
+        port=emu.tcp_port,
+        request_timeout=0.5,
+        keepalive_interval=0.3,
+        poll_rate=0.05,
+    )
+    return attrs.evolve(config, **overrides)
+
+
+@asynccontextmanager
+async def running_link(
+    config: CoreConfig, store: StateStore | None = None, **options: Any
+) -> AsyncIterator[CoreLink]:
+    options.setdefault("backoff", Backoff(initial=0.05, maximum=0.2, healthy_after=1.0))
+    link = CoreLink(config, store or StateStore(), **options)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(link.run)
+        try:
+            yield link
+        finally:
+            link.stop()
+
+
+async def wait_for_value(store: StateStore, ref: ControlRef, value: Any) -> None:
+    async with store.watch([ref]) as watcher:
+        current = store.read(ref).value
+        if current is not None and current.value == value:
+            return
+        async for batch in watcher:
+            if any(v.ref == ref and v.value == value for v in batch):
+                return
+
+
+async def test_dropped_connection_is_reconnected_and_resubscribed(
+    emulator: EmulatorServer,
+) -> None:
+    store = StateStore()
+    ref = ControlRef("main", "Bar", "gain")
+    with trio.fail_after(WAIT):
+        async with running_link(core_config(emulator), store) as link:
+            await link.wait_connected()
+            emulator.drop_connections()
+            await link.wait_disconnected()
+            status = link.status()
+            assert not status.connected and status.last_error
+            assert store.is_stale("main")
+            with pytest.raises(CoreUnavailable, match='Core "main" '):
+                await link.request("StatusGet", 0)
+            await link.wait_connected()
+            assert not store.is_stale("main")
+            stats = link.statistics()
+            assert stats.reconnects == 1 and stats.discoveries == 1  # same design: no rediscovery
+            emulator.set_value("Bar", "gain", -42)
+            await wait_for_value(store, ref, -42.0)
+
+
+async def test_stalled_core_is_declared_dead_by_keepalive_and_requests_fail_fast(
+    emulator: EmulatorServer,
+) -> None:
+    with trio.fail_after(WAIT):
+        async with running_link(core_config(emulator)) as link:
+            await link.wait_connected()
+            emulator.stall()
+            with pytest.raises(RequestTimeout):
+                await link.request("StatusGet", 0)
+            await link.wait_disconnected()
+            start = trio.current_time()
+            with pytest.raises(CoreUnavailable):
+                await link.request("StatusGet", 0)
+            assert trio.current_time() - start < 0.1
+            assert "keepalive" in (link.status().last_error or "") or link.status().last_error
+            emulator.stall(False)
+            emulator.drop_connections()  # a stalled Core's half-open sockets go with it
+            await link.wait_connected()
+            assert await link.request("StatusGet", 0)
+
+
+async def test_slow_core_within_the_deadline_is_served(emulator: EmulatorServer) -> None:
+    with trio.fail_after(WAIT):
+        async with running_link(core_config(emulator, request_timeout=1.0)) as link:
+            await link.wait_connected()
+            emulator.set_reply_delay(0.1)
+            assert await link.request("StatusGet", 0)
+            emulator.set_reply_delay(0)
+            assert link.connected
+
+
+async def test_too_slow_core_opens_the_breaker_and_requests_fail_at_once(
+    emulator: EmulatorServer,
+) -> None:
+    config = core_config(emulator, request_timeout=0.2, keepalive_interval=5.0)
+    with trio.fail_after(WAIT):
+        async with running_link(config) as link:
+            await link.wait_connected()
+            emulator.set_reply_delay(0.5)
+            failures: list[type[BaseException]] = []
+            while len(failures) < 6:
+                try:
+                    await link.request("StatusGet", 0)
+                except (RequestTimeout, CoreUnavailable, TransportError) as exc:
+                    failures.append(type(exc))
+                    if isinstance(exc, CoreUnavailable):
+                        break
+            assert failures[-1] is CoreUnavailable
+            assert link.status().breaker in ("open", "half-open") or not link.connected
+            emulator.set_reply_delay(0)
+
+
+async def test_a_little_garbage_is_tolerated(emulator: EmulatorServer) -> None:
+    with trio.fail_after(WAIT):
+        async with running_link(core_config(emulator)) as link:
+            await link.wait_connected()
+            emulator.send_garbage()
+            assert await link.request("StatusGet", 0)
+            assert link.statistics().invalid_frames == 1
+            assert link.statistics().reconnects == 0
+
+
+async def test_a_flood_of_garbage_drops_and_reconnects(emulator: EmulatorServer) -> None:
+    with trio.fail_after(WAIT):
+        async with running_link(core_config(emulator), max_invalid_frames=3) as link:
+            await link.wait_connected()
+            for _ in range(10):
+                emulator.send_garbage()
+            await link.wait_disconnected()
+            await link.wait_connected()
+            assert link.statistics().invalid_frames >= 4
+            assert await link.request("StatusGet", 0)
+
+
+async def test_half_frames_and_split_frames_are_survived(emulator: EmulatorServer) -> None:
+    store = StateStore()
+    with trio.fail_after(WAIT):
+        async with running_link(core_config(emulator), store) as link:
+            await link.wait_connected()
+            emulator.split_frames()
+            assert await link.request("StatusGet", 0)
+            emulator.split_frames(False)
+            emulator.send_half_frame()
+            # the half frame swallows the next frame: one request may time out, then it is over
+            for _ in range(3):
+                try:
+                    assert await link.request("StatusGet", 0)
+                    break
+                except (RequestTimeout, CoreUnavailable):
+                    await link.wait_connected()
+            else:
+                pytest.fail("the link did not recover from a half frame")
+            emulator.set_value("Bar", "gain", -11)
+            await wait_for_value(store, ControlRef("main", "Bar", "gain"), -11.0)
+
+
+async def test_redeploy_with_a_new_design_code_rediscovers(emulator: EmulatorServer) -> None:
+    store = StateStore()
+    with trio.fail_after(WAIT):
+        async with running_link(core_config(emulator), store) as link:
+            await link.wait_connected()
+            old = store.design_code("main")
+            code = emulator.restart()
+            assert code != old
+            await link.wait_disconnected()
+            await link.wait_connected()
+            assert store.design_code("main") == code
+            assert link.status().design_code == code
+            assert link.statistics().discoveries == 2
+
+
+async def test_new_design_code_in_engine_status_push_rediscovers(emulator: EmulatorServer) -> None:
+    store = StateStore()
+    with trio.fail_after(WAIT):
+        async with running_link(core_config(emulator), store) as link:
+            await link.wait_connected()
+            emulator.engine.update_status(design_code="pushedCode01")
+            await link.wait_disconnected()
+            await link.wait_connected()
+            assert store.design_code("main") == "pushedCode01"
+            assert link.statistics().discoveries == 2
+
+
+async def test_wrong_password_is_reported_without_the_password(
+    start_emulator: StartEmulator,
+) -> None:
+    emu = await start_emulator(password="1234", user="admin")
+    config = core_config(emu, username="admin", password=Secret("9999-wrong"))
+    with trio.fail_after(WAIT):
+        async with running_link(config) as link:
+            while link.statistics().connect_failures < 2:
+                await trio.testing.wait_all_tasks_blocked()
+            with pytest.raises(CoreUnavailable) as info:
+                await link.request("StatusGet", 0)
+            assert "wrong username or password" in str(info.value)
+            assert "9999-wrong" not in str(info.value)
+            assert "9999-wrong" not in (link.status().last_error or "")
+        good = core_config(emu, username="admin", password=Secret("1234"))
+        async with running_link(good) as link:
+            await link.wait_connected()
+
+
+async def test_refused_logon_recovers_when_the_core_accepts_again(
+    start_emulator: StartEmulator,
+) -> None:
+    emu = await start_emulator(password="1234", user="admin")
+    config = core_config(emu, username="admin", password=Secret("1234"))
+    emu.refuse_logon()
+    with trio.fail_after(WAIT):
+        async with running_link(config) as link:
+            while link.statistics().connect_failures < 1:
+                await trio.testing.wait_all_tasks_blocked()
+            assert not link.connected
+            emu.refuse_logon(False)
+            await link.wait_connected()
+
+
+async def test_exhausted_change_groups_degrade_to_fewer_groups(
+    emulator: EmulatorServer,
+) -> None:
+    emulator.engine.max_groups_per_connection = 1
+    store = StateStore()
+    with trio.fail_after(WAIT):
+        async with running_link(core_config(emulator), store) as link:
+            await link.wait_connected()
+            assert link.statistics().change_groups == 1
+            emulator.set_value("Terrace", "gain", -9)
+            await wait_for_value(store, ControlRef("main", "Terrace", "gain"), -9.0)
+
+
+async def test_no_change_group_at_all_still_serves_requests(emulator: EmulatorServer) -> None:
+    emulator.engine.max_groups_per_connection = 0
+    with trio.fail_after(WAIT):
+        async with running_link(core_config(emulator)) as link:
+            await link.wait_connected()
+            assert link.statistics().change_groups == 0
+            assert await link.request("StatusGet", 0)
+
+
+async def test_no_acknowledged_write_is_lost_across_drops(emulator: EmulatorServer) -> None:
+    acknowledged = 0
+    with trio.fail_after(20):
+        async with running_link(core_config(emulator)) as link:
+            for step in range(30):
+                if step % 5 == 4:
+                    emulator.drop_connections()
+                value = -float(step)
+                try:
+                    await link.request(
+                        "Component.Set",
+                        {"Name": "Ballroom", "Controls": [{"Name": "gain", "Value": value}]},
+                    )
+                except CoreError:
+                    await link.wait_connected()
+                    continue
+                acknowledged += 1
+                # acknowledged means applied on the Core, whatever happens next
+                assert emulator.get_value("Ballroom", "gain") == value
+    assert acknowledged >= 20

@@ -1,0 +1,120 @@
+"""Every tool's schemas are valid JSON Schema; arguments are validated with clear messages."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import attrs
+import pytest
+from jsonschema import Draft202012Validator
+
+from qsysd.errors import ToolInputError
+from qsysd.plugins import Registry, Tool, doc, json_schema, structure_arguments, validate_arguments
+from qsysd.tools._write import SetInput
+
+REGISTRY = Registry(entry_points=False)
+TOOLS = REGISTRY.tools()
+
+
+def properties(schema: Any, path: str = "$") -> list[tuple[str, dict[str, Any]]]:
+    """Every property schema, at any depth (inside objects and arrays), with its path."""
+    out = []
+    for name, sub in schema.get("properties", {}).items():
+        out.append((f"{path}.{name}", sub))
+        out += properties(sub, f"{path}.{name}")
+    if isinstance(schema.get("items"), dict):
+        out += properties(schema["items"], f"{path}[]")
+    return out
+
+
+@pytest.mark.parametrize("tool", TOOLS, ids=lambda t: t.name)
+def test_every_tool_schema_is_a_valid_described_object_schema(tool: Tool) -> None:
+    for schema in (tool.input_schema, tool.output_schema):
+        Draft202012Validator.check_schema(schema)
+        assert schema["type"] == "object"
+        for path, sub in properties(schema):
+            assert sub.get("description"), f"{tool.name}: {path} has no description"
+    assert tool.input_schema["additionalProperties"] is False
+    assert tool.description.strip() and len(tool.description) > 60
+
+
+@pytest.mark.parametrize("tool", TOOLS, ids=lambda t: t.name)
+def test_every_tool_has_a_valid_example_and_consistent_hints(tool: Tool) -> None:
+    assert tool.examples, f"{tool.name} has no example"
+    for example in tool.examples:
+        Draft202012Validator(tool.input_schema).validate(example)
+    hints = tool.annotations()
+    assert hints["readOnlyHint"] == (tool.permission == "read")
+
+
+def test_schemas_describe_nested_objects_and_arrays() -> None:
+    changes = REGISTRY.tool("qsys_set").input_schema["properties"]["changes"]
+    assert changes["type"] == "array" and changes["minItems"] == 1
+    item = changes["items"]
+    assert item["type"] == "object" and item["required"] == ["control"]
+    assert item["properties"]["ramp"]["minimum"] == 0
+    results = REGISTRY.tool("qsys_set").output_schema["properties"]["results"]
+    assert results["items"]["properties"]["string"]["type"] == ["string", "null"]
+
+
+@attrs.frozen
+class Inner:
+    """Inner."""
+
+    level: float = attrs.field(metadata=doc("A level.", minimum=-100, maximum=20))
+
+
+@attrs.frozen
+class Outer:
+    """Outer."""
+
+    mode: Literal["a", "b"] = attrs.field(metadata=doc("A mode."))
+    inner: Inner = attrs.field(metadata=doc("One inner."))
+    many: list[Inner] = attrs.field(factory=list, metadata=doc("Several."))
+    tags: dict[str, int] = attrs.field(factory=dict, metadata=doc("Tags."))
+    note: str | None = attrs.field(default=None, metadata=doc("A note."))
+
+
+def test_json_schema_from_attrs_covers_literals_nesting_lists_dicts_optionals() -> None:
+    schema = json_schema(Outer)
+    Draft202012Validator.check_schema(schema)
+    props = schema["properties"]
+    assert props["mode"]["enum"] == ["a", "b"]
+    assert props["inner"]["properties"]["level"]["maximum"] == 20
+    assert props["many"]["items"]["type"] == "object"
+    assert props["tags"]["additionalProperties"] == {"type": "integer"}
+    assert props["note"] == {"type": ["string", "null"], "description": "A note.", "default": None}
+    assert schema["required"] == ["mode", "inner"]
+
+
+def test_valid_arguments_become_typed_objects() -> None:
+    args = structure_arguments(
+        Outer, {"mode": "a", "inner": {"level": -3}, "many": [{"level": 1.5}]}
+    )
+    assert args == Outer("a", Inner(-3.0), [Inner(1.5)])
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({}, "<arguments>: 'changes' is a required property"),
+        ({"changes": []}, "changes: [] should be non-empty"),
+        ({"changes": [{"control": "A.gain", "ramp": -1}]}, "changes[0].ramp: -1 is out of range"),
+        ({"changes": [{"control": 5}]}, "changes[0].control: expected string, got number 5"),
+        ({"changes": [{"control": "A.gain"}], "confrim": True}, "unknown field(s) 'confrim'"),
+        (
+            {"changes": [{"control": "A.gain", "position": 2}]},
+            "changes[0].position: 2 is out of range [0, 1]",
+        ),
+        ({"changes": [{"control": "A.gain"}], "dry_run": "yes"}, "dry_run: expected boolean"),
+    ],
+)
+def test_invalid_arguments_name_the_field(arguments: dict[str, Any], message: str) -> None:
+    with pytest.raises(ToolInputError) as caught:
+        validate_arguments(SetInput, arguments)
+    assert message in str(caught.value)
+
+
+def test_enum_error_lists_the_allowed_values() -> None:
+    with pytest.raises(ToolInputError, match="'c' is not one of 'a', 'b'"):
+        validate_arguments(Outer, {"mode": "c", "inner": {"level": 0}})
