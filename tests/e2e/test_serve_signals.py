@@ -1,0 +1,70 @@
+"""`qsysd serve` as a subprocess: ready, then a graceful stop on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+
+from qsysd.emulator import serve_emulator
+
+WAIT = 30.0
+
+
+async def read_until_event(stream: trio.abc.ReceiveStream, event: str) -> list[dict[str, object]]:
+    """JSON log lines from ``stream`` up to and including the first ``event``."""
+    buffer = b""
+    records: list[dict[str, object]] = []
+    while True:
+        chunk = await stream.receive_some(65536)
+        assert chunk, f"stderr closed before {event!r}: {records}"
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            record = json.loads(line)
+            records.append(record)
+            if record.get("event") == event:
+                return records
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_serve_stops_gracefully_on_signal_and_saves_the_snapshot(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    config = tmp_path / "qsysd.toml"
+    with trio.fail_after(WAIT):
+        async with serve_emulator() as emulator:
+            config.write_text(
+                f'[[cores]]\nname = "venue"\nhost = "127.0.0.1"\nport = {emulator.tcp_port}\n'
+                f'[state]\ndir = "{tmp_path / "state"}"\n[logging]\nformat = "json"\n'
+            )
+            async with trio.open_nursery() as nursery:
+                process: trio.Process = await nursery.start(
+                    functools.partial(
+                        trio.run_process,
+                        [sys.executable, "-m", "qsysd", "serve", "--config", str(config)],
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        env=dict(os.environ, QSYSD_LOAD_PLUGINS=""),
+                        check=False,
+                    )
+                )
+                assert process.stderr is not None and process.stdout is not None
+                ready = await read_until_event(process.stderr, "daemon.ready")
+                assert ready[-1]["cores"] == ["venue"]
+                process.send_signal(signum)
+                stopped = await read_until_event(process.stderr, "daemon.stopped")
+                assert await process.wait() == 0
+                assert await process.stdout.receive_some(1) == b""  # nothing on stdout
+    events = [r["event"] for r in stopped]
+    assert events.index("daemon.stopping") < events.index("core.link_stopped")
+    assert (tmp_path / "state" / "snapshot.json").is_file()
+    assert (tmp_path / "state" / "journal.sqlite3").is_file()
