@@ -69,6 +69,10 @@ class PluginInfo:
     version: str | None = None
 
 
+def _plugin_files(directory: str | os.PathLike[str]) -> list[Path]:
+    return [p for p in sorted(Path(directory).glob("*.py")) if not p.name.startswith("_")]
+
+
 def _env_list(value: str | None) -> frozenset[str] | None:
     if value is None:
         return None
@@ -122,9 +126,10 @@ class Registry:
         if entry_points:
             self._load_entry_points()
         for directory in plugin_dirs:
-            self.load_directory(directory)
+            for path in _plugin_files(directory):
+                self._load_file(path)
         for obj in plugins:
-            self.register_plugin(obj)
+            self._register_object(obj)
         self.refresh()
 
     @classmethod
@@ -159,6 +164,23 @@ class Registry:
 
     def load_file(self, path: str | os.PathLike[str]) -> str | None:
         """Load one ``.py`` file as a plugin; return its name, or None if it was skipped."""
+        name = self._load_file(path)
+        self.refresh()
+        return name
+
+    def load_directory(self, directory: str | os.PathLike[str]) -> None:
+        """Load every ``*.py`` file of a folder (sorted by name) as a plugin."""
+        for path in _plugin_files(directory):
+            self._load_file(path)
+        self.refresh()
+
+    def register_plugin(self, obj: object, name: str | None = None) -> str | None:
+        """Register a plugin object (a module or an instance with hookimpls); for tests too."""
+        registered = self._register_object(obj, name)
+        self.refresh()
+        return registered
+
+    def _load_file(self, path: str | os.PathLike[str]) -> str | None:
         path = Path(path)
         name = f"qsysd_plugin_{path.stem}"
         if path.stem in self._block or name in self._block:
@@ -176,14 +198,7 @@ class Registry:
             return None
         return name if self._register(module, name, "file") else None
 
-    def load_directory(self, directory: str | os.PathLike[str]) -> None:
-        """Load every ``*.py`` file of a folder (sorted by name) as a plugin."""
-        for path in sorted(Path(directory).glob("*.py")):
-            if not path.name.startswith("_"):
-                self.load_file(path)
-
-    def register_plugin(self, obj: object, name: str | None = None) -> str | None:
-        """Register a plugin object (a module or an instance with hookimpls); for tests too."""
+    def _register_object(self, obj: object, name: str | None = None) -> str | None:
         name = name or getattr(obj, "__name__", None) or f"plugin-{id(obj):x}"
         if name in self._block:
             return None
