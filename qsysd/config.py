@@ -40,6 +40,7 @@ __all__ = [
     "CoreConfig",
     "HttpConfig",
     "LoggingConfig",
+    "PluginsConfig",
     "PolicyConfig",
     "Secret",
     "StateConfig",
@@ -143,6 +144,13 @@ class PolicyConfig:
 
 
 @attrs.frozen
+class PluginsConfig:
+    """Where third-party tool plugins come from besides installed entry points."""
+
+    dirs: list[str] = attrs.Factory(list)
+
+
+@attrs.frozen
 class LoggingConfig:
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -157,6 +165,7 @@ class Config:
     auth: AuthConfig = attrs.Factory(AuthConfig)
     state: StateConfig = attrs.Factory(StateConfig)
     policy: PolicyConfig = attrs.Factory(PolicyConfig)
+    plugins: PluginsConfig = attrs.Factory(PluginsConfig)
     logging: LoggingConfig = attrs.Factory(LoggingConfig)
 
     def core(self, name: str) -> CoreConfig:
@@ -339,6 +348,9 @@ def _check(config: Config, problems: list[str]) -> None:
     for i, bound in enumerate(config.policy.bounds):
         if bound.min is not None and bound.max is not None and bound.min > bound.max:
             problems.append(f"policy.bounds[{i}]: min {bound.min} is above max {bound.max}")
+    for i, directory in enumerate(config.plugins.dirs):
+        if not Path(directory).is_dir():
+            problems.append(f"plugins.dirs[{i}]: {directory!r} is not a folder")
     step = config.policy.max_gain_step_db
     if step is not None and step <= 0:
         problems.append("policy.max_gain_step_db: must be greater than 0")

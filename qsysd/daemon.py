@@ -128,7 +128,7 @@ class Daemon:
 
     async def run(self, *, stdio: bool) -> None:
         """Run until stdin closes (stdio) or a signal asks for a stop."""
-        registry = Registry.load()
+        registry = Registry(plugin_dirs=self.config.plugins.dirs)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_signals)
             async with self.running() as api:

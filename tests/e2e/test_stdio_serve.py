@@ -50,11 +50,12 @@ protected = ["Core_Status.*"]
 
 @asynccontextmanager
 async def served(
-    emulator: EmulatorServer, tmp_path: Path, mode: str = "auto", **client: Any
+    emulator: EmulatorServer, tmp_path: Path, mode: str = "auto", extra: str = "", **client: Any
 ) -> AsyncIterator[Client]:
+    config = config_for(emulator, tmp_path, extra)
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "qsysd", "serve", "--stdio", "--config", str(config_for(emulator, tmp_path))],
+        args=["-m", "qsysd", "serve", "--stdio", "--config", str(config)],
         env=dict(os.environ, QSYSD_LOAD_PLUGINS=""),
     )
     async with Client(params, mode=mode, **client) as c:
@@ -187,3 +188,19 @@ async def test_serve_subscription_is_notified_when_the_core_changes(
                         break
             read = await client.read_resource(uri)
             assert "-33.0dB" in read.contents[0].text  # type: ignore[union-attr]
+
+
+async def test_serve_loads_tool_plugins_from_a_configured_folder(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    example = Path(__file__).parents[2] / "plugins" / "qsysd-example-plugin" / "src"
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    source = (example / "qsysd_example_plugin" / "__init__.py").read_text()
+    (folder / "closing.py").write_text(source)
+    extra = f'[plugins]\ndirs = ["{folder}"]\n'
+    with trio.fail_after(WAIT):
+        async with served(emulator, tmp_path, extra=extra) as client:
+            result = await client.call_tool("qsys_mute_zones", {"pattern": "Terrace"})
+            assert data(result)["zones"] == ["Terrace.mute: muted"]
+            assert emulator.get_value("Terrace", "mute") in (1, True)

@@ -13,6 +13,7 @@ from qsysd.config import (
     CoreConfig,
     HttpConfig,
     LoggingConfig,
+    PluginsConfig,
     PolicyConfig,
     StateConfig,
 )
@@ -24,6 +25,7 @@ SECTIONS = {
     "[auth]": AuthConfig,
     "[state]": StateConfig,
     "[policy]": PolicyConfig,
+    "[plugins]": PluginsConfig,
     "[logging]": LoggingConfig,
 }
 
