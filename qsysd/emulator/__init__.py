@@ -33,9 +33,11 @@ from qsysd.emulator._server import (
     serve_emulator as serve_emulator,
 )
 from qsysd.emulator._session import Session as Session
+from qsysd.emulator._standby import ActiveWatch as ActiveWatch, serve_standby as serve_standby
 
 __all__ = [
     "QRWC_PATH",
+    "ActiveWatch",
     "Component",
     "ComponentSpec",
     "Control",
@@ -61,4 +63,5 @@ __all__ = [
     "run_emulator_cli",
     "serve_emulator",
     "serve_redundant_pair",
+    "serve_standby",
 ]

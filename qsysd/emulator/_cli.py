@@ -15,12 +15,14 @@ from qsysd.emulator._design import Design, DesignError, load_design
 from qsysd.emulator._generate import demo_design, generate_design
 from qsysd.emulator._pair import serve_redundant_pair
 from qsysd.emulator._server import QRWC_PATH, EmulatorServer, serve_emulator
-from qsysd.errors import ConfigError
+from qsysd.emulator._standby import serve_standby
+from qsysd.errors import ConfigError, CoreError
 
 __all__ = ["add_cli_arguments", "main_from_args", "parse_address", "run_emulator_cli"]
 
 _log = structlog.get_logger(__name__)
 EXIT_OK = 0
+EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
@@ -95,11 +97,28 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="close clients that sent nothing for S seconds (default 60)",
     )
-    add(
+    pair = parser.add_mutually_exclusive_group()
+    pair.add_argument(
         "--redundant",
         dest="emu_redundant",
         action="store_true",
         help="serve a redundant pair: Active on --listen, Standby on --standby-listen",
+    )
+    pair.add_argument(
+        "--standby-of",
+        dest="emu_standby_of",
+        type=parse_address,
+        metavar="HOST:PORT",
+        help="serve the Standby Core of the Active emulator at HOST:PORT (QRC); take over "
+        "when it goes away",
+    )
+    add(
+        "--takeover-after",
+        dest="emu_takeover_after",
+        type=float,
+        default=3.0,
+        metavar="S",
+        help="with --standby-of: become Active when the Active Core is gone this long (default 3)",
     )
     add(
         "--standby-listen",
@@ -273,6 +292,21 @@ async def run_emulator_cli(
             servers, restart = list(pair.servers), pair.restart
             if ns.emu_failover_after:
                 nursery.start_soon(partial(_every, ns.emu_failover_after, pair.failover, once=True))
+        elif ns.emu_standby_of:
+            watch = await stack.enter_async_context(
+                serve_standby(
+                    design,
+                    active=ns.emu_standby_of,
+                    host=host,
+                    port=port,
+                    ws_port=None if ws is None else ws[1],
+                    password=ns.emu_password,
+                    user=ns.emu_user,
+                    idle_timeout=ns.emu_idle_timeout,
+                    takeover_after=ns.emu_takeover_after,
+                )
+            )
+            servers, restart = [watch.server], watch.server.restart
         else:
             server = await stack.enter_async_context(
                 serve_emulator(
@@ -317,6 +351,12 @@ def main_from_args(ns: argparse.Namespace) -> int:
     except ConfigError as exc:
         _log.error("emulator.bad_design", problems=exc.problems)
         return EXIT_USAGE
-    with contextlib.suppress(KeyboardInterrupt):
-        trio.run(run_emulator_cli, ns, design)
-    return EXIT_OK
+    failed = False
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            trio.run(run_emulator_cli, ns, design)
+    except* CoreError as group:
+        # --standby-of: the Active Core did not answer StatusGet at start-up.
+        _log.error("emulator.active_unreachable", error=str(group.exceptions[0]))
+        failed = True
+    return EXIT_FAILURE if failed else EXIT_OK

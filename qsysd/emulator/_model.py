@@ -26,7 +26,17 @@ from qsysd.emulator._values import (
 )
 from qsysd.errors import InvalidParams, UnknownComponent, UnknownControl
 
-__all__ = ["Component", "Control", "Core", "SnapshotBank"]
+__all__ = ["DISPLAY_METADATA", "Component", "Control", "Core", "SnapshotBank"]
+
+#: What newer Cores add to Component.Get and Poll items (not to GetControls), at rest.
+DISPLAY_METADATA: dict[str, Any] = {
+    "Color": "",
+    "Indeterminate": False,
+    "Invisible": False,
+    "Disabled": False,
+    "Legend": "",
+    "CssClass": "",
+}
 
 
 class ControlWatcher(Protocol):
@@ -97,7 +107,7 @@ class Control:
                 item = {"Component": self.component, **item}
             if self.spec.choices is not None:
                 item["Choices"] = list(self.spec.choices)
-            item.update(Indeterminate=False, Invisible=False, Disabled=False, Legend="")
+            item.update(DISPLAY_METADATA)
             self._item = item
         return self._item
 

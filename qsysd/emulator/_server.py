@@ -1,60 +1,32 @@
-"""The emulator's I/O: QRC over TCP (NUL frames) and QRWC over WebSocket, with faults.
+"""The emulator's listeners: QRC over TCP (NUL frames) and QRWC over WebSocket, and faults.
 
-Thin on purpose: each connection gets a :class:`~qsysd.emulator._session.Session` and two
-tasks, a reader (bytes -> messages -> replies) and a writer (replies, EngineStatus and
-AutoPoll pushes, in order). Faults act here, between the session and the socket.
+Thin on purpose: each connection gets a :class:`~qsysd.emulator._session.Session` and a
+:class:`~qsysd.emulator._client.ClientConnection` that moves its bytes; faults act there,
+between the session and the socket, and the fault methods here switch them.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
-import attrs
 import structlog
 import trio
 import trio_websocket
 
+from qsysd.emulator._client import ClientConnection
 from qsysd.emulator._design import Design
 from qsysd.emulator._engine import Engine, Faults, new_design_code
 from qsysd.emulator._model import Core
-from qsysd.emulator._session import Session
-from qsysd.errors import ProtocolError
-from qsysd.qrc import (
-    DEFAULT_MAX_FRAME_SIZE,
-    ErrorResponse,
-    FrameDecoder,
-    Message,
-    Notification,
-    Request,
-    Response,
-    decode_frame,
-    encode_frame,
-    encode_text,
-)
+from qsysd.qrc import DEFAULT_MAX_FRAME_SIZE, Notification, encode_frame
 
 __all__ = ["QRWC_PATH", "EmulatorServer", "serve_emulator"]
 
 QRWC_PATH = "/qrc-public-api/v0"
 _log = structlog.get_logger(__name__)
-_WAKE = object()  # tells a writer to look for pushes
-_Item = object  # a Message, raw bytes/str (faults), or _WAKE
 _RECEIVE_SIZE = 65536
 GARBAGE = b"\xff\xfe{not json at all\x00"
-
-
-@attrs.define(eq=False)
-class _Connection:
-    session: Session
-    transport: str
-    scope: trio.CancelScope
-    outbox: trio.MemorySendChannel[_Item]
-
-    def offer(self, item: _Item) -> None:
-        """Queue without waiting; a full queue drops it (the writer is busy anyway)."""
-        with suppress(trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
-            self.outbox.send_nowait(item)
 
 
 class EmulatorServer:
@@ -101,7 +73,7 @@ class EmulatorServer:
         self._want_ws_port = ws_port
         self.tcp_port = 0
         self.ws_port: int | None = None
-        self._connections: set[_Connection] = set()
+        self._connections: set[ClientConnection] = set()
         self._changed = trio.Event()
         self.connections_total = 0
 
@@ -258,114 +230,31 @@ class EmulatorServer:
         send: Callable[[Any], Awaitable[None]],
     ) -> None:
         session = self.engine.open_session(transport=transport)
-        outbox, inbox = trio.open_memory_channel[_Item](256)
-        conn = _Connection(session, transport, trio.CancelScope(), outbox)
-        session.wakeup = lambda: conn.offer(_WAKE)
+        conn = ClientConnection(
+            session,
+            transport,
+            self.faults,
+            idle_timeout=self.idle_timeout,
+            max_frame_size=self.max_frame_size,
+        )
         self._connections.add(conn)
         self.connections_total += 1
         self._touch()
         _log.debug("emulator.client_connected", transport=transport)
         try:
-            with conn.scope:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._writer, conn, inbox, send)
-                    await self._reader(conn, receive)
-                    nursery.cancel_scope.cancel()
+            await conn.serve(receive, send)
         except* (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         except* trio_websocket.ConnectionClosed:
             pass
+        except* Exception:
+            # One connection's bug must not take the whole Core (every client) down with it.
+            _log.exception("emulator.connection_failed", transport=transport)
         finally:
             session.close()
             self._connections.discard(conn)
             self._touch()
             _log.debug("emulator.client_disconnected", transport=transport)
-
-    async def _reader(
-        self, conn: _Connection, receive: Callable[[], Awaitable[bytes | str]]
-    ) -> None:
-        decoder = FrameDecoder(self.max_frame_size)
-        session, faults = conn.session, self.faults
-        while True:
-            with trio.move_on_after(self.idle_timeout) as idle:
-                data = await receive()
-            if idle.cancelled_caught:
-                _log.info("emulator.idle_timeout", seconds=self.idle_timeout)
-                return
-            if not data:
-                return
-            for item in self._messages(conn, decoder, data):
-                if faults.stalled:
-                    continue  # a hung Core: the request is read and never acted on
-                if isinstance(item, ProtocolError):
-                    replies = session.handle_invalid(item)
-                else:
-                    replies = session.handle(item, trio.current_time())
-                if replies and faults.reply_delay > 0:
-                    await trio.sleep(faults.reply_delay)
-                for reply in replies:
-                    await conn.outbox.send(reply)
-
-    @staticmethod
-    def _messages(
-        conn: _Connection, decoder: FrameDecoder, data: bytes | str
-    ) -> Iterator[Message | ProtocolError]:
-        """Each message (or decoding error) in ``data``: one WS message, or TCP bytes."""
-        if conn.transport == "ws":
-            try:
-                yield decode_frame(data)
-            except ProtocolError as exc:
-                yield exc
-            return
-        assert isinstance(data, bytes)
-        decoder.receive_data(data)
-        while True:
-            try:
-                message = decoder.next_message()
-            except ProtocolError as exc:
-                yield exc
-                continue
-            if message is None:
-                return
-            yield message
-
-    async def _writer(
-        self,
-        conn: _Connection,
-        inbox: trio.MemoryReceiveChannel[_Item],
-        send: Callable[[Any], Awaitable[None]],
-    ) -> None:
-        session = conn.session
-        while True:
-            pushes = session.take_notifications(trio.current_time())
-            if not self.faults.stalled:
-                for push in pushes:
-                    await self._write(conn, send, push)
-            item: _Item = _WAKE
-            with trio.move_on_at(session.next_deadline()):
-                item = await inbox.receive()
-            # Written outside the deadline scope: a push falling due must not cut a reply short.
-            if item is not _WAKE:
-                await self._write(conn, send, item)
-
-    async def _write(
-        self, conn: _Connection, send: Callable[[Any], Awaitable[None]], item: _Item
-    ) -> None:
-        data: bytes | str
-        if isinstance(item, bytes | str):
-            data = item
-            if conn.transport == "ws" and isinstance(data, bytes):
-                data = data.decode("utf-8", "replace")
-        else:
-            assert isinstance(item, Request | Notification | Response | ErrorResponse)
-            data = encode_text(item) if conn.transport == "ws" else encode_frame(item)
-        if self.faults.split_frames and conn.transport == "tcp" and len(data) > 1:
-            half = len(data) // 2
-            await send(data[:half])
-            await trio.sleep(0.005)
-            await send(data[half:])
-        else:
-            await send(data)
 
 
 @asynccontextmanager

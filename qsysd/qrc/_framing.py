@@ -7,6 +7,7 @@ messages out, so both sides share one codec.
 from __future__ import annotations
 
 import json
+import re
 
 from qsysd.errors import FrameTooLarge, InvalidFrame
 from qsysd.qrc._messages import Message, from_wire, to_wire
@@ -24,6 +25,7 @@ _NUL = 0
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 # Text holding lone surrogates (legal as JSON escapes, not encodable as UTF-8) goes out escaped.
 _ascii_encoder = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _reject_constant(name: str) -> None:
@@ -32,20 +34,23 @@ def _reject_constant(name: str) -> None:
 
 
 def encode_text(message: Message) -> str:
-    """One message as JSON text: a QRWC WebSocket text frame."""
+    """One message as JSON text: a QRWC WebSocket text frame.
+
+    The text is always encodable as UTF-8: lone surrogates go out as ``\\uXXXX`` escapes.
+    """
     try:
-        return _encoder.encode(to_wire(message))
+        text = _encoder.encode(to_wire(message))
+        # isascii() is O(1) on CPython; only non-ASCII text is searched for surrogates.
+        if not text.isascii() and _SURROGATE.search(text):
+            text = _ascii_encoder.encode(to_wire(message))
     except (TypeError, ValueError) as exc:
         raise InvalidFrame(f"cannot encode {type(message).__name__}: {exc}") from exc
+    return text
 
 
 def encode_frame(message: Message) -> bytes:
     """One message as a QRC frame: UTF-8 JSON and a NUL terminator."""
-    text = encode_text(message)
-    try:
-        return text.encode("utf-8") + b"\0"
-    except UnicodeEncodeError:
-        return _ascii_encoder.encode(to_wire(message)).encode("ascii") + b"\0"
+    return encode_text(message).encode("utf-8") + b"\0"
 
 
 def decode_frame(frame: bytes | str) -> Message:

@@ -95,10 +95,12 @@ async def test_first_poll_returns_all_then_only_changes(
                     "Value": 1.0,
                     "String": "muted",
                     "Position": 1.0,
+                    "Color": "",
                     "Indeterminate": False,
                     "Invisible": False,
                     "Disabled": False,
                     "Legend": "",
+                    "CssClass": "",
                 }
             ]
 

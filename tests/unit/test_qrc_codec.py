@@ -210,6 +210,19 @@ def test_lone_surrogate_from_a_peer_is_echoed_escaped() -> None:
     assert decode_frame(frame[:-1]) == message
 
 
+def test_lone_surrogate_in_a_websocket_text_frame_goes_out_escaped() -> None:
+    # trio-websocket encodes text frames as UTF-8: a raw lone surrogate cannot be sent.
+    message = decode_frame('{"jsonrpc":"2.0","result":["x\\udc80","é"],"id":"u"}')
+    text = encode_text(message)
+    text.encode("utf-8")
+    assert "\\udc80" in text
+    assert decode_frame(text) == message
+
+
+def test_text_without_surrogates_keeps_its_characters_unescaped() -> None:
+    assert encode_text(Response(1, "é€😀")) == '{"jsonrpc":"2.0","result":"é€😀","id":1}'
+
+
 # -- property tests -----------------------------------------------------------------------------
 _json_scalars = (
     st.none()
