@@ -5,17 +5,30 @@ Rules, each named in the :class:`~qsysd.errors.PolicyViolation` it raises:
 - ``read_only``: the whole daemon is read-only; no write of any kind.
 - ``protected``: the control matches a protected glob (``"Fire_*.*"``, ``"main:Amp.mute"``).
 - ``direction``: the Core reports the control as Read Only.
-- ``range``: the value is outside the control's own range, or a position outside 0..1.
-- ``bounds``: the value is outside a configured ``[[policy.bounds]]`` for the control.
+- ``type``: the value does not fit the control's type (a word for a gain, 2.5 for an Integer).
+- ``range``: the value is outside the control's own range, not a finite number, or a position
+  outside 0..1.
+- ``bounds``: the value is outside a configured ``[[policy.bounds]]`` for the (numeric)
+  control.
 - ``max_gain``: a gain above ``max_gain_db``.
 - ``max_step``: a gain change larger than ``max_gain_step_db`` without ``confirm: true``.
 
-Patterns match ``Component.control`` (or the named control's name); a pattern with a ``:``
-matches ``core:Component.control``. The policy is pure: it never talks to a Core.
+Patterns match ``Component.control`` (or the named control's name), case-insensitively (a
+pattern that differs from the design only in case still protects); a pattern with a ``:``
+matches ``core:Component.control``.
+
+A *gain* is a numeric control whose unit is dB (its Core string, or its range's strings, end
+in ``dB``) or a Float whose own name (not its component's) has a word gain, level, volume,
+vol, lvl or trim: zone and mixer gains, named controls like ``MainGain``, EQ band gains and
+other dB controls alike. For a gain, and for any control with configured bounds, the policy
+must know the number a write aims at: a position needs the control's range, a string must be
+a plain number with an optional ``dB``; otherwise the write is refused. The policy is pure:
+it never talks to a Core.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from fnmatch import fnmatchcase
 
@@ -24,10 +37,15 @@ import attrs
 from qsysd.config import PolicyConfig
 from qsysd.errors import PolicyViolation
 
-__all__ = ["Policy", "ProposedWrite", "parse_number"]
+__all__ = ["Policy", "ProposedWrite", "parse_number", "parse_strict_number"]
 
-_GAIN_WORDS = ("gain", "level", "volume", "vol")
+_GAIN_WORDS = frozenset({"gain", "level", "volume", "vol", "lvl", "trim"})
+_NUMERIC_TYPES = ("Float", "Integer")
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _NUMBER = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)")
+_STRICT_NUMBER = re.compile(
+    r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(?:db)?\s*$", re.IGNORECASE
+)
 _INF = re.compile(r"^\s*-\s*inf", re.IGNORECASE)
 
 
@@ -37,6 +55,20 @@ def parse_number(text: str) -> float | None:
         return float("-inf")
     m = _NUMBER.match(text)
     return float(m.group(1)) if m else None
+
+
+def parse_strict_number(text: str) -> float | None:
+    """A written string that is only a number, with an optional ``dB`` (``"-6 dB"``); else None.
+
+    Stricter than :func:`parse_number` on purpose: a Core may read ``"1_0dB"`` or ``"6dB!"``
+    otherwise than qsysd would, so a checked write accepts only what both read the same.
+    """
+    m = _STRICT_NUMBER.match(text)
+    return float(m.group(1)) if m else None
+
+
+def _words(name: str) -> set[str]:
+    return {w.lower() for w in _WORD.findall(name)}
 
 
 @attrs.frozen
@@ -54,16 +86,33 @@ class ProposedWrite:
     value: float | int | bool | str | None = None
     position: float | None = None
     string: str | None = None
+    #: The control's own name ("band.1.gain"); None: the part of ``control`` after the last dot.
+    name: str | None = None
+    #: The Core's string for the top of the range ("20.0dB"), a hint of the unit.
+    string_max: str | None = None
+
+    @property
+    def control_name(self) -> str:
+        return self.name if self.name is not None else self.control.rsplit(".", 1)[-1]
 
     @property
     def is_gain(self) -> bool:
-        """A gain in dB: a Float named like a gain/level, or whose Core string is in dB."""
-        if self.type != "Float":
+        """A level in dB: see the module docstring for what counts as a gain."""
+        if self.type not in _NUMERIC_TYPES:
             return False
-        last = self.control.rsplit(".", 1)[-1].lower()
-        if any(word in last for word in _GAIN_WORDS) or "gain" in self.control.lower():
+        units = (self.current_string, self.string_max)
+        if any((s or "").strip().lower().endswith("db") for s in units):
             return True
-        return (self.current_string or "").strip().lower().endswith("db")
+        return self.type == "Float" and bool(_words(self.control_name) & _GAIN_WORDS)
+
+    @property
+    def requested(self) -> str:
+        """What was asked, for messages: ``value -3``, ``position 0.9``, ``string '+6dB'``."""
+        if self.position is not None:
+            return f"position {self.position:g}"
+        if self.string is not None:
+            return f"string {self.string!r}"
+        return f"value {self.value!r}"
 
     def target(self) -> float | None:
         """The numeric value this write aims at, when it can be known before the Core answers."""
@@ -72,14 +121,14 @@ class ProposedWrite:
                 return float(self.value)
             if isinstance(self.value, int | float):
                 return float(self.value)
-            return parse_number(self.value)
+            return parse_strict_number(self.value)
         if self.position is not None:
             if self.value_min is None or self.value_max is None:
                 return None
             # A gain's position is linear over its range on real Cores (see qrc-protocol.md).
             return self.value_min + self.position * (self.value_max - self.value_min)
         if self.string is not None:
-            return parse_number(self.string)
+            return parse_strict_number(self.string)
         return None
 
     def current_number(self) -> float | None:
@@ -112,10 +161,17 @@ class Policy:
     def is_protected(self, control: str, core: str = "") -> bool:
         return self._protected_by(control, core) is not None
 
+    def check_not_protected(self, control: str, core: str = "") -> None:
+        """Raise if ``control`` (``Component.control``) matches a protected pattern."""
+        pattern = self._protected_by(control, core)
+        if pattern is not None:
+            raise PolicyViolation(
+                "protected", f"{control} is protected (pattern {pattern!r}) and never writable"
+            )
+
     def _protected_by(self, control: str, core: str) -> str | None:
         for pattern in self.config.protected:
-            subject = f"{core}:{control}" if ":" in pattern else control
-            if fnmatchcase(subject, pattern):
+            if _matches(pattern, control, core):
                 return pattern
         return None
 
@@ -124,8 +180,7 @@ class Policy:
         low: float | None = None
         high: float | None = None
         for bound in self.config.bounds:
-            subject = f"{core}:{control}" if ":" in bound.pattern else control
-            if not fnmatchcase(subject, bound.pattern):
+            if not _matches(bound.pattern, control, core):
                 continue
             if bound.min is not None:
                 low = bound.min if low is None else max(low, bound.min)
@@ -134,36 +189,43 @@ class Policy:
         return low, high
 
     def check_write(self, write: ProposedWrite, *, confirm: bool = False) -> float | None:
-        """Check one write; return its numeric target when known. Raise PolicyViolation."""
+        """Check one write; return its numeric target when known. Raise PolicyViolation.
+
+        When the control is a gain or has configured bounds, the target returned is the
+        number every limit was checked against: send it as the ``Value``.
+        """
         name = write.control
         self.check_writable(f"writing {name}")
-        pattern = self._protected_by(name, write.core)
-        if pattern is not None:
-            raise PolicyViolation(
-                "protected", f"{name} is protected (pattern {pattern!r}) and never writable"
-            )
+        self.check_not_protected(name, write.core)
         if write.direction == "Read Only":
-            raise PolicyViolation("direction", f"{name} is a Read Only control")
+            raise PolicyViolation(
+                "direction",
+                f"{name} is a Read Only control (the Core reports its direction as "
+                "'Read Only'): it can be read, never written",
+            )
         if write.position is not None and not 0.0 <= write.position <= 1.0:
             raise PolicyViolation(
                 "range", f"position {write.position} for {name} is outside 0.0..1.0"
             )
+        self._check_type(write)
         target = write.target()
+        if target is not None and math.isnan(target):
+            raise PolicyViolation("range", f"{write.requested} for {name} is not a number")
         low, high = self.bounds_for(name, write.core)
-        numeric_request = write.value is None or not isinstance(write.value, str)
-        if target is None and (low is not None or high is not None) and not numeric_request:
+        # Bounds limit numbers: a mute or a text under a broad pattern is not refused by them.
+        bounded = write.type in _NUMERIC_TYPES and (low is not None or high is not None)
+        if target is None and (bounded or (write.is_gain and self._limits_gains(confirm))):
             raise PolicyViolation(
-                "bounds",
-                f"{name} has configured bounds and {write.value!r} is not a number; "
-                "send a numeric value",
+                "bounds" if bounded else self._gain_rule(),
+                f"cannot tell which number {write.requested} sets {name} to"
+                + (
+                    " (its range is unknown)"
+                    if write.position is not None
+                    else " (give a plain number, optionally with dB)"
+                )
+                + ", so its limits cannot be checked; send the value as a number instead",
             )
-        if target is None and write.string is not None and (low is not None or high is not None):
-            raise PolicyViolation(
-                "bounds",
-                f"{name} has configured bounds and the string {write.string!r} has no number; "
-                "send a numeric value",
-            )
-        if target is not None and write.type in ("Float", "Integer"):
+        if target is not None and write.type in _NUMERIC_TYPES:
             self._check_range(write, target)
             if (low is not None and target < low) or (high is not None and target > high):
                 raise PolicyViolation(
@@ -175,7 +237,58 @@ class Policy:
             self._check_gain(write, target, confirm=confirm)
         return target
 
+    def constrains(self, write: ProposedWrite) -> bool:
+        """Whether the limits of this write depend on its number (a gain, or bounds)."""
+        if write.type not in _NUMERIC_TYPES:
+            return False
+        low, high = self.bounds_for(write.control, write.core)
+        return write.is_gain or low is not None or high is not None
+
+    def _limits_gains(self, confirm: bool) -> bool:
+        return self.config.max_gain_db is not None or (
+            self.config.max_gain_step_db is not None and not confirm
+        )
+
+    def _gain_rule(self) -> str:
+        return "max_gain" if self.config.max_gain_db is not None else "max_step"
+
+    def _check_type(self, write: ProposedWrite) -> None:
+        value, name = write.value, write.control
+        if value is None:
+            return
+        if write.type in _NUMERIC_TYPES:
+            if isinstance(value, str):
+                raise PolicyViolation(
+                    "type",
+                    f"{name} is a {write.type} control and value {value!r} is not a number; "
+                    "send a number in value (dB for a gain), or the text in string",
+                )
+            if isinstance(value, bool) and write.is_gain:
+                raise PolicyViolation(
+                    "type", f"{name} is a gain in dB; {value!r} is not a level: send a number"
+                )
+            if (
+                write.type == "Integer"
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+                and value != int(value)
+            ):
+                raise PolicyViolation(
+                    "type", f"{name} is an Integer control; {value!r} is not a whole number"
+                )
+        elif write.type == "Boolean":
+            if isinstance(value, str) or (not isinstance(value, bool) and value not in (0, 1)):
+                raise PolicyViolation(
+                    "type", f"{name} is a Boolean control; send true or false, not {value!r}"
+                )
+        elif write.type == "Text" and not isinstance(value, str):
+            raise PolicyViolation("type", f"{name} is a Text control; send a string, not {value!r}")
+
     def _check_range(self, write: ProposedWrite, target: float) -> None:
+        if not math.isfinite(target):
+            raise PolicyViolation(
+                "range", f"{write.requested} for {write.control} is not a finite number"
+            )
         if write.position is not None:
             return  # checked as a position already
         low, high = write.value_min, write.value_max
@@ -198,7 +311,7 @@ class Policy:
         if step is None or confirm:
             return
         current = write.current_number()
-        if current is None:
+        if current is None or math.isnan(current):
             raise PolicyViolation(
                 "max_step",
                 f"the current value of {write.control} is unknown, so the step to "
@@ -222,6 +335,14 @@ class Policy:
             if " ".join(key.lower().split()) == wanted:
                 return target
         return None
+
+
+def _matches(pattern: str, control: str, core: str) -> bool:
+    """A protected/bounds glob against ``Component.control`` (``core:...`` with a colon)."""
+    subject = f"{core}:{control}" if ":" in pattern else control
+    # Case-insensitive: a pattern that differs from the design only in case must not
+    # silently stop protecting (a false match only refuses a write).
+    return fnmatchcase(subject.casefold(), pattern.casefold())
 
 
 def _fmt(number: float | None) -> str:

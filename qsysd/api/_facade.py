@@ -9,9 +9,11 @@ only when the Core acknowledged it.
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+import attrs
 import structlog
 import trio
 
@@ -23,6 +25,7 @@ from qsysd.api._results import (
     MixerOutcome,
     SetOutcome,
     SnapshotOutcome,
+    WriteFailed,
     describe_error,
     string_of,
 )
@@ -58,6 +61,8 @@ class QsysApi(QsysReads):
         """Write controls; per-control results with the Core's own strings."""
         core_name = self.core(core)
         self.policy.check_writable("writing controls")
+        for i, change in enumerate(changes):
+            _check_ramp(change.ramp, f"changes[{i}].ramp")
         results: dict[int, ControlResult] = {}
         refs: dict[int, ControlRef] = {}
         befores: dict[int, ControlValue | None] = {}
@@ -68,7 +73,8 @@ class QsysApi(QsysReads):
                 refs[i] = ref
                 reading = self.store.read(ref)
                 befores[i] = reading.value
-                self.policy.check_write(_proposed(ref, reading, change), confirm=confirm)
+                write = _proposed(ref, reading, change)
+                target = self.policy.check_write(write, confirm=confirm)
             except PolicyViolation as exc:
                 results[i] = ControlResult(
                     str(refs.get(i, change.control)), ok=False, error=str(exc), rule=exc.rule
@@ -77,7 +83,12 @@ class QsysApi(QsysReads):
             except QsysdError as exc:
                 results[i] = ControlResult(change.control, ok=False, error=str(exc))
                 continue
+            if target is not None and change.value is None and self.policy.constrains(write):
+                # Send the very number the limits were checked against, not a position or a
+                # string the Core might read otherwise (a gain's taper, "1_0dB").
+                change = attrs.evolve(change, value=target, position=None, string=None)
             planned.append((i, ref, change, reading))
+        _refuse_duplicates(changes, refs)
         if dry_run:
             for i, ref, change, reading in planned:
                 results[i] = ControlResult(
@@ -213,9 +224,17 @@ class QsysApi(QsysReads):
         ref = ControlRef(core_name, bank, f"{operation}.{number}")
         try:
             self.policy.check_writable(f"{operation}ing a snapshot")
-            self.store.component(core_name, bank)
+            info = self.store.component(core_name, bank)
+            if "snapshot" not in info.type.lower():
+                raise ToolInputError(
+                    f"{bank!r} is a {info.type} component, not a snapshot bank; find banks with "
+                    "qsys_list_components type='snapshot_controller'"
+                )
             if number < 1:
                 raise ToolInputError(f"snapshot number must be 1 or more, got {number}")
+            _check_ramp(ramp, "ramp")
+            # "Scenes.*" or "Scenes.load.2" protects a bank's snapshots like its controls.
+            self.policy.check_not_protected(str(ref), core_name)
             if dry_run:
                 message = f"would {operation} snapshot {number} of {bank}"
             else:
@@ -255,21 +274,29 @@ class QsysApi(QsysReads):
         self.policy.check_writable("writing a mixer")
         if gain is None and mute is None:
             raise ToolInputError("give gain, mute or both")
-        self.store.component(core_name, mixer)
+        _check_ramp(ramp, "ramp")
+        info = self.store.component(core_name, mixer)
         names = {r.info.ref.name for r in self.store.controls(core_name, mixer)}
         n_in = channel_count(names, r"input\.(\d+)\.gain")
         n_out = channel_count(names, r"output\.(\d+)\.gain")
+        if not n_in and not n_out:
+            raise ToolInputError(
+                f"{mixer!r} is a {info.type} component, not a mixer (it has no input.N.gain or "
+                "output.N.gain controls); find mixers with qsys_list_components type='mixer'"
+            )
         ins = parse_channels(inputs, n_in, "inputs") if target in ("crosspoint", "input") else []
         outs = parse_channels(outputs, n_out, "outputs") if target != "input" else []
         controls = mixer_controls(target, ins, outs)
         calls = mixer_calls(
             mixer, target, inputs=inputs, outputs=outputs, gain=gain, mute=mute, ramp=ramp
         )
-        # The policy sees every control the channel strings expand to.
-        refs: list[tuple[ControlRef, ControlReading, Scalar]] = []
+        # The policy sees every control the channel strings expand to; one refusal refuses
+        # the whole call, since one Mixer method sets them all.
+        per_call: list[list[tuple[ControlRef, ControlReading, Scalar]]] = []
         for suffix, value in (("gain", gain), ("mute", mute)):
             if value is None:
                 continue
+            affected: list[tuple[ControlRef, ControlReading, Scalar]] = []
             for ctl in controls[suffix]:
                 ref = ControlRef(core=core_name, component=mixer, name=ctl)
                 reading = self.store.read(ref)
@@ -281,34 +308,52 @@ class QsysApi(QsysReads):
                         ref, principal, reading.value, None, "refused", str(exc)
                     )
                     raise
-                refs.append((ref, reading, value))
+                affected.append((ref, reading, value))
+            per_call.append(affected)
         methods = tuple(c[0] for c in calls)
         if dry_run:
             results = tuple(
                 ControlResult(str(ref), ok=True, before=string_of(reading), value=value)
-                for ref, reading, value in refs
+                for affected in per_call
+                for ref, reading, value in affected
             )
-            for ref, reading, _ in refs:
-                await self._audit.record(ref, principal, reading.value, None, "dry_run", None)
+            for affected in per_call:
+                for ref, reading, _ in affected:
+                    await self._audit.record(ref, principal, reading.value, None, "dry_run", None)
             return MixerOutcome(core_name, mixer, methods, True, results)
-        try:
-            link = self._link(core_name)
-            for method, params in calls:
-                await link.request(method, params)
-        except QsysdError as exc:
-            for ref, reading, _ in refs:
-                await self._audit.record(
-                    ref, principal, reading.value, None, _outcome(exc), str(exc)
-                )
-            raise
+        out: dict[ControlRef, ControlResult] = {}
+        sent: list[tuple[ControlRef, ControlReading, Scalar]] = []
+        for (method, params), affected in zip(calls, per_call, strict=True):
+            try:
+                await self._link(core_name).request(method, params)
+            except Exception as exc:  # per method: the other one may still be applied
+                if not isinstance(exc, QsysdError):
+                    log.error("api.unexpected_error", error=repr(exc))
+                error = describe_error(exc, core=core_name)
+                for ref, reading, _ in affected:
+                    out[ref] = ControlResult(
+                        str(ref),
+                        ok=False,
+                        before=string_of(reading),
+                        error=error,
+                        retryable=_retryable(exc),
+                        uncertain=isinstance(exc, RequestTimeout),
+                    )
+                    await self._audit.record(
+                        ref, principal, reading.value, None, _outcome(exc), error
+                    )
+                continue
+            sent.extend(affected)
         # The Mixer methods answer `true`: read the affected controls back for the Core's strings.
-        failures = await self._refresh([ref for ref, _, _ in refs])
-        out = []
-        for ref, reading, _ in refs:
+        failures = await self._refresh([ref for ref, _, _ in sent])
+        for ref, reading, _ in sent:
             now = self.store.read(ref).value
-            out.append(_acknowledged(ref, reading, now, failures.get(ref)))
+            out[ref] = _acknowledged(ref, reading, now, failures.get(ref))
             await self._audit.record(ref, principal, reading.value, now, "ok", None)
-        return MixerOutcome(core_name, mixer, methods, False, tuple(out))
+        ordered = tuple(out[ref] for affected in per_call for ref, _, _ in affected)
+        if not sent:
+            raise WriteFailed(ordered)
+        return MixerOutcome(core_name, mixer, methods, False, ordered)
 
 
 def _acknowledged(
@@ -326,10 +371,15 @@ def _acknowledged(
     )
 
 
+def _retryable(exc: BaseException) -> bool:
+    """A retry may help: the Core was away, not a timeout (the write may have been applied)."""
+    return isinstance(exc, CoreError) and exc.retryable and not isinstance(exc, RequestTimeout)
+
+
 def _fail_all(
     results: dict[int, ControlResult], items: Iterable[_Planned], exc: Exception, core: str
 ) -> None:
-    retryable = isinstance(exc, CoreError) and exc.retryable and not isinstance(exc, RequestTimeout)
+    retryable = _retryable(exc)
     if not isinstance(exc, QsysdError):
         log.error("api.unexpected_error", error=repr(exc))
     for i, ref, _, reading in items:
@@ -339,6 +389,7 @@ def _fail_all(
             before=string_of(reading),
             error=describe_error(exc, core=core),
             retryable=retryable,
+            uncertain=isinstance(exc, RequestTimeout),
         )
 
 
@@ -361,7 +412,31 @@ def _proposed(ref: ControlRef, reading: ControlReading, change: ControlChange) -
         value=change.value,
         position=change.position,
         string=change.string,
+        name=ref.name,
+        string_max=info.string_max,
     )
+
+
+def _check_ramp(ramp: float | None, field: str) -> None:
+    """A ramp is a finite number of seconds, 0 or more (a tool's schema also caps it)."""
+    if ramp is None:
+        return
+    if isinstance(ramp, bool) or not isinstance(ramp, int | float) or not math.isfinite(ramp):
+        raise ToolInputError(f"{field}: {ramp!r} is not a number of seconds")
+    if ramp < 0:
+        raise ToolInputError(f"{field}: {ramp:g} s is negative; give 0 or more seconds")
+
+
+def _refuse_duplicates(changes: Sequence[ControlChange], refs: Mapping[int, ControlRef]) -> None:
+    """One call changes each control once: two values for one control are ambiguous."""
+    first: dict[ControlRef, int] = {}
+    for i, ref in sorted(refs.items()):
+        if ref in first:
+            raise ToolInputError(
+                f"changes[{first[ref]}] ({changes[first[ref]].control}) and changes[{i}] "
+                f"({changes[i].control}) both change {ref}; give each control once per call"
+            )
+        first[ref] = i
 
 
 def _set_entry(change: ControlChange) -> dict[str, Any]:

@@ -19,7 +19,13 @@ class WriteFailed(QsysdError):
         self.retryable = any(r.retryable for r in self.results)
         lines = "; ".join(f"{r.control}: {r.error}" for r in self.results)
         hint = " The same call may succeed later." if self.retryable else ""
-        super().__init__(f"nothing was written. {lines}.{hint}")
+        # After a timeout nobody knows whether the Core applied it: never say "nothing".
+        head = (
+            "no write was confirmed by the Core"
+            if any(r.uncertain for r in self.results)
+            else "nothing was written"
+        )
+        super().__init__(f"{head}. {lines}.{hint}")
 
 
 @attrs.frozen
@@ -71,6 +77,8 @@ class ControlResult:
     error: str | None = None
     rule: str | None = None
     retryable: bool = False
+    #: The Core did not answer in time: the write may or may not have been applied.
+    uncertain: bool = False
 
 
 @attrs.frozen

@@ -33,6 +33,19 @@ SYNONYMS: dict[str, frozenset[str]] = {
         "mute": {"muted", "silence", "off"},
         "silence": {"mute"},
         "quiet": {"mute"},
+        "unmute": {"mute"},
+        "off": {"mute"},
+        # Spoken requests say which way a level goes; they mean the gain.
+        "down": {"gain", "volume", "level"},
+        "up": {"gain", "volume", "level"},
+        "louder": {"gain", "volume", "level"},
+        "quieter": {"gain", "volume", "level"},
+        "softer": {"gain", "volume", "level"},
+        "lower": {"gain", "volume", "level"},
+        "raise": {"gain", "volume", "level"},
+        "increase": {"gain", "volume", "level"},
+        "decrease": {"gain", "volume", "level"},
+        "reduce": {"gain", "volume", "level"},
         "speaker": {"spk", "speakers", "amp", "output", "loudspeaker"},
         "speakers": {"spk", "speaker", "amp", "output"},
         "amp": {"amplifier", "speaker"},
@@ -51,7 +64,16 @@ SYNONYMS: dict[str, frozenset[str]] = {
     }.items()
 }
 _TOKEN = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
-_MAIN_CONTROLS = frozenset({"gain", "mute"})
+# "lobby music" means the zone's level first, then its mute, not its bass or its bypass.
+_MAIN_CONTROLS = {"gain": 0.05, "mute": 0.04}
+# Words of a spoken request that name nothing in a design.
+STOP_WORDS = frozenset(
+    {
+        "a", "an", "the", "please", "turn", "set", "make", "it", "its", "to", "in", "of", "on",
+        "at", "for", "is", "be", "can", "could", "you", "would", "my", "our", "this", "that",
+        "and", "all", "bit", "little", "lot", "much", "too", "now", "just",
+    }
+)  # fmt: skip
 
 
 def tokens(text: str) -> list[str]:
@@ -188,7 +210,7 @@ def rank(
 
     A configured alias whose words are all in the query ranks its target first (score 2).
     """
-    words = tokens(query)
+    words = [w for w in tokens(query) if w not in STOP_WORDS] or tokens(query)
     if not words:
         return []
     normalized = " ".join(words)
@@ -219,8 +241,7 @@ def rank(
         if total <= 0:
             continue
         score = total / len(words)
-        if entry.ref.name in _MAIN_CONTROLS:
-            score += 0.05  # "lobby music" means the zone's level, not its bass
+        score += _MAIN_CONTROLS.get(entry.ref.name, 0.0)
         unmatched = sum(
             1 for t in entry.control_tokens if not t.isdigit() and all(t not in w for w in why)
         )

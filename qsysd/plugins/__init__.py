@@ -17,6 +17,7 @@ from qsysd.plugins._registry import (
     Registry as Registry,
 )
 from qsysd.plugins._schema import (
+    NOT_BLANK as NOT_BLANK,
     SchemaError as SchemaError,
     doc as doc,
     json_schema as json_schema,
@@ -37,6 +38,7 @@ from qsysd.plugins._tool import (
 __all__ = [
     "DEFAULT_PLUGINS",
     "ENTRY_POINT_GROUP",
+    "NOT_BLANK",
     "PERMISSIONS",
     "Permission",
     "PermissionDenied",

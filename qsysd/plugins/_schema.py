@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import enum
 import functools
+import math
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeVar, Union
 
 import attrs
@@ -21,6 +22,7 @@ import cattrs
 from qsysd.errors import ToolInputError
 
 __all__ = [
+    "NOT_BLANK",
     "SchemaError",
     "doc",
     "json_schema",
@@ -30,6 +32,8 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+#: A ``pattern`` for strings that must hold something besides spaces.
+NOT_BLANK = r"\S"
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
 
@@ -133,7 +137,17 @@ def _validator(cls: type) -> Any:
 
 
 def validate_arguments(cls: type, arguments: Mapping[str, Any] | None) -> None:
-    """Check raw arguments against ``cls``'s schema; raise ToolInputError naming each field."""
+    """Check raw arguments against ``cls``'s schema; raise ToolInputError naming each field.
+
+    NaN and infinities (which JSON lacks, but Python's parsers accept) are refused wherever
+    they are: JSON Schema's ``minimum``/``maximum`` let NaN through.
+    """
+    if arguments is not None and not isinstance(arguments, Mapping):
+        raise ToolInputError(f"invalid arguments: expected an object, got {_json_type(arguments)}")
+    not_finite = list(_non_finite(arguments or {}, ""))
+    if not_finite:
+        where = ", ".join(f"{path or '<arguments>'} is {value!r}" for path, value in not_finite[:5])
+        raise ToolInputError(f"invalid arguments: {where}; give a finite number")
     validator = _validator(cls)
     errors = sorted(validator.iter_errors(dict(arguments or {})), key=_error_sort_key)
     if not errors:
@@ -141,6 +155,18 @@ def validate_arguments(cls: type, arguments: Mapping[str, Any] | None) -> None:
     problems = [_describe_error(e) for e in errors[:5]]
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
     raise ToolInputError("invalid arguments: " + "; ".join(problems) + more)
+
+
+def _non_finite(value: Any, path: str) -> Iterator[tuple[str, float]]:
+    """Each NaN or infinity in a JSON-like value, with its path (``changes[0].value``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _non_finite(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _non_finite(item, f"{path}[{index}]")
 
 
 def _error_sort_key(error: Any) -> tuple[int, str]:
@@ -171,6 +197,15 @@ def _describe_error(error: Any) -> str:
         low = error.schema.get("minimum", error.schema.get("exclusiveMinimum"))
         high = error.schema.get("maximum", error.schema.get("exclusiveMaximum"))
         return f"{where}: {error.instance!r} is out of range [{low}, {high}]"
+    if validator in ("minLength", "minItems") and error.validator_value == 1:
+        return f"{where}: must not be empty"
+    if validator == "pattern" and error.validator_value == NOT_BLANK:
+        return f"{where}: must not be empty or only spaces"
+    if validator in ("maxLength", "maxItems", "minItems"):
+        size = len(error.instance)
+        unit = "characters" if validator == "maxLength" else "items"
+        bound = "at most" if validator.startswith("max") else "at least"
+        return f"{where}: {size} {unit}; give {bound} {error.validator_value}"
     if validator == "type":
         expected = error.validator_value
         if isinstance(expected, list):

@@ -189,7 +189,13 @@ class QsysMcp:
         try:
             start = int(cursor) if cursor else 0
         except ValueError:
-            raise MCPError(types.INVALID_PARAMS, f"invalid cursor {cursor!r}") from None
+            start = -1
+        if not 0 <= start <= len(items):
+            # Cursors are opaque: only one this server gave out is valid.
+            raise MCPError(
+                types.INVALID_PARAMS,
+                f"invalid cursor {(cursor or '')[:40]!r}; use the nextCursor of the previous page",
+            )
         end = start + self.page_size
         return items[start:end], (str(end) if end < len(items) else None)
 

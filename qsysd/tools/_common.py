@@ -15,7 +15,9 @@ from qsysd.state import CoreStatus, Scalar
 CORE_FIELD_DOC = "The configured name of the Core to use. Omit it when only one Core is configured."
 
 
-CORE_DOC = doc(CORE_FIELD_DOC)
+CORE_DOC = doc(CORE_FIELD_DOC, maxLength=100)
+#: The longest control name, component name, filter or channel string a tool accepts.
+NAME_MAX = 300
 
 
 def iso(timestamp: float | None) -> str | None:

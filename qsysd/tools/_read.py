@@ -7,9 +7,9 @@ from typing import Literal
 
 import attrs
 
-from qsysd.plugins import Tool, ToolContext, doc, hookimpl
+from qsysd.plugins import NOT_BLANK, Tool, ToolContext, doc, hookimpl
 from qsysd.state import Scalar
-from qsysd.tools._common import CORE_DOC, CoreOut, core_out, iso, json_scalar
+from qsysd.tools._common import CORE_DOC, NAME_MAX, CoreOut, core_out, iso, json_scalar
 
 # qsys_status ---------------------------------------------------------------------------------
 
@@ -46,17 +46,22 @@ class ListComponentsInput:
         metadata=doc(
             "Only components whose name contains this text (case-insensitive), or matches this "
             "glob ('Zone_*').",
+            maxLength=NAME_MAX,
             examples=["lobby", "Zone_*"],
         ),
     )
     type: str | None = attrs.field(
         default=None,
         metadata=doc(
-            "Only components of this Q-SYS type, e.g. 'gain', 'mixer', 'snapshot_controller'."
+            "Only components of this Q-SYS type, e.g. 'gain', 'mixer', 'snapshot_controller'.",
+            maxLength=NAME_MAX,
         ),
     )
     offset: int = attrs.field(
-        default=0, metadata=doc("How many matching components to skip (paging).", minimum=0)
+        default=0,
+        metadata=doc(
+            "How many matching components to skip (paging).", minimum=0, maximum=1_000_000
+        ),
     )
     limit: int = attrs.field(
         default=50, metadata=doc("At most this many components.", minimum=1, maximum=500)
@@ -113,14 +118,16 @@ class ListControlsInput:
     component: str | None = attrs.field(
         default=None,
         metadata=doc(
-            "The component's exact name; omit it (or null) for the design's named controls."
+            "The component's exact name; omit it (or null) for the design's named controls.",
+            maxLength=NAME_MAX,
         ),
     )
     core: str | None = attrs.field(default=None, metadata=CORE_DOC)
     filter: str | None = attrs.field(
         default=None,
         metadata=doc(
-            "Only controls whose name contains this text or matches this glob ('input.*.gain')."
+            "Only controls whose name contains this text or matches this glob ('input.*.gain').",
+            maxLength=NAME_MAX,
         ),
     )
 
@@ -198,6 +205,7 @@ class GetInput:
             "('MainGain') or a configured alias.",
             minItems=1,
             maxItems=200,
+            items={"type": "string", "minLength": 1, "maxLength": NAME_MAX, "pattern": NOT_BLANK},
             examples=[["Lobby_BGM.gain", "Lobby_BGM.mute"]],
         )
     )
@@ -273,7 +281,8 @@ class FindInput:
         )
     )
     core: str | None = attrs.field(
-        default=None, metadata=doc("Search this Core only; omit to search every Core.")
+        default=None,
+        metadata=doc("Search this Core only; omit to search every Core.", maxLength=100),
     )
     limit: int = attrs.field(
         default=10, metadata=doc("At most this many matches.", minimum=1, maximum=50)
@@ -324,7 +333,8 @@ class SummaryInput:
     """Arguments of qsys_summary."""
 
     core: str | None = attrs.field(
-        default=None, metadata=doc("Summarize this Core only; omit for every Core.")
+        default=None,
+        metadata=doc("Summarize this Core only; omit for every Core.", maxLength=100),
     )
     max_zones: int = attrs.field(
         default=40, metadata=doc("List at most this many zones.", minimum=1, maximum=500)
@@ -399,14 +409,17 @@ class HistoryInput:
         ),
     )
     control: str | None = attrs.field(
-        default=None, metadata=doc("Only this control ('Component.control').")
+        default=None,
+        metadata=doc("Only this control ('Component.control').", maxLength=NAME_MAX),
     )
     core: str | None = attrs.field(default=None, metadata=CORE_DOC)
     principal: str | None = attrs.field(
-        default=None, metadata=doc("Only writes by this principal (audit).")
+        default=None,
+        metadata=doc("Only writes by this principal (audit).", maxLength=NAME_MAX),
     )
     since_minutes: float | None = attrs.field(
-        default=None, metadata=doc("Only the last N minutes.", exclusiveMinimum=0)
+        default=None,
+        metadata=doc("Only the last N minutes.", exclusiveMinimum=0, maximum=5_256_000),
     )
     limit: int = attrs.field(
         default=20, metadata=doc("At most this many entries, newest first.", minimum=1, maximum=500)

@@ -9,8 +9,8 @@ import attrs
 
 from qsysd.api import ControlChange, ControlResult, WriteFailed
 from qsysd.errors import ToolInputError
-from qsysd.plugins import Tool, ToolContext, doc, hookimpl
-from qsysd.tools._common import CORE_DOC, ControlResultOut, result_out
+from qsysd.plugins import NOT_BLANK, Tool, ToolContext, doc, hookimpl
+from qsysd.tools._common import CORE_DOC, NAME_MAX, ControlResultOut, result_out
 
 _CONFIRM_DOC = (
     "Set true only after the user explicitly agreed to a large gain change: lifts the "
@@ -36,12 +36,16 @@ class ChangeIn:
             "The control: 'Component.control' (e.g. 'Lobby_BGM.gain'), a named control, or "
             "an alias.",
             minLength=1,
+            maxLength=NAME_MAX,
+            pattern=NOT_BLANK,
         )
     )
     value: float | bool | str | None = attrs.field(
         default=None,
         metadata=doc(
-            "The new value in the control's unit: dB for gains (e.g. -20), true/false for mutes."
+            "The new value in the control's unit: dB for gains (e.g. -20), true/false for mutes, "
+            "text for Text controls.",
+            maxLength=4096,
         ),
     )
     position: float | None = attrs.field(
@@ -54,7 +58,9 @@ class ChangeIn:
     )
     string: str | None = attrs.field(
         default=None,
-        metadata=doc("The new value as the Core would write it, e.g. '-12dB' or 'muted'."),
+        metadata=doc(
+            "The new value as the Core would write it, e.g. '-12dB' or 'muted'.", maxLength=4096
+        ),
     )
     ramp: float | None = attrs.field(
         default=None,
@@ -128,6 +134,7 @@ class SnapshotLoadInput:
         metadata=doc(
             "The snapshot bank component's name (type snapshot_controller), e.g. 'Scenes'.",
             minLength=1,
+            maxLength=NAME_MAX,
         )
     )
     number: int = attrs.field(
@@ -147,7 +154,9 @@ class SnapshotLoadInput:
 class SnapshotSaveInput:
     """Arguments of qsys_snapshot_save."""
 
-    bank: str = attrs.field(metadata=doc("The snapshot bank component's name.", minLength=1))
+    bank: str = attrs.field(
+        metadata=doc("The snapshot bank component's name.", minLength=1, maxLength=NAME_MAX)
+    )
     number: int = attrs.field(
         metadata=doc("The snapshot to overwrite, from 1.", minimum=1, maximum=1000)
     )
@@ -194,17 +203,21 @@ _CHANNELS_DOC = (
 class MixerSetInput:
     """Arguments of qsys_mixer_set."""
 
-    mixer: str = attrs.field(metadata=doc("The mixer component's name.", minLength=1))
+    mixer: str = attrs.field(
+        metadata=doc("The mixer component's name.", minLength=1, maxLength=NAME_MAX)
+    )
     target: Literal["crosspoint", "input", "output"] = attrs.field(
         metadata=doc(
             "What to set: 'input' or 'output' channel strips, or 'crosspoint' (input -> output)."
         )
     )
     inputs: str | None = attrs.field(
-        default=None, metadata=doc(_CHANNELS_DOC + " Needed for input and crosspoint.")
+        default=None,
+        metadata=doc(_CHANNELS_DOC + " Needed for input and crosspoint.", maxLength=NAME_MAX),
     )
     outputs: str | None = attrs.field(
-        default=None, metadata=doc(_CHANNELS_DOC + " Needed for output and crosspoint.")
+        default=None,
+        metadata=doc(_CHANNELS_DOC + " Needed for output and crosspoint.", maxLength=NAME_MAX),
     )
     gain: float | None = attrs.field(
         default=None, metadata=doc("The gain in dB, e.g. -10.", minimum=-100, maximum=20)
@@ -260,10 +273,11 @@ TOOLS = [
             "Change one or more controls: gains in dB (value: -20), mutes (value: true), any "
             "control by position (0..1) or by string ('-12dB'); optional ramp in seconds. "
             "Reported done only when the Core acknowledged it, with the Core's own strings per "
-            "control. The safety policy applies: protected controls, bounds, a maximum gain, "
-            "and a maximum gain step per call (ask the user, then confirm: true). Use dry_run "
-            'to preview. Example: {"changes": [{"control": "Lobby_BGM.gain", '
-            '"value": -20, "ramp": 2}]}.'
+            "control. Each control at most once per call. The safety policy applies to every "
+            "gain in dB (zones, mixers, EQ bands, named controls), however it is written: "
+            "protected controls, bounds, a maximum gain, and a maximum gain step per call (ask "
+            "the user, then confirm: true). Use dry_run to preview. Example: "
+            '{"changes": [{"control": "Lobby_BGM.gain", "value": -20, "ramp": 2}]}.'
         ),
         input_type=SetInput,
         output_type=SetOutput,
@@ -282,7 +296,9 @@ TOOLS = [
         title="Recall a snapshot",
         description=(
             "Recall a stored snapshot (scene/preset) of a snapshot bank component, optionally "
-            "fading over ramp seconds. Changes many controls at once. Find banks with "
+            "fading over ramp seconds. Changes many controls at once to values stored in the "
+            "Core, which the gain limits cannot check: recall only what the user asked for. "
+            "Find banks with "
             'qsys_list_components type=\'snapshot_controller\'. Example: {"bank": "Scenes", '
             '"number": 2, "ramp": 3}.'
         ),

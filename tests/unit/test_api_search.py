@@ -111,9 +111,21 @@ def test_rank_finds_named_controls() -> None:
     assert ranked("main gain")[0] == "MainGain"
 
 
-def test_rank_breaks_ties_by_name_and_honours_the_limit() -> None:
+def test_rank_puts_levels_before_mutes_then_breaks_ties_by_name_and_honours_the_limit() -> None:
     found = ranked("lobby", limit=3)
-    assert found == ["Lobby_BGM.gain", "Lobby_BGM.mute", "Lobby_Page.gain"]
+    assert found == ["Lobby_BGM.gain", "Lobby_Page.gain", "Lobby_BGM.mute"]
+
+
+@pytest.mark.parametrize(
+    ("query", "first"),
+    [
+        ("turn the lobby music down", "Lobby_BGM.gain"),
+        ("please make the bar louder", "Bar.gain"),
+        ("turn off the lobby music", "Lobby_BGM.mute"),
+    ],
+)
+def test_spoken_requests_rank_the_control_they_mean_first(query: str, first: str) -> None:
+    assert ranked(query)[0] == first
 
 
 @pytest.mark.parametrize("target", ["Bar.gain", "main:Bar.gain"])

@@ -98,7 +98,7 @@ def test_valid_arguments_become_typed_objects() -> None:
     ("arguments", "message"),
     [
         ({}, "<arguments>: 'changes' is a required property"),
-        ({"changes": []}, "changes: [] should be non-empty"),
+        ({"changes": []}, "changes: must not be empty"),
         ({"changes": [{"control": "A.gain", "ramp": -1}]}, "changes[0].ramp: -1 is out of range"),
         ({"changes": [{"control": 5}]}, "changes[0].control: expected string, got number 5"),
         ({"changes": [{"control": "A.gain"}], "confrim": True}, "unknown field(s) 'confrim'"),
