@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import itertools
 from collections.abc import Callable
 from typing import Literal
 
@@ -64,33 +65,41 @@ class AuditTrail:
         kind: Literal["change", "write"],
         core: str | None,
         ref: ControlRef | None,
+        component: str | None = None,
         principal: str | None,
         since: float | None,
+        until: float | None = None,
         limit: int,
+        offset: int = 0,
     ) -> list[JournalEntry]:
-        """Entries newest first; without a journal there are writes only, no changes."""
+        """Entries newest first (``since`` inclusive, ``until`` not), skipping ``offset``.
+
+        Without a journal there are writes only, no changes.
+        """
+        if ref is not None:
+            core, component = ref.core, ref.component
         if self.journal is not None:
             return await self.journal.query(
                 kind=kind,
-                core=ref.core if ref else core,
-                component=ref.component if ref else None,
+                core=core,
+                component=component,
                 control=ref.name if ref else None,
                 principal=principal,
                 since=since,
+                until=until,
                 limit=limit,
+                offset=offset,
             )
         if kind == "change":
             return []
-        out = []
-        for entry in reversed(self._recent):
-            if (
-                (core is not None and entry.ref.core != core)
-                or (ref is not None and entry.ref != ref)
-                or (principal is not None and entry.principal != principal)
-                or (since is not None and entry.at < since)
-            ):
-                continue
-            out.append(entry)
-            if len(out) >= limit:
-                break
-        return out
+        matching = (
+            entry
+            for entry in reversed(self._recent)
+            if (core is None or entry.ref.core == core)
+            and (ref is None or entry.ref == ref)
+            and (component is None or entry.ref.component == component)
+            and (principal is None or entry.principal == principal)
+            and (since is None or entry.at >= since)
+            and (until is None or entry.at < until)
+        )
+        return list(itertools.islice(matching, offset, offset + limit))

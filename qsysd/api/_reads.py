@@ -270,19 +270,34 @@ class QsysReads:
         kind: Literal["change", "write"] = "change",
         core: str | None = None,
         control: str | None = None,
+        component: str | None = None,
         principal: str | None = None,
         since: float | None = None,
+        until: float | None = None,
         limit: int = 50,
+        offset: int = 0,
     ) -> list[JournalEntry]:
         """Value changes (``change``) or audited writes (``write``), newest first.
 
-        Without a journal there is no change history, and writes come from a bounded
-        in-memory record of this process's writes.
+        ``control`` is one control ("Component.control" or a named control); ``component``
+        every control of one component. Without a journal there is no change history, and
+        writes come from a bounded in-memory record of this process's writes.
         """
-        name = self.core(core) if core is not None or control is not None else None
+        wanted = core is not None or control is not None or component is not None
+        name = self.core(core) if wanted else None
         ref = self.resolve(name, control) if control is not None else None
+        if component is not None:
+            component = self.store.component(self.core(name), component).name
         return await self._audit.query(
-            kind=kind, core=name, ref=ref, principal=principal, since=since, limit=limit
+            kind=kind,
+            core=name,
+            ref=ref,
+            component=component,
+            principal=principal,
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
         )
 
     def find_controls(self, query: str, *, core: str | None = None, limit: int = 10) -> list[Match]:

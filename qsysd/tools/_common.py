@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 
 from qsysd.api import ControlResult
+from qsysd.errors import ToolInputError
 from qsysd.plugins import doc
 from qsysd.state import CoreStatus, Scalar
 
@@ -18,6 +19,21 @@ CORE_FIELD_DOC = "The configured name of the Core to use. Omit it when only one 
 CORE_DOC = doc(CORE_FIELD_DOC, maxLength=100)
 #: The longest control name, component name, filter or channel string a tool accepts.
 NAME_MAX = 300
+
+
+def parse_time(text: str | None, field: str) -> float | None:
+    """An ISO 8601 time (``2026-11-26T08:00:00Z``; no zone means UTC) as UNIX time."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ToolInputError(
+            f"{field}: {text!r} is not an ISO 8601 time such as '2026-11-26T08:00:00Z'"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
 
 
 def iso(timestamp: float | None) -> str | None:

@@ -9,7 +9,15 @@ import attrs
 
 from qsysd.plugins import NOT_BLANK, Tool, ToolContext, doc, hookimpl
 from qsysd.state import Scalar
-from qsysd.tools._common import CORE_DOC, NAME_MAX, CoreOut, core_out, iso, json_scalar
+from qsysd.tools._common import (
+    CORE_DOC,
+    NAME_MAX,
+    CoreOut,
+    core_out,
+    iso,
+    json_scalar,
+    parse_time,
+)
 
 # qsys_status ---------------------------------------------------------------------------------
 
@@ -412,6 +420,10 @@ class HistoryInput:
         default=None,
         metadata=doc("Only this control ('Component.control').", maxLength=NAME_MAX),
     )
+    component: str | None = attrs.field(
+        default=None,
+        metadata=doc("Only the controls of this component.", maxLength=NAME_MAX),
+    )
     core: str | None = attrs.field(default=None, metadata=CORE_DOC)
     principal: str | None = attrs.field(
         default=None,
@@ -421,8 +433,28 @@ class HistoryInput:
         default=None,
         metadata=doc("Only the last N minutes.", exclusiveMinimum=0, maximum=5_256_000),
     )
+    since: str | None = attrs.field(
+        default=None,
+        metadata=doc(
+            "Only entries at or after this ISO 8601 time ('2026-11-26T08:00:00Z'; UTC when no "
+            "zone is given).",
+            maxLength=64,
+        ),
+    )
+    until: str | None = attrs.field(
+        default=None,
+        metadata=doc("Only entries before this ISO 8601 time.", maxLength=64),
+    )
     limit: int = attrs.field(
         default=20, metadata=doc("At most this many entries, newest first.", minimum=1, maximum=500)
+    )
+    offset: int = attrs.field(
+        default=0,
+        metadata=doc(
+            "Skip this many entries: pass the previous answer's next_offset for the next page.",
+            minimum=0,
+            maximum=1_000_000,
+        ),
     )
 
 
@@ -450,21 +482,32 @@ class HistoryOutput:
 
     kind: str = attrs.field(metadata=doc("audit or changes."))
     entries: list[HistoryEntry] = attrs.field(metadata=doc("Newest first."))
+    next_offset: int | None = attrs.field(
+        metadata=doc("The offset of the next page, or null when this is the last one.")
+    )
     note: str | None = attrs.field(metadata=doc("Why the list may be incomplete, if it may be."))
 
 
 async def history(ctx: ToolContext, args: HistoryInput) -> HistoryOutput:
-    since = None
+    since = parse_time(args.since, "since")
     if args.since_minutes is not None:
-        since = ctx.api.now() - args.since_minutes * 60
+        recent = ctx.api.now() - args.since_minutes * 60
+        since = recent if since is None else max(since, recent)
+    until = parse_time(args.until, "until")
+    # One entry more than asked for says whether another page follows.
     rows = await ctx.api.history(
         kind="write" if args.kind == "audit" else "change",
         core=args.core,
         control=args.control,
+        component=args.component,
         principal=args.principal,
         since=since,
-        limit=args.limit,
+        until=until,
+        limit=args.limit + 1,
+        offset=args.offset,
     )
+    more = len(rows) > args.limit
+    rows = rows[: args.limit]
     entries = [
         HistoryEntry(
             time=iso(row.at),
@@ -481,7 +524,8 @@ async def history(ctx: ToolContext, args: HistoryInput) -> HistoryOutput:
     note = None
     if ctx.api.journal is None:
         note = "the journal is disabled: no change history; writes are those of this process only"
-    return HistoryOutput(args.kind, entries, note)
+    next_offset = args.offset + len(entries) if more else None
+    return HistoryOutput(args.kind, entries, next_offset, note)
 
 
 # registration --------------------------------------------------------------------------------

@@ -325,3 +325,30 @@ async def test_tool_call_log_lines_carry_the_request_id(emulator: EmulatorServer
     records = [json.loads(line) for line in stream.getvalue().splitlines()]
     (called,) = [r for r in records if r["event"] == "tool.called"]
     assert called["tool"] == "qsys_get" and called["request_id"] not in ("", "None")
+
+
+async def test_history_pages_by_component_and_time_range(emulator: EmulatorServer) -> None:
+    writes = [("Bar.gain", -12), ("Restaurant.gain", -20), ("Bar.mute", True), ("Bar.gain", -11)]
+    with trio.fail_after(WAIT):
+        async with running_server(emulator) as (server, _), Client(server) as client:
+            for control, value in writes:
+                await call(client, "qsys_set", {"changes": [{"control": control, "value": value}]})
+            first = data(await call(client, "qsys_history", {"component": "Bar", "limit": 2}))
+            assert [e["control"] for e in first["entries"]] == ["Bar.gain", "Bar.mute"]
+            assert first["next_offset"] == 2
+            query = {"component": "Bar", "limit": 2, "offset": 2}
+            second = data(await call(client, "qsys_history", query))
+            assert [(e["control"], e["after"]) for e in second["entries"]] == [
+                ("Bar.gain", "-12.0dB")
+            ]
+            assert second["next_offset"] is None
+            future = {"since": "2999-01-01T00:00:00Z"}
+            assert data(await call(client, "qsys_history", future))["entries"] == []
+            past = {"until": "2000-01-01T00:00:00+00:00"}
+            assert data(await call(client, "qsys_history", past))["entries"] == []
+            everything = data(await call(client, "qsys_history", {"until": "2999-01-01"}))
+            assert len(everything["entries"]) == 4
+            bad = await call(client, "qsys_history", {"since": "yesterday"})
+            assert "since: 'yesterday' is not an ISO 8601 time" in error_text(bad)
+            unknown = await call(client, "qsys_history", {"component": "Baar"})
+            assert "Bar" in error_text(unknown)
