@@ -6,7 +6,8 @@ Every error qsysd raises on purpose derives from :class:`QsysdError`::
     ├── ConfigError                 the configuration is invalid (all problems, with paths)
     ├── ProtocolError               bytes from a peer are not valid QRC
     │   ├── FrameTooLarge           a frame grew past the size limit
-    │   └── InvalidFrame            not UTF-8, not JSON, or not a JSON-RPC object
+    │   ├── InvalidFrame            not UTF-8, not JSON, or not a JSON-RPC object
+    │   └── InvalidReply            a JSON-RPC reply or push whose content is not what QRC says
     ├── CoreError                   talking to a Core failed
     │   ├── TransportError          the socket failed (refused, reset, closed)
     │   ├── RequestTimeout          the Core did not answer before the deadline
@@ -42,6 +43,7 @@ __all__ = [
     "InvalidFrame",
     "InvalidPageRequestId",
     "InvalidParams",
+    "InvalidReply",
     "InvalidRequest",
     "LogonRequired",
     "LookupFailed",
@@ -86,6 +88,15 @@ class FrameTooLarge(ProtocolError):
 
 class InvalidFrame(ProtocolError):
     """A frame is not UTF-8, not JSON, or not a JSON-RPC 2.0 object."""
+
+
+class InvalidReply(ProtocolError):
+    """A well-formed JSON-RPC reply or push whose content is not what QRC specifies.
+
+    Raised by the wire converters (``qsysd.core``) for a result or params of the wrong shape,
+    e.g. a GetComponents result that is not a list; items inside a list that are malformed
+    are skipped instead. The connection counts it like an invalid frame.
+    """
 
 
 class CoreError(QsysdError):

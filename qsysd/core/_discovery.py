@@ -11,7 +11,7 @@ import structlog
 import trio
 
 from qsysd.core._wire import components_from_reply, controls_from_reply, values_from_reply
-from qsysd.errors import QrcError, UnknownComponent
+from qsysd.errors import CoreError, InvalidReply, QrcError, UnknownComponent
 from qsysd.state import ComponentInfo, ControlInfo, ControlRef, ControlValue
 
 __all__ = ["Discovery", "Requester", "discover"]
@@ -24,13 +24,18 @@ Requester = Callable[[str, Any], Awaitable[Any]]
 
 @attrs.frozen
 class Discovery:
-    """What a Core's design holds; ``vanished`` names components gone while discovering."""
+    """What a Core's design holds.
+
+    ``vanished`` names components gone while discovering (error 7), ``failed`` those whose
+    GetControls got another error answer or an unreadable reply; neither is in ``components``.
+    """
 
     design_code: str
     components: tuple[ComponentInfo, ...]
     controls: tuple[ControlInfo, ...]
     values: tuple[ControlValue, ...]
     vanished: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
 
 
 async def discover(
@@ -43,6 +48,11 @@ async def discover(
 ) -> Discovery:
     """GetComponents, then GetControls for every component, ``concurrency`` at a time.
 
+    One component does not fail the whole: an error answer (7 when it was just removed, or any
+    other) or an unreadable reply leaves it out, logged. A timeout or a transport error fails
+    the discovery (the connection is suspect; the link reconnects and discovers again), and so
+    does an unreadable GetComponents result (InvalidReply): the store keeps what it had.
+
     QRC has no method that lists named controls: ``named_controls`` (from configuration) are
     read with Control.Get and described from their values.
     """
@@ -51,24 +61,44 @@ async def discover(
         components
     )
     vanished: list[str] = []
+    failed: list[str] = []
     send, receive = trio.open_memory_channel[int](math.inf)
     for index in range(len(components)):
         send.send_nowait(index)
     send.close()
 
-    async def worker() -> None:
+    fatal: list[CoreError] = []
+
+    async def worker(scope: trio.CancelScope) -> None:
         async for index in receive:
             name = components[index].name
             try:
                 result = await request("Component.GetControls", {"Name": name})
+                found = controls_from_reply(core, name, result)
             except UnknownComponent:
                 vanished.append(name)  # removed between GetComponents and now
                 continue
-            per_component[index] = controls_from_reply(core, name, result)
+            except (QrcError, InvalidReply) as exc:
+                failed.append(name)
+                log.error(
+                    "core.discovery_component_failed",
+                    core=core,
+                    component=name,
+                    error=str(exc)[:300],
+                    hint="the component is left out until the next discovery",
+                )
+                continue
+            except CoreError as exc:  # a timeout or a dead connection: stop, raise it alone
+                fatal.append(exc)
+                scope.cancel()
+                return
+            per_component[index] = found
 
     async with trio.open_nursery() as nursery:
         for _ in range(max(1, min(concurrency, len(components)))):
-            nursery.start_soon(worker)
+            nursery.start_soon(worker, nursery.cancel_scope)
+    if fatal:
+        raise fatal[0]
 
     controls: list[ControlInfo] = []
     values: list[ControlValue] = []
@@ -85,12 +115,15 @@ async def discover(
         values.extend(named_values)
     if vanished:
         log.warning("core.discovery_vanished", core=core, components=len(vanished))
+    if failed:
+        log.warning("core.discovery_incomplete", core=core, failed=len(failed), kept=len(kept))
     return Discovery(
         design_code=design_code,
         components=tuple(kept),
         controls=tuple(controls),
         values=tuple(values),
         vanished=tuple(vanished),
+        failed=tuple(failed),
     )
 
 

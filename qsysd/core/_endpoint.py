@@ -12,7 +12,7 @@ import trio
 from qsysd.config import CoreConfig
 from qsysd.core._backoff import Backoff
 from qsysd.core._wire import EngineStatus, engine_status_from_wire
-from qsysd.errors import CoreError, ProtocolError
+from qsysd.errors import CoreError, InvalidReply, ProtocolError, TransportError
 from qsysd.qrc import QrcConnection, open_qrc_connection, open_transport
 
 __all__ = ["ConnectSettings", "Endpoint", "LinkRequest"]
@@ -126,10 +126,9 @@ class Endpoint:
             return
         try:
             status = await self.request(connection, "StatusGet", 0)
-        except CoreError as exc:
+            self._update_engine(status)
+        except (CoreError, ProtocolError) as exc:
             log.debug("core.status_check_failed", core=self.core, host=self.address, error=str(exc))
-            return
-        self._update_engine(status)
 
     async def _connect_and_serve(self) -> tuple[Exception, float | None]:
         """One connection, from connect to close; why it ended, and how long it was up."""
@@ -170,6 +169,20 @@ class Endpoint:
                     self.on_closed()
         except (CoreError, ProtocolError) as exc:
             reason = exc
+        except Exception as exc:
+            # A bug (ours, or a frame we failed to foresee) must not take the daemon down:
+            # log it with its traceback and treat it like a lost connection.
+            log.error(
+                "core.internal_error",
+                core=self.core,
+                host=self.address,
+                error=repr(exc)[:300],
+                exc_info=exc,
+            )
+            reason = TransportError(
+                f"{self.address}: internal error ({type(exc).__name__}: {str(exc)[:200]}); "
+                "reconnecting"
+            )
         return reason, connected_for
 
     async def _serve(self, connection: QrcConnection) -> CoreError:
@@ -180,9 +193,16 @@ class Endpoint:
             password = config.password.reveal() if config.password else ""
             await connection.logon(config.username, password)
         status = await self.request(connection, "StatusGet", 0)
+        try:
+            engine = engine_status_from_wire(status)
+        except InvalidReply as exc:
+            # Serve anyway (a lone Core is followed whatever its State): with no DesignCode
+            # known, every connect re-discovers.
+            log.warning("core.status_invalid", core=self.core, host=self.address, error=str(exc))
+            engine = EngineStatus()
         self.connected_at = trio.current_time()
         self.sessions += 1
-        self._update_engine(status)
+        self._set_engine(engine)
         engine = self.engine or EngineStatus()
         log.info(
             "core.connected",
@@ -196,7 +216,13 @@ class Endpoint:
         return await connection.wait_closed()
 
     def _update_engine(self, params: Any) -> None:
-        engine = engine_status_from_wire(params)
+        """Follow an EngineStatus push or StatusGet result (missing members keep their value).
+
+        Raises InvalidReply for params that are not an object; the status is then unchanged.
+        """
+        self._set_engine(engine_status_from_wire(params, self.engine))
+
+    def _set_engine(self, engine: EngineStatus) -> None:
         previous = self.engine
         self.engine = engine
         if previous != engine:

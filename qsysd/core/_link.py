@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -63,8 +64,10 @@ class CoreLink:
         max_change_groups: int = 3,
         failover_check_interval: float = 1.0,
         max_invalid_frames: int = 10,
+        restart_delay: float = 5.0,
     ) -> None:
         self.name = config.name
+        self._restart_delay = restart_delay
         self.config = config
         self._store = store
         self._request_timeout = request_timeout or config.request_timeout
@@ -125,8 +128,12 @@ class CoreLink:
         try:
             async with trio.open_nursery() as nursery:
                 for endpoint in self._pair.endpoints:
-                    nursery.start_soon(endpoint.run)
-                nursery.start_soon(self._supervise, nursery)
+                    nursery.start_soon(
+                        self._keep_running, endpoint.run, f"endpoint {endpoint.role}"
+                    )
+                nursery.start_soon(
+                    self._keep_running, partial(self._supervise, nursery), "supervisor"
+                )
                 task_status.started()
                 await self._stop.wait()
                 nursery.cancel_scope.cancel()
@@ -302,6 +309,23 @@ class CoreLink:
 
     # -- the active session ----------------------------------------------------------------
 
+    async def _keep_running(self, run: Callable[[], Awaitable[None]], task: str) -> None:
+        """Run a task of the link that should never end; restart it after a failure (a bug).
+
+        Only stop() or cancellation end :meth:`run`: an escaped exception is logged with its
+        traceback and the task restarts after the longest backoff delay.
+        """
+        while True:
+            try:
+                await run()
+                reason = "returned"
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+                log.error("core.task_failed", core=self.name, task=task, error=reason, exc_info=exc)
+            self._last_error = f"internal error in the link's {task} ({reason}); restarting"
+            self._end_session(self._last_error)
+            await trio.sleep(self._restart_delay)
+
     async def _supervise(self, nursery: trio.Nursery) -> None:
         """Start a session on the Core to follow; restart it when that choice changes."""
         pair = self._pair
@@ -346,15 +370,19 @@ class CoreLink:
                 if await session.discover(self._session_settings, request):
                     self._discoveries += 1
                 await session.subscribe(self._session_settings, request, self._count_push)
-            except (CoreError, ProtocolError) as exc:
-                log.warning(
+            except Exception as exc:
+                expected = isinstance(exc, CoreError | ProtocolError)
+                error = str(exc) if expected else f"internal error ({type(exc).__name__}: {exc})"
+                log.log(
+                    logging.WARNING if expected else logging.ERROR,
                     "core.session_failed",
                     core=self.name,
                     host=session.endpoint.address,
-                    error=str(exc),
+                    error=error[:300],
+                    exc_info=None if expected else exc,
                 )
                 # Treat a failed setup like a failed connection: drop it and back off.
-                session.connection.close(TransportError(f"setting up the session failed: {exc}"))
+                session.connection.close(TransportError(f"setting up the session failed: {error}"))
                 return
             self._store.mark_live(self.name)
             self._breaker.record_success()  # a fresh session starts with a closed breaker

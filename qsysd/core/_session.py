@@ -61,13 +61,19 @@ class Session:
             concurrency=settings.discovery_concurrency,
             named_controls=settings.named_controls,
         )
-        store.replace_design(core, design, found.components, found.controls, found.values)
+        # An incomplete design is stored without its code, so the next connection discovers
+        # again and picks up the components that failed this time.
+        complete = not found.failed
+        store.replace_design(
+            core, design if complete else None, found.components, found.controls, found.values
+        )
         log.info(
             "core.discovered",
             core=core,
             design_code=design,
             components=len(found.components),
             controls=len(found.controls),
+            failed=len(found.failed),
             duration_ms=round((trio.current_time() - started) * 1000),
         )
         return True

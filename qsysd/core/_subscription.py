@@ -99,13 +99,22 @@ class Subscription:
             send.send_nowait((self.groups[n % count], item))
         send.close()
 
-        async def worker() -> None:
+        failures: list[CoreError] = []
+
+        async def worker(scope: trio.CancelScope) -> None:
             async for group, item in receive:
-                await self._add(group, item)
+                try:
+                    await self._add(group, item)
+                except CoreError as exc:  # raised alone below, not in an ExceptionGroup
+                    failures.append(exc)
+                    scope.cancel()
+                    return
 
         async with trio.open_nursery() as nursery:
             for _ in range(max(1, min(self.concurrency, len(rest)))):
-                nursery.start_soon(worker)
+                nursery.start_soon(worker, nursery.cancel_scope)
+        if failures:
+            raise failures[0]
         for group in self.groups:
             await self._request("ChangeGroup.AutoPoll", {"Id": group, "Rate": self.poll_rate})
 

@@ -2,17 +2,27 @@
 
 Tolerant by design: both reply shapes the reference lists as open questions, booleans as
 0/1 or JSON booleans, numbers as ints or floats, and unknown extra members (kept as metadata
-on values, ignored elsewhere). Items that are not objects or have no ``Name`` are skipped.
+on values, ignored elsewhere). Items that are not objects, have no string ``Name`` or carry a
+``Component`` that is not a string are skipped. Numbers that are not finite (``1e400``) or too
+large for a float become None; a ``Position`` is clamped to 0..1.
+
+A result or push whose outer shape is wrong (a GetComponents result that is not a list, Poll
+``Changes`` that are not a list, EngineStatus params that are not an object) raises
+:class:`~qsysd.errors.InvalidReply`, the one exception these converters raise: returning
+"nothing" there would make the store drop a whole design. ``values_from_reply`` never
+raises (a write's reply is only a courtesy).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
 import attrs
 
+from qsysd.errors import InvalidReply
 from qsysd.state import EMPTY_METADATA, ComponentInfo, ControlInfo, ControlRef, ControlValue
 
 __all__ = [
@@ -62,45 +72,91 @@ class EngineStatus:
 
 
 def _str(obj: Mapping[str, Any], key: str, default: str = "") -> str:
+    """A string member; a number or boolean as text; anything else (null, list) the default."""
     value = obj.get(key)
-    if value is None:
-        return default
-    return value if isinstance(value, str) else str(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):  # bool included: the Core's own text would be "true"
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    return default
 
 
 def _float(value: Any) -> float | None:
+    """A finite float, or None (not a number, not finite, or an int too large for a float)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
-def _bool(value: Any) -> bool:
+def _position(value: Any) -> float | None:
+    number = _float(value)
+    return None if number is None else min(1.0, max(0.0, number))
+
+
+def _bool(value: Any) -> bool | None:
+    """A boolean sent as a JSON boolean, 0/1 or a string; None for anything else."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value != 0
     if isinstance(value, str):
         return value.strip().lower() in ("true", "1", "yes")
-    return bool(value)
+    return None
 
 
-def engine_status_from_wire(obj: Any) -> EngineStatus:
-    """The engine status in a StatusGet result or an EngineStatus push."""
+def engine_status_from_wire(obj: Any, base: EngineStatus | None = None) -> EngineStatus:
+    """The engine status in a StatusGet result or an EngineStatus push.
+
+    Members that are missing or of the wrong type keep their value in ``base`` (the previous
+    status, for a push) or the default. Raises InvalidReply when ``obj`` is not an object.
+    """
     if not isinstance(obj, Mapping):
-        return EngineStatus()
+        raise InvalidReply(
+            f"engine status is {_kind(obj)}, expected an object with State and DesignCode"
+        )
+    old = base or EngineStatus()
+
+    def text(value: Any, default: str) -> str:
+        return value if isinstance(value, str) else default
+
+    def flag(value: Any, default: bool) -> bool:
+        parsed = _bool(value)
+        return default if parsed is None else parsed
+
+    code, string = old.status_code, old.status_string
     status = obj.get("Status")
-    code, text = -1, ""
     if isinstance(status, Mapping):
-        raw_code = status.get("Code")
-        if isinstance(raw_code, int | float) and not isinstance(raw_code, bool):
-            code = int(raw_code)
-        text = _str(status, "String")
+        number = _float(status.get("Code"))
+        if number is not None and abs(number) < 2**31:
+            code = int(number)
+        string = text(status.get("String"), string)
     return EngineStatus(
-        platform=_str(obj, "Platform"),
-        state=_str(obj, "State", "Unknown"),
-        design_name=_str(obj, "DesignName"),
-        design_code=_str(obj, "DesignCode"),
-        is_redundant=_bool(obj.get("IsRedundant", False)),
-        is_emulator=_bool(obj.get("IsEmulator", False)),
+        platform=text(obj.get("Platform"), old.platform),
+        state=text(obj.get("State"), old.state),
+        design_name=text(obj.get("DesignName"), old.design_name),
+        design_code=text(obj.get("DesignCode"), old.design_code),
+        is_redundant=flag(obj.get("IsRedundant"), old.is_redundant),
+        is_emulator=flag(obj.get("IsEmulator"), old.is_emulator),
         status_code=code,
-        status_string=text,
+        status_string=string,
     )
+
+
+def _kind(obj: Any) -> str:
+    """How a JSON value is named in messages: ``a list``, ``true``, ``null``, ..."""
+    if obj is None:
+        return "null"
+    if isinstance(obj, bool):
+        return "true" if obj else "false"
+    names = {Mapping: "an object", list: "a list", str: "a string", int: "a number"}
+    for cls, name in names.items():
+        if isinstance(obj, cls):
+            return name
+    return "a number" if isinstance(obj, float) else type(obj).__name__
 
 
 def component_from_wire(core: str, obj: Mapping[str, Any]) -> ComponentInfo:
@@ -121,16 +177,25 @@ def component_from_wire(core: str, obj: Mapping[str, Any]) -> ComponentInfo:
 
 
 def components_from_reply(core: str, result: Any) -> list[ComponentInfo]:
-    """The components in a Component.GetComponents result (a list, or an object holding one)."""
-    if isinstance(result, Mapping):
-        result = result.get("Components", [])
-    if not isinstance(result, list):
-        return []
-    return [
-        component_from_wire(core, item)
-        for item in result
-        if isinstance(item, Mapping) and isinstance(item.get("Name"), str)
-    ]
+    """The components in a Component.GetComponents result (a list, or an object holding one).
+
+    Items that are not objects with a string Name are skipped, and so is a repeated name (the
+    first wins). Raises InvalidReply when the result holds no list.
+    """
+    items = result.get("Components") if isinstance(result, Mapping) else result
+    if not isinstance(items, list):
+        raise InvalidReply(
+            f"Component.GetComponents returned {_kind(result)}, expected a list of components"
+        )
+    seen: set[str] = set()
+    out = []
+    for item in items:
+        if isinstance(item, Mapping) and isinstance(item.get("Name"), str):
+            if item["Name"] in seen:
+                continue
+            seen.add(item["Name"])
+            out.append(component_from_wire(core, item))
+    return out
 
 
 def normalize_value(value: Any, kind: str | None) -> Scalar:
@@ -147,8 +212,10 @@ def normalize_value(value: Any, kind: str | None) -> Scalar:
         if isinstance(value, int | float):
             return value != 0
         return value  # type: ignore[no-any-return]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # 1e400 parses as inf; not a value JSON (or a client) can carry
     if kind == "Float" and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        return _float(value)
     if kind == "Integer" and isinstance(value, float | bool) and float(value).is_integer():
         return int(value)
     return value  # type: ignore[no-any-return]
@@ -167,33 +234,63 @@ def control_value_from_wire(
     raw = obj.get("Value")
     kind = kind or (obj.get("Type") if isinstance(obj.get("Type"), str) else None)
     extra = {k: v for k, v in obj.items() if k not in _CORE_MEMBERS}
+    if "Choices" in extra and not isinstance(extra["Choices"], list):
+        del extra["Choices"]  # a client would iterate it
+    value = normalize_value(raw, kind)
     if isinstance(raw, list | dict):
         extra["Value"] = raw
     string = obj.get("String")
+    if not isinstance(string, str):
+        string = "" if value is None else str(value)
     return ControlValue(
         ref=ref,
-        value=normalize_value(raw, kind),
-        string=string if isinstance(string, str) else ("" if raw is None else str(raw)),
-        position=_float(obj.get("Position")),
+        value=value,
+        string=string,
+        position=_position(obj.get("Position")),
         metadata=MappingProxyType(extra) if extra else EMPTY_METADATA,
     )
 
 
-def _control_items(result: Any) -> list[Mapping[str, Any]]:
+def _is_item(item: Any) -> bool:
+    """A control object we can use: an object with a string Name and no odd Component."""
+    return (
+        isinstance(item, Mapping)
+        and isinstance(item.get("Name"), str)
+        and isinstance(item.get("Component", ""), str)
+    )
+
+
+def _control_items(result: Any) -> list[Mapping[str, Any]] | None:
+    """The control objects in a list or in an object's ``Controls``; None for another shape."""
     if isinstance(result, Mapping):
-        result = result.get("Controls", [])
+        result = result.get("Controls")
+        if result is None:
+            return []  # a component without controls, sloppily
     if not isinstance(result, list):
-        return []
-    return [i for i in result if isinstance(i, Mapping) and isinstance(i.get("Name"), str)]
+        return None
+    return [i for i in result if _is_item(i)]
 
 
 def controls_from_reply(
     core: str, component: str, result: Any
 ) -> tuple[list[ControlInfo], list[ControlValue]]:
-    """Descriptions and values in a Component.GetControls result."""
+    """Descriptions and values in a Component.GetControls result.
+
+    ``Controls`` null means no controls; another shape than a list raises InvalidReply.
+    """
+    items = _control_items(result)
+    if items is None:
+        raise InvalidReply(
+            f'Component.GetControls of "{component}" returned {_kind(result)}, '
+            "expected an object with a list of Controls"
+        )
     infos: list[ControlInfo] = []
     values: list[ControlValue] = []
-    for item in _control_items(result):
+    seen: set[str] = set()
+    for item in items:
+        if item["Name"] in seen:
+            continue  # a repeated name: the first wins
+        seen.add(item["Name"])
         kind = _str(item, "Type", "Unknown")
         ref = ControlRef(core, component, _str(item, "Name"))
         infos.append(
@@ -227,26 +324,39 @@ def values_from_reply(
     ``true`` (no values).
 
     Fits Component.Get, Component.Set with ResponseValues, Control.Get and Control.Set.
+    Never raises: an unexpected shape gives no values.
     """
     if isinstance(result, Mapping) and "Controls" not in result and "Name" in result:
-        items: Sequence[Mapping[str, Any]] = [result]
+        items: Sequence[Mapping[str, Any]] = [result] if _is_item(result) else []
     else:
         if isinstance(result, Mapping) and isinstance(result.get("Name"), str):
             component = result["Name"]
-        items = _control_items(result)
+        items = _control_items(result) or []
     return _values(core, items, component, kinds)
 
 
 def poll_from_wire(
     core: str, params: Any, kinds: Mapping[ControlRef, str] | None = None
 ) -> tuple[str | None, list[ControlValue]]:
-    """The group id and the changes of a ChangeGroup.Poll result or AutoPoll push."""
+    """The group id and the changes of a ChangeGroup.Poll result or AutoPoll push.
+
+    ``Changes`` null or missing means none; params that are not an object, an ``Id`` that is
+    not a string or number, or ``Changes`` that are not a list raise InvalidReply.
+    """
     if not isinstance(params, Mapping):
-        return None, []
+        raise InvalidReply(f"ChangeGroup.Poll carried {_kind(params)}, expected an object")
     group = params.get("Id")
+    if isinstance(group, bool) or not isinstance(group, str | int | float | None):
+        raise InvalidReply(f"ChangeGroup.Poll carried an Id that is {_kind(group)}")
     changes = params.get("Changes")
-    items = [i for i in (changes if isinstance(changes, list) else []) if isinstance(i, Mapping)]
-    items = [i for i in items if isinstance(i.get("Name"), str)]
+    if changes is None:
+        changes = []
+    if not isinstance(changes, list):
+        raise InvalidReply(
+            f"ChangeGroup.Poll of group {group!r} carried Changes that are {_kind(changes)}, "
+            "expected a list"
+        )
+    items = [i for i in changes if _is_item(i)]
     return (None if group is None else str(group)), _values(core, items, None, kinds)
 
 

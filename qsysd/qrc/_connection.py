@@ -33,6 +33,8 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 #: Called with a notification's ``params``; must not block (hand work to a channel instead).
+#: A handler raises ProtocolError (e.g. InvalidReply) for params it cannot read: the connection
+#: counts that like an invalid frame.
 NotificationHandler = Callable[[Any], None]
 
 
@@ -62,7 +64,9 @@ def _id_key(msg_id: JsonId) -> JsonId:
     """The request id a reply refers to; Cores echo ids, some as floats or strings."""
     if isinstance(msg_id, float) and msg_id.is_integer():
         return int(msg_id)
-    if isinstance(msg_id, str) and msg_id.isdigit():
+    # Our ids are small counters: a longer string (or "²", which isdigit() accepts and int()
+    # refuses) is no id of ours, and int() of thousands of digits would raise.
+    if isinstance(msg_id, str) and len(msg_id) <= 20 and msg_id.isascii() and msg_id.isdigit():
         return int(msg_id)
     return msg_id
 
@@ -253,7 +257,16 @@ class QrcConnection:
         pending = self._pending.get(_id_key(message.id))
         if pending is None or pending.done.is_set():
             self._late_replies += 1
-            log.debug("qrc.unmatched_reply", core=self.name, id=repr(message.id)[:40])
+            if isinstance(message, ErrorResponse) and message.id is None:
+                # the Core could not read something we sent; that request will time out
+                log.warning(
+                    "qrc.error_without_id",
+                    core=self.name,
+                    code=message.code,
+                    error=message.message[:200],
+                )
+            else:
+                log.debug("qrc.unmatched_reply", core=self.name, id=repr(message.id)[:40])
             return
         self._replies += 1
         pending.reply = message
@@ -264,6 +277,8 @@ class QrcConnection:
         for handler in tuple(self._handlers.get(message.method, ())):
             try:
                 handler(message.params)
+            except ProtocolError as exc:
+                self._invalid_frame(exc)
             except Exception:
                 log.exception(
                     "qrc.notification_handler_failed", core=self.name, method=message.method
@@ -277,7 +292,12 @@ class QrcConnection:
         while recent and recent[0] < now - self.invalid_frame_window:
             recent.popleft()
         # The codec's messages carry at most a short preview of the frame, never all of it.
-        log.warning("qrc.invalid_frame", core=self.name, peer=self.peer, error=str(exc)[:200])
+        log.warning(
+            "qrc.invalid_frame",
+            core=self.name,
+            peer=self.peer,
+            error=f"{type(exc).__name__}: {str(exc)[:200]}",
+        )
         if len(recent) > self.max_invalid_frames:
             self.close(
                 TransportError(

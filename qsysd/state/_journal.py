@@ -30,6 +30,8 @@ T = TypeVar("T")
 Kind = Literal["change", "write"]
 
 _SCHEMA_VERSION = 1
+#: The most rows a journal kept in memory (its file could not be opened) holds.
+_MEMORY_MAX_ROWS = 100_000
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
     id INTEGER PRIMARY KEY,
@@ -97,6 +99,7 @@ class JournalStatistics:
     dropped: int
     pruned: int
     failures: int
+    persistent: bool = True
 
 
 def _encode(value: ControlValue | None) -> tuple[str | None, str | None]:
@@ -171,6 +174,8 @@ class Journal:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._conn: sqlite3.Connection | None = conn
+        #: False when the database file could not be opened and rows are kept in memory.
+        self.persistent = True
         self.retention_days = retention_days
         self.max_rows = max_rows
         self.flush_interval = flush_interval
@@ -203,8 +208,25 @@ class Journal:
         prune_interval: float = 3_600.0,
         clock: Callable[[], float] = time.time,
     ) -> AsyncIterator[Journal]:
-        """Open (creating if needed) the journal and run its flush task; flush and close at exit."""
-        conn = await trio.to_thread.run_sync(_connect, os.fspath(path))
+        """Open (creating if needed) the journal and run its flush task; flush and close at exit.
+
+        A journal that cannot be opened (folder not writable, not a database, a newer schema)
+        is not fatal: it is logged as ``journal.unavailable`` and kept in memory instead, so
+        history and the audit of writes work until the daemon stops (``persistent`` is False).
+        """
+        try:
+            conn = await trio.to_thread.run_sync(_connect, os.fspath(path))
+            persistent = True
+        except (sqlite3.Error, OSError) as exc:
+            log.error(
+                "journal.unavailable",
+                path=os.fspath(path),
+                error=f"{type(exc).__name__}: {exc}",
+                hint="history is kept in memory until qsysd stops; make the state folder "
+                "writable (or move the file aside), or set state.journal = false",
+            )
+            conn = await trio.to_thread.run_sync(_connect, ":memory:")
+            persistent = False
         journal = cls(
             conn,
             retention_days=retention_days,
@@ -215,6 +237,9 @@ class Journal:
             prune_interval=prune_interval,
             clock=clock,
         )
+        journal.persistent = persistent
+        if not persistent:  # bounded in RAM whatever the configured size
+            journal.max_rows = min(journal.max_rows or _MEMORY_MAX_ROWS, _MEMORY_MAX_ROWS)
         try:
             journal._rows = await journal._db(
                 lambda c: int(c.execute("SELECT count(*) FROM journal").fetchone()[0])
@@ -462,4 +487,5 @@ class Journal:
             dropped=self._dropped,
             pruned=self._pruned,
             failures=self._failures,
+            persistent=self.persistent,
         )

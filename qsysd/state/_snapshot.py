@@ -193,23 +193,38 @@ class FileStateBackend:
         await trio.to_thread.run_sync(work)
 
     async def load(self) -> Snapshot | None:
-        def work() -> Snapshot | tuple[str, Path] | None:
+        """The snapshot in the file; None if there is none, or it cannot be read (logged).
+
+        A file that is not a valid snapshot is renamed aside (``.corrupt-<time>``); a file
+        that cannot be read at all (a folder, no permission) is left where it is.
+        """
+
+        def work() -> Snapshot | tuple[str, str, Path | None] | None:
             try:
                 data = self.path.read_bytes()
             except FileNotFoundError:
                 return None
+            except OSError as exc:
+                return ("state.snapshot_unreadable", f"{type(exc).__name__}: {exc}", None)
             try:
                 return decode_snapshot(data)
             except SnapshotCorrupt as exc:
-                aside = _set_aside_name(self.path)
-                os.replace(self.path, aside)
-                return (str(exc), aside)
+                target = _set_aside_name(self.path)
+                try:
+                    os.replace(self.path, target)
+                except OSError:  # e.g. a read-only folder: start empty all the same
+                    return ("state.snapshot_corrupt", str(exc), None)
+                return ("state.snapshot_corrupt", str(exc), target)
 
         result = await trio.to_thread.run_sync(work)
         if isinstance(result, tuple):
-            reason, aside = result
+            event, reason, aside = result
             log.warning(
-                "state.snapshot_corrupt", path=str(self.path), reason=reason, set_aside=str(aside)
+                event,
+                path=str(self.path),
+                reason=reason,
+                set_aside=str(aside) if aside is not None else None,
+                hint="starting without the saved state; it comes back from the Cores",
             )
             return None
         return result

@@ -17,7 +17,7 @@ from qsysd.core import (
     poll_from_wire,
     values_from_reply,
 )
-from qsysd.errors import UnknownComponent
+from qsysd.errors import InvalidReply, UnknownComponent
 from qsysd.state import ControlRef
 
 
@@ -36,7 +36,8 @@ def test_engine_status_is_read_with_defaults_for_missing_members() -> None:
     )
     assert status.state == "Active" and status.design_code == "srOW2FUZF3HC"
     assert status.is_emulator is True and status.status_code == 0
-    assert engine_status_from_wire(None).state == "Unknown"
+    with pytest.raises(InvalidReply, match="engine status is null"):
+        engine_status_from_wire(None)
     assert engine_status_from_wire({"State": "Standby"}).design_code == ""
 
 
@@ -132,7 +133,8 @@ def test_poll_items_carry_component_and_metadata() -> None:
     assert values[1].ref == ControlRef("main", "Zone1", "mute")
     assert values[1].value is True
     assert values[1].metadata == {"Color": "red", "Choices": ["a"]}
-    assert poll_from_wire("main", None) == (None, [])
+    with pytest.raises(InvalidReply, match=r"ChangeGroup\.Poll carried null"):
+        poll_from_wire("main", None)
 
 
 def test_set_replies_of_every_shape_give_values() -> None:
