@@ -108,6 +108,20 @@ def _encode(value: ControlValue | None) -> tuple[str | None, str | None]:
     return json.dumps(value.value), value.string
 
 
+def _row(
+    at: float,
+    kind: Kind,
+    ref: ControlRef,
+    before: ControlValue | None,
+    after: ControlValue | None,
+    principal: str | None = None,
+    outcome: str | None = None,
+    error: str | None = None,
+) -> _Row:
+    return (at, kind, ref.core, ref.component, ref.name, *_encode(before), *_encode(after),
+            principal, outcome, error)  # fmt: skip
+
+
 def _decode(text: str | None) -> Scalar:
     if text is None:
         return None
@@ -283,25 +297,7 @@ class Journal:
         self, value: ControlValue, before: ControlValue | None = None, at: float | None = None
     ) -> None:
         """Queue one change for the next batch (never waits; a :data:`ChangeListener`)."""
-        ref = value.ref
-        before_value, before_string = _encode(before)
-        after_value, after_string = _encode(value)
-        self._push(
-            (
-                self._clock() if at is None else at,
-                "change",
-                ref.core,
-                ref.component,
-                ref.name,
-                before_value,
-                before_string,
-                after_value,
-                after_string,
-                None,
-                None,
-                None,
-            )
-        )
+        self._push(_row(self._clock() if at is None else at, "change", value.ref, before, value))
         self._changes += 1
 
     def follow(self, store: StateStore) -> Callable[[], None]:
@@ -328,24 +324,8 @@ class Journal:
         at: float | None = None,
     ) -> None:
         """Audit one write and flush it (with any buffered changes) before returning."""
-        before_value, before_string = _encode(before)
-        after_value, after_string = _encode(after)
-        self._push(
-            (
-                self._clock() if at is None else at,
-                "write",
-                ref.core,
-                ref.component,
-                ref.name,
-                before_value,
-                before_string,
-                after_value,
-                after_string,
-                principal,
-                outcome,
-                error,
-            )
-        )
+        when = self._clock() if at is None else at
+        self._push(_row(when, "write", ref, before, after, principal, outcome, error))
         self._writes += 1
         await self.flush()
 
