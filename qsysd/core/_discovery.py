@@ -10,7 +10,12 @@ import attrs
 import structlog
 import trio
 
-from qsysd.core._wire import components_from_reply, controls_from_reply, values_from_reply
+from qsysd.core._wire import (
+    components_from_reply,
+    controls_from_reply,
+    normalize_value,
+    values_from_reply,
+)
 from qsysd.errors import CoreError, InvalidReply, QrcError, UnknownComponent
 from qsysd.state import ComponentInfo, ControlInfo, ControlRef, ControlValue
 
@@ -127,8 +132,15 @@ async def discover(
     )
 
 
-def _kind_of(value: Any) -> str:
-    if isinstance(value, bool):
+# Control.Get sends booleans as 0/1; the Core's string tells a Boolean from a number.
+_BOOLEAN_STRINGS = frozenset(
+    {"true", "false", "muted", "unmuted", "yes", "no", "on", "off", "normal", "inverted"}
+)
+
+
+def _kind_of(value: Any, string: str) -> str:
+    """A named control's type, guessed from its value: QRC has no GetControls for them."""
+    if isinstance(value, bool) or (value in (0, 1) and string.lower() in _BOOLEAN_STRINGS):
         return "Boolean"
     if isinstance(value, int | float):
         return "Float"
@@ -143,11 +155,12 @@ async def _discover_named(
     except QrcError as exc:
         log.warning("core.named_controls_failed", core=core, error=str(exc))
         return [], []
-    values = values_from_reply(core, result)
-    infos = [
-        ControlInfo(
-            ref=ControlRef(core, None, v.ref.name), type=_kind_of(v.value), direction="Read/Write"
-        )
-        for v in values
-    ]
-    return infos, [attrs.evolve(v, ref=ControlRef(core, None, v.ref.name)) for v in values]
+    infos: list[ControlInfo] = []
+    values: list[ControlValue] = []
+    for reported in values_from_reply(core, result):
+        ref = ControlRef(core, None, reported.ref.name)
+        kind = _kind_of(reported.value, reported.string)
+        infos.append(ControlInfo(ref=ref, type=kind, direction="Read/Write"))
+        value = normalize_value(reported.value, kind)
+        values.append(attrs.evolve(reported, ref=ref, value=value))
+    return infos, values
