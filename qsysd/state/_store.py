@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
+import structlog
 
 from qsysd.errors import LookupFailed
 from qsysd.state._model import (
@@ -102,6 +103,7 @@ class _Core:
     status: CoreStatus | None = None
     stale: bool = True
     confirmed_at: float = 0.0
+    unknown_added: int = 0
     components: dict[str, ComponentInfo] = attrs.Factory(dict)
     # component name (None: named controls) -> control name -> entry, in the Core's order
     controls: dict[str | None, dict[str, _Entry]] = attrs.Factory(dict)
@@ -116,6 +118,13 @@ def _suggest(name: str, candidates: Iterable[str]) -> list[str]:
     return [folded[m] for m in matches]
 
 
+log = structlog.get_logger(__name__)
+
+#: Controls a Core may add by reporting values for names discovery never saw (bounds memory
+#: against a Core, or a peer posing as one, that pushes endless new names).
+MAX_UNKNOWN_PER_CORE = 10_000
+
+
 class StateStore:
     """Components, controls and values of every Core, with versions, freshness and watchers.
 
@@ -123,8 +132,11 @@ class StateStore:
     ``def`` and must be called from the trio thread. ``clock`` gives wall-clock UNIX time.
     """
 
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, *, clock: Callable[[], float] = time.time, max_unknown: int = MAX_UNKNOWN_PER_CORE
+    ) -> None:
         self._clock = clock
+        self._max_unknown = max_unknown
         self._cores: dict[str, _Core] = {}
         self._version = 0
         self._changes_applied = 0
@@ -239,6 +251,7 @@ class StateStore:
                     f"component {component.name} belongs to Core {component.core!r}, not {core!r}"
                 )
         state.components = {c.name: c for c in components}
+        state.unknown_added = 0
         state.controls = new
         state.design_code = design_code
         state.stale = False
@@ -285,14 +298,21 @@ class StateStore:
             by_name = controls.get(ref.component)
             entry = None if by_name is None else by_name.get(ref.name)
             if entry is None:
-                if not add_unknown or (
-                    ref.component is not None and ref.component not in state.components
+                if (
+                    not add_unknown
+                    or (ref.component is not None and ref.component not in state.components)
+                    or state.unknown_added >= self._max_unknown
                 ):
                     self._unknown_ignored += 1
                     continue
                 entry = _Entry(ControlInfo(ref, UNKNOWN, UNKNOWN), now)
                 controls.setdefault(ref.component, {})[ref.name] = entry
                 self._unknown_added += 1
+                state.unknown_added += 1
+                if state.unknown_added == self._max_unknown:
+                    log.warning(
+                        "state.unknown_controls_capped", core=state.name, limit=self._max_unknown
+                    )
             entry.confirmed_at = now
             if entry.string is not None and not entry.differs(v):
                 continue

@@ -130,3 +130,18 @@ def test_a_snapshot_of_odd_values_is_read_or_refused_never_crashes(data: dict[st
             store.controls(core, component)
     again = decode_snapshot(encode_snapshot(store.picture()))
     assert {c.name for c in again.cores} == {c.name for c in snapshot.cores}
+
+
+def test_unknown_controls_a_core_invents_are_capped() -> None:
+    from qsysd.state import ControlRef, ControlValue, StateStore
+
+    store = StateStore(max_unknown=5)
+    store.replace_design("main", "code", [], [], [])
+    invented = [ControlValue(ControlRef("main", None, f"ghost{i}"), 1.0, "1") for i in range(20)]
+    store.apply(invented)
+    assert len(store.controls("main", None)) == 5
+    stats = store.statistics()
+    assert (stats.unknown_added, stats.unknown_ignored) == (5, 15)
+    store.replace_design("main", "code2", [], [], [])  # a new design starts a new allowance
+    store.apply(invented[:3])
+    assert len(store.controls("main", None)) == 3
