@@ -206,6 +206,7 @@ class Journal:
         self._dropped = 0
         self._pruned = 0
         self._failures = 0
+        self._failing = 0  # failed flushes since the last good one
         self._last_prune = -math.inf
 
     @classmethod
@@ -346,12 +347,23 @@ class Journal:
             await self._db(insert)
         except (sqlite3.Error, OSError) as exc:
             self._failures += 1
+            self._failing += 1
             self._requeue(rows)
-            log.warning("journal.flush_failed", rows=len(rows), error=str(exc))
+            # A full disk fails every flush: say so at first, then every 60th time.
+            if self._failing % 60 == 1:
+                log.warning(
+                    "journal.flush_failed",
+                    rows=len(rows),
+                    error=str(exc),
+                    failures_in_a_row=self._failing,
+                )
             return
         except BaseException:  # cancelled while waiting for the connection: nothing written
             self._requeue(rows)
             raise
+        if self._failing:
+            log.info("journal.flush_recovered", after_failures=self._failing)
+            self._failing = 0
         self._rows += len(rows)
         self._flushes += 1
         if self._dropped:

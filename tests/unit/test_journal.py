@@ -236,3 +236,33 @@ async def test_using_a_closed_journal_fails_clearly() -> None:
             pass
         with pytest.raises(trio.ClosedResourceError, match="closed"):
             await journal.query()
+
+
+async def test_a_failing_journal_warns_at_first_then_rarely(tmp_path: Path) -> None:
+    import io
+    import json
+
+    from qsysd.logs import configure_logging
+    from qsysd.state import ControlRef, ControlValue
+
+    stream = io.StringIO()
+    configure_logging("info", "json", stream=stream)
+    try:
+        async with Journal.open(str(tmp_path / "j.sqlite3")) as journal:
+            connection = journal._conn
+            assert connection is not None
+            connection.close()  # every flush fails from now on, as on a full disk
+            value = ControlValue(ControlRef("main", "Bar", "gain"), -1.0, "-1.0dB")
+            for _ in range(61):
+                journal.record_change(value, value)
+                await journal.flush()
+            assert journal.statistics().failures == 61
+            assert journal.statistics().pending == 61  # kept for the next try, not lost
+    finally:
+        configure_logging("debug", "console")
+    warnings = [
+        json.loads(line)
+        for line in stream.getvalue().splitlines()
+        if '"journal.flush_failed"' in line
+    ]
+    assert [w["failures_in_a_row"] for w in warnings] == [1, 61]
