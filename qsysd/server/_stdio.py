@@ -24,25 +24,43 @@ log = structlog.get_logger(__name__)
 _CHUNK = 65536
 
 
-class _LineReader:
-    """Async iteration over the UTF-8 lines of a receive stream."""
+#: A longer line from the MCP client is dropped (and logged): no real request comes near it.
+MAX_LINE_BYTES = 16 * 1024 * 1024
 
-    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
+
+class _LineReader:
+    """Async iteration over the UTF-8 lines of a receive stream, each at most ``limit`` bytes."""
+
+    def __init__(self, stream: trio.abc.ReceiveStream, limit: int = MAX_LINE_BYTES) -> None:
         self._stream = stream
+        self._limit = limit
 
     async def __aiter__(self) -> AsyncIterator[str]:
-        pending = b""
+        buffer = bytearray()
+        scanned = 0  # bytes of buffer known to hold no newline
+        skipping = False  # inside an oversize line: drop bytes up to its newline
         while True:
             data = await self._stream.receive_some(_CHUNK)
             if not data:
                 break
-            pending += data
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                if line.strip():
+            buffer += data
+            while (end := buffer.find(b"\n", scanned)) >= 0:
+                line = bytes(buffer[:end])
+                del buffer[: end + 1]
+                scanned = 0
+                if not skipping and len(line) > self._limit:
+                    log.error("mcp.stdio_line_too_long", limit_bytes=self._limit)
+                elif not skipping and line.strip():
                     yield line.decode("utf-8", errors="replace")
-        if pending.strip():
-            yield pending.decode("utf-8", errors="replace")
+                skipping = False
+            if len(buffer) > self._limit:
+                if not skipping:
+                    log.error("mcp.stdio_line_too_long", limit_bytes=self._limit)
+                skipping = True
+                buffer.clear()
+            scanned = len(buffer)
+        if buffer.strip() and not skipping:
+            yield buffer.decode("utf-8", errors="replace")
 
 
 class _Writer:
