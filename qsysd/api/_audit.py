@@ -84,6 +84,7 @@ class AuditTrail:
                 core=core,
                 component=component,
                 control=ref.name if ref else None,
+                named=ref is not None and ref.component is None,
                 principal=principal,
                 since=since,
                 until=until,

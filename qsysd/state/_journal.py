@@ -439,10 +439,14 @@ class Journal:
         control: str | None = None,
         kind: Kind | None = None,
         principal: str | None = None,
+        named: bool = False,
         limit: int = 100,
         offset: int = 0,
     ) -> list[JournalEntry]:
         """Rows matching every given filter, newest first; ``since`` inclusive, ``until`` not.
+
+        ``named`` keeps named controls only (no component), so a named control's history
+        is not mixed with component controls of the same name.
 
         Buffered changes are flushed first, so a query sees everything recorded before it.
         """
@@ -462,6 +466,8 @@ class Journal:
             if value is not None:
                 clauses.append(f"{column} {op} ?")
                 params.append(value)
+        if named:
+            clauses.append("component IS NULL")
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = f"SELECT {_COLUMNS} FROM journal {where} ORDER BY at DESC, id DESC LIMIT ? OFFSET ?"
         params += [limit, offset]

@@ -147,6 +147,8 @@ async def test_query_filters_by_core_component_control_kind_and_time() -> None:
             assert await refs(kind="change", core="main", control="gain") == [GAIN]
             assert await refs(principal="alice") == [GAIN]
             assert await refs(since=1010.0, until=1030.0) == [OTHER, MUTE]
+            journal.record_change(value(ControlRef("main", "Lobby", "Master"), 1.0), value(GAIN, 0))
+            assert await refs(control="Master", named=True) == [NAMED]
 
 
 async def test_query_pages_with_limit_and_offset() -> None:
