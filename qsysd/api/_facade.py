@@ -179,10 +179,13 @@ class QsysApi(QsysReads):
                     reading = self.store.read(ref)
                     if reading.value is not None:
                         by_ref[ref] = reading.value
-        for i, ref, _, reading in items:
+        for i, ref, change, reading in items:
             value = by_ref.get(ref)
             error = None if value else "the Core acknowledged the write without its new value"
-            results[i] = _acknowledged(ref, reading, value, error)
+            result = _acknowledged(ref, reading, value, error)
+            if change.ramp:
+                result = attrs.evolve(result, ramp=change.ramp, target=change.value)
+            results[i] = result
 
     async def load_snapshot(
         self,

@@ -25,7 +25,8 @@ class WriteFailed(QsysdError):
             if any(r.uncertain for r in self.results)
             else "nothing was written"
         )
-        super().__init__(f"{head}. {lines}.{hint}")
+        end = "" if lines.endswith((".", "?", "!")) else "."
+        super().__init__(f"{head}. {lines}{end}{hint}")
 
 
 @attrs.frozen
@@ -79,6 +80,10 @@ class ControlResult:
     retryable: bool = False
     #: The Core did not answer in time: the write may or may not have been applied.
     uncertain: bool = False
+    #: A ramp was requested: ``value``/``string`` are what the Core reported on acknowledging
+    #: it (the ramp's start); the control reaches ``target`` after ``ramp`` seconds.
+    ramp: float | None = None
+    target: Scalar = None
 
 
 @attrs.frozen

@@ -131,6 +131,16 @@ class ControlResultOut:
     retryable: bool = attrs.field(
         metadata=doc("True when the same write may succeed if retried later.")
     )
+    ramp_s: float | None = attrs.field(
+        default=None,
+        metadata=doc(
+            "The ramp time, when one was requested: value and string above are then the ramp's "
+            "start as the Core acknowledged it; the control reaches target after ramp_s seconds."
+        ),
+    )
+    target: Scalar = attrs.field(
+        default=None, metadata=doc("The value a ramp is heading for (null without a ramp).")
+    )
 
 
 def result_out(result: ControlResult) -> ControlResultOut:
@@ -144,4 +154,6 @@ def result_out(result: ControlResult) -> ControlResultOut:
         error=result.error,
         rule=result.rule,
         retryable=result.retryable,
+        ramp_s=result.ramp,
+        target=json_scalar(result.target),
     )

@@ -135,6 +135,10 @@ async def test_write_with_ramp_moves_the_value_on_the_emulator(
                 result = data(await call(client, "qsys_set", {"changes": [change]}))
                 assert result["results"][0]["ok"] is True
                 assert result["results"][0]["before"] == "-12.0dB"
+                assert (result["results"][0]["ramp_s"], result["results"][0]["target"]) == (
+                    0.5,
+                    -18,
+                )
                 async for batch in watcher:
                     seen += [float(v.value) for v in batch if isinstance(v.value, float)]
                     if seen and seen[-1] == -18.0:
