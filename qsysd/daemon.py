@@ -100,9 +100,10 @@ class Daemon:
                 self.links[core.name] = link
                 await nursery.start(link.run)
             await nursery.start(snapshots.run)
+            watchdog = trio.CancelScope()
             interval = watchdog_interval()
             if interval is not None:
-                nursery.start_soon(_watchdog, interval)
+                nursery.start_soon(_watchdog, interval, watchdog)
             api = QsysApi(self.links, self.store, Policy(config.policy), journal)
             try:
                 yield api
@@ -112,10 +113,9 @@ class Daemon:
                 for link in self.links.values():
                     link.stop()
                 snapshots.stop()
-                # The tasks above end on their own; whatever is left is cancelled after a grace.
+                watchdog.cancel()  # the only task that never ends by itself
+                # The others end on their own; whatever is left is cancelled after a grace.
                 nursery.cancel_scope.deadline = trio.current_time() + STOP_GRACE_SECONDS
-                if interval is not None:
-                    nursery.cancel_scope.cancel()  # the watchdog never ends by itself
 
     async def wait_cores(self) -> None:
         """Wait until every Core is connected, or ``connect_wait`` passes (logged, not fatal)."""
@@ -165,10 +165,11 @@ async def _cancel_when(event: trio.Event, scope: trio.CancelScope) -> None:
     scope.cancel()
 
 
-async def _watchdog(interval: float) -> None:
-    while True:
-        notify("WATCHDOG=1")
-        await trio.sleep(interval)
+async def _watchdog(interval: float, scope: trio.CancelScope) -> None:
+    with scope:
+        while True:
+            notify("WATCHDOG=1")
+            await trio.sleep(interval)
 
 
 async def _run_demo(args: argparse.Namespace) -> None:

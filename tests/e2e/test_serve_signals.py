@@ -68,3 +68,36 @@ async def test_serve_stops_gracefully_on_signal_and_saves_the_snapshot(
     assert events.index("daemon.stopping") < events.index("core.link_stopped")
     assert (tmp_path / "state" / "snapshot.json").is_file()
     assert (tmp_path / "state" / "journal.sqlite3").is_file()
+
+
+async def test_serve_speaks_systemd_notify_and_watchdog(tmp_path: Path) -> None:
+    notify_path = tmp_path / "notify"
+    listener = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_DGRAM)
+    await listener.bind(str(notify_path))
+    config = tmp_path / "qsysd.toml"
+    with listener, trio.fail_after(WAIT):
+        async with serve_emulator() as emulator:
+            config.write_text(
+                f'[[cores]]\nname = "venue"\nhost = "127.0.0.1"\nport = {emulator.tcp_port}\n'
+                f'[state]\ndir = "{tmp_path / "state"}"\n'
+            )
+            env = dict(os.environ, NOTIFY_SOCKET=str(notify_path), WATCHDOG_USEC="100000")
+            async with trio.open_nursery() as nursery:
+                process: trio.Process = await nursery.start(
+                    functools.partial(
+                        trio.run_process,
+                        [sys.executable, "-m", "qsysd", "serve", "--config", str(config)],
+                        stdin=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                        env=env,
+                        check=False,
+                    )
+                )
+                messages: list[bytes] = []
+                while b"READY=1" not in messages or messages.count(b"WATCHDOG=1") < 2:
+                    messages.append(await listener.recv(64))
+                assert set(messages) == {b"READY=1", b"WATCHDOG=1"}
+                process.send_signal(signal.SIGTERM)
+                while (message := await listener.recv(64)) != b"STOPPING=1":
+                    assert message == b"WATCHDOG=1"
+                assert await process.wait() == 0
