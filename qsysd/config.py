@@ -140,6 +140,7 @@ class PolicyConfig:
     bounds: list[ValueBound] = attrs.Factory(list)
     max_gain_db: float | None = 0.0
     max_gain_step_db: float | None = 6.0
+    max_gain_step_window_s: float = 10.0
     aliases: dict[str, str] = attrs.Factory(dict)
 
 
@@ -354,6 +355,8 @@ def _check(config: Config, problems: list[str]) -> None:
     step = config.policy.max_gain_step_db
     if step is not None and step <= 0:
         problems.append("policy.max_gain_step_db: must be greater than 0")
+    if not 0 <= config.policy.max_gain_step_window_s <= 86_400:
+        problems.append("policy.max_gain_step_window_s: must be 0 (off) to 86400 seconds")
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

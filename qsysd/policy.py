@@ -11,7 +11,9 @@ Rules, each named in the :class:`~qsysd.errors.PolicyViolation` it raises:
 - ``bounds``: the value is outside a configured ``[[policy.bounds]]`` for the (numeric)
   control.
 - ``max_gain``: a gain above ``max_gain_db``.
-- ``max_step``: a gain change larger than ``max_gain_step_db`` without ``confirm: true``.
+- ``max_step``: a gain change larger than ``max_gain_step_db`` without ``confirm: true``;
+  also a gain that qsysd's own writes would raise by more than that within
+  ``max_gain_step_window_s`` (so many small steps cannot add up to a big one).
 
 Patterns match ``Component.control`` (or the named control's name), case-insensitively (a
 pattern that differs from the design only in case still protects); a pattern with a ``:``
@@ -28,8 +30,11 @@ it never talks to a Core.
 
 from __future__ import annotations
 
+import collections
 import math
 import re
+import time
+from collections.abc import Callable
 from fnmatch import fnmatchcase
 
 import attrs
@@ -141,11 +146,48 @@ class ProposedWrite:
         return None
 
 
+_MAX_TRACKED = 10_000  # controls with recent gain writes remembered (pruned when exceeded)
+_MAX_PER_CONTROL = 64  # recent writes remembered per control
+
+
+def _key(write: ProposedWrite) -> tuple[str, str]:
+    return write.core, write.control.casefold()
+
+
 class Policy:
     """Checks writes against a :class:`~qsysd.config.PolicyConfig`; raises PolicyViolation."""
 
-    def __init__(self, config: PolicyConfig | None = None) -> None:
+    def __init__(
+        self, config: PolicyConfig | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.config = config or PolicyConfig()
+        self._clock = clock
+        # (core, control) -> (time, dB change) of recent acknowledged gain writes, oldest first
+        self._recent: dict[tuple[str, str], collections.deque[tuple[float, float]]] = {}
+
+    def record_write(self, write: ProposedWrite, target: float | None) -> None:
+        """Remember a gain change the Core acknowledged, for the step limit over a window."""
+        current = write.current_number()
+        window = self.config.max_gain_step_window_s
+        if not window or target is None or current is None or not write.is_gain:
+            return
+        if not (math.isfinite(current) and math.isfinite(target)) or target == current:
+            return
+        now = self._clock()
+        if len(self._recent) > _MAX_TRACKED:
+            self._recent = {k: d for k, d in self._recent.items() if d and d[-1][0] > now - window}
+        recent = self._recent.setdefault(_key(write), collections.deque(maxlen=_MAX_PER_CONTROL))
+        recent.append((now, target - current))
+
+    def _recent_change(self, write: ProposedWrite) -> float:
+        """The net dB change qsysd's writes made to this gain within the window."""
+        recent = self._recent.get(_key(write))
+        if not recent:
+            return 0.0
+        since = self._clock() - self.config.max_gain_step_window_s
+        while recent and recent[0][0] <= since:
+            recent.popleft()
+        return sum(delta for _, delta in recent)
 
     @property
     def read_only(self) -> bool:
@@ -325,7 +367,16 @@ class Policy:
                 "max_step",
                 f"{write.control} would change by {delta:+.1f} dB ({_fmt(current)} -> "
                 f"{_fmt(target)} dB), more than the {_fmt(step)} dB step limit; pass "
-                "confirm: true to apply it, or change it in smaller steps",
+                "confirm: true to apply it",
+            )
+        window = self.config.max_gain_step_window_s
+        rise = self._recent_change(write) + delta if window else 0.0
+        if delta > 0 and rise > step:
+            raise PolicyViolation(
+                "max_step",
+                f"{write.control} would rise by {rise:+.1f} dB within {_fmt(window)} s through "
+                f"qsysd ({delta:+.1f} dB now, after earlier raises), more than the "
+                f"{_fmt(step)} dB step limit; pass confirm: true to apply it",
             )
 
     def alias(self, phrase: str) -> str | None:

@@ -67,6 +67,7 @@ class QsysApi(QsysReads):
         refs: dict[int, ControlRef] = {}
         befores: dict[int, ControlValue | None] = {}
         planned: list[_Planned] = []
+        checked: dict[int, tuple[ProposedWrite, float | None]] = {}
         for i, change in enumerate(changes):
             try:
                 ref = self.resolve(core_name, change.control)
@@ -75,6 +76,7 @@ class QsysApi(QsysReads):
                 befores[i] = reading.value
                 write = _proposed(ref, reading, change)
                 target = self.policy.check_write(write, confirm=confirm)
+                checked[i] = (write, target)
             except PolicyViolation as exc:
                 results[i] = ControlResult(
                     str(refs.get(i, change.control)), ok=False, error=str(exc), rule=exc.rule
@@ -102,6 +104,9 @@ class QsysApi(QsysReads):
                 )
         else:
             await self._send_sets(core_name, planned, results)
+            for i, (write, target) in checked.items():
+                if results[i].ok:
+                    self.policy.record_write(write, target)
         ordered = tuple(results[i] for i in range(len(changes)))
         for i, result in enumerate(ordered):
             ref = refs.get(i, ControlRef(core_name, None, changes[i].control))
@@ -296,6 +301,7 @@ class QsysApi(QsysReads):
         # The policy sees every control the channel strings expand to; one refusal refuses
         # the whole call, since one Mixer method sets them all.
         per_call: list[list[tuple[ControlRef, ControlReading, Scalar]]] = []
+        checked: dict[ControlRef, tuple[ProposedWrite, float | None]] = {}
         for suffix, value in (("gain", gain), ("mute", mute)):
             if value is None:
                 continue
@@ -304,8 +310,9 @@ class QsysApi(QsysReads):
                 ref = ControlRef(core=core_name, component=mixer, name=ctl)
                 reading = self.store.read(ref)
                 change = ControlChange(str(ref), value=value, ramp=ramp)
+                write = _proposed(ref, reading, change)
                 try:
-                    self.policy.check_write(_proposed(ref, reading, change), confirm=confirm)
+                    checked[ref] = (write, self.policy.check_write(write, confirm=confirm))
                 except PolicyViolation as exc:
                     await self._audit.record(
                         ref, principal, reading.value, None, "refused", str(exc)
@@ -350,6 +357,7 @@ class QsysApi(QsysReads):
         # The Mixer methods answer `true`: read the affected controls back for the Core's strings.
         failures = await self._refresh([ref for ref, _, _ in sent])
         for ref, reading, _ in sent:
+            self.policy.record_write(*checked[ref])
             now = self.store.read(ref).value
             out[ref] = _acknowledged(ref, reading, now, failures.get(ref))
             await self._audit.record(ref, principal, reading.value, now, "ok", None)

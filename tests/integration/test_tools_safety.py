@@ -469,3 +469,23 @@ async def test_components_page_through_a_design_of_2000(start_emulator: StartEmu
             assert len(seen) == len(set(seen)) == page["total"] == len(api.store.components("main"))
             past = data(await client.call_tool("qsys_list_components", {"offset": 5000}))
             assert past["components"] == [] and past["next_offset"] is None
+
+
+async def test_raises_split_over_calls_cannot_add_up_past_the_step_limit(
+    emulator: EmulatorServer,
+) -> None:
+    with trio.fail_after(WAIT):
+        async with stack(emulator) as (server, _, link), Client(server) as client:
+            start = float(emulator.get_value("Restaurant", "gain"))
+            for step in (3, 6):
+                data(await qsys_set(client, {"control": "Restaurant.gain", "value": start + step}))
+            mixer = {"mixer": "Ballroom_Mics", "target": "output", "outputs": "1", "gain": 0}
+            data(await client.call_tool("qsys_mixer_set", mixer))  # another control: its own
+            before = sets_sent(link)
+            third = await qsys_set(client, {"control": "Restaurant.gain", "value": start + 9})
+            assert "'max_step'" in error_text(third) and "within 10 s" in error_text(third)
+            assert sets_sent(link) == before
+            assert float(emulator.get_value("Restaurant", "gain")) == start + 6
+            confirmed = {"control": "Restaurant.gain", "value": start + 9}
+            data(await qsys_set(client, confirmed, confirm=True))
+            assert float(emulator.get_value("Restaurant", "gain")) == start + 9

@@ -123,3 +123,52 @@ def test_aliases_match_whatever_the_case_and_spacing() -> None:
 )
 def test_parse_number_reads_the_core_strings(text: str, number: float | None) -> None:
     assert parse_number(text) == number
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def gain_write(current: float, value: float) -> ProposedWrite:
+    return ProposedWrite("Bar.gain", current=current, current_string=f"{current}dB", value=value)
+
+
+def test_small_raises_cannot_add_up_past_the_step_limit_within_the_window() -> None:
+    clock = Clock()
+    policy = Policy(PolicyConfig(max_gain_step_db=6.0, max_gain_step_window_s=10.0), clock=clock)
+    level = -30.0
+    for _ in range(2):  # +3, +3: six in all, at the limit
+        write = gain_write(level, level + 3)
+        policy.record_write(write, policy.check_write(write))
+        level += 3
+        clock.now += 1
+    with pytest.raises(PolicyViolation, match=r"would rise by \+9\.0 dB within 10 s") as info:
+        policy.check_write(gain_write(level, level + 3))
+    assert info.value.rule == "max_step"
+    policy.check_write(gain_write(level, level + 3), confirm=True)  # a confirmed raise passes
+    policy.check_write(gain_write(level, level - 6))  # lowering is never held back
+    clock.now += 10  # the earlier raises leave the window
+    policy.check_write(gain_write(level, level + 3))
+
+
+def test_a_zero_window_limits_each_call_only() -> None:
+    policy = Policy(PolicyConfig(max_gain_step_db=6.0, max_gain_step_window_s=0.0))
+    level = -30.0
+    for _ in range(5):
+        write = gain_write(level, level + 5)
+        policy.record_write(write, policy.check_write(write))
+        level += 5
+
+
+def test_lowering_then_raising_counts_the_net_change() -> None:
+    clock = Clock()
+    policy = Policy(PolicyConfig(max_gain_step_db=6.0), clock=clock)
+    for current, target in ((-20.0, -26.0), (-26.0, -20.0), (-20.0, -14.0)):
+        write = gain_write(current, target)
+        policy.record_write(write, policy.check_write(write))
+    with pytest.raises(PolicyViolation, match="max_step"):
+        policy.check_write(gain_write(-14.0, -13.0))
