@@ -101,3 +101,36 @@ async def test_serve_speaks_systemd_notify_and_watchdog(tmp_path: Path) -> None:
                 while (message := await listener.recv(64)) != b"STOPPING=1":
                     assert message == b"WATCHDOG=1"
                 assert await process.wait() == 0
+
+
+async def test_serve_logs_on_with_a_secret_file_and_never_logs_the_pin(tmp_path: Path) -> None:
+    pin = "pin-7391-secret"
+    (tmp_path / "pin").write_text(pin + "\n")
+    config = tmp_path / "qsysd.toml"
+    with trio.fail_after(WAIT):
+        async with serve_emulator(password=pin, user="qsysd") as emulator:
+            config.write_text(
+                f'[[cores]]\nname = "venue"\nhost = "127.0.0.1"\nport = {emulator.tcp_port}\n'
+                f'username = "qsysd"\npassword_file = "{tmp_path / "pin"}"\n'
+                f'[state]\ndir = "{tmp_path / "state"}"\n'
+                '[logging]\nformat = "json"\nlevel = "debug"\n'
+            )
+            async with trio.open_nursery() as nursery:
+                process: trio.Process = await nursery.start(
+                    functools.partial(
+                        trio.run_process,
+                        [sys.executable, "-m", "qsysd", "serve", "--config", str(config)],
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        env=dict(os.environ, QSYSD_LOAD_PLUGINS=""),
+                        check=False,
+                    )
+                )
+                assert process.stderr is not None and process.stdout is not None
+                records = await read_until_event(process.stderr, "daemon.ready")
+                assert any(r["event"] == "core.serving" for r in records), records
+                process.send_signal(signal.SIGTERM)
+                records += await read_until_event(process.stderr, "daemon.stopped")
+                assert await process.wait() == 0
+    assert pin not in json.dumps(records)
