@@ -1,0 +1,50 @@
+"""Configuration: a TOML file, overridden by environment variables, with secrets from files.
+
+Sources, lowest precedence first:
+
+1. defaults (the attrs classes below);
+2. the TOML file (``--config PATH`` or ``$QSYSD_CONFIG``);
+3. a ``.env`` file in the working directory, only when ``QSYSD_ENV=development``;
+4. environment variables ``QSYSD_<SECTION>__<KEY>`` (``QSYSD_HTTP__LISTEN``,
+   ``QSYSD_CORES__0__PORT``); values are read as TOML values when they parse as one
+   (``1711``, ``true``, ``["a", "b"]``), otherwise as plain strings.
+
+A secret (a Core's password, the auth tokens, a Redis URL) comes from, in order: the key's
+``<key>_file`` companion, the key itself, ``$CREDENTIALS_DIRECTORY/<credential>`` (systemd
+``LoadCredential=``), then ``/run/secrets/<credential>`` (Docker, Kubernetes). Secrets are
+:class:`Secret` objects whose repr is redacted.
+
+Every problem is collected and reported at once, each with its path, in a
+:class:`~qsysd.errors.ConfigError`.
+"""
+
+from qsysd.config._check import parse_listen as parse_listen
+from qsysd.config._load import load_config as load_config, redacted as redacted
+from qsysd.config._model import (
+    AuthConfig as AuthConfig,
+    Config as Config,
+    CoreConfig as CoreConfig,
+    HttpConfig as HttpConfig,
+    LoggingConfig as LoggingConfig,
+    PluginsConfig as PluginsConfig,
+    PolicyConfig as PolicyConfig,
+    Secret as Secret,
+    StateConfig as StateConfig,
+    ValueBound as ValueBound,
+)
+
+__all__ = [
+    "AuthConfig",
+    "Config",
+    "CoreConfig",
+    "HttpConfig",
+    "LoggingConfig",
+    "PluginsConfig",
+    "PolicyConfig",
+    "Secret",
+    "StateConfig",
+    "ValueBound",
+    "load_config",
+    "parse_listen",
+    "redacted",
+]
