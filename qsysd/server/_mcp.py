@@ -2,17 +2,13 @@
 
 The low-level ``Server`` is used (not ``MCPServer``) for exact schemas from the registry,
 paging, and full control of errors: every failure of a tool becomes an ``isError`` result
-with a specific message; nothing escapes as a bare "Error executing tool". Both protocol
-eras are served: resource subscriptions through ``resources/subscribe`` (2025 era) and
-``subscriptions/listen`` (2026-07-28), both fed by one StateStore watcher.
+with a specific message; nothing escapes as a bare "Error executing tool". The resources and
+their subscriptions, for both protocol eras, are in ``_resources``.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import time
-import urllib.parse
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,8 +18,6 @@ import structlog
 import trio
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
-from mcp.server.session import ServerSession
-from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ResourceUpdated
 from mcp.shared.exceptions import MCPError
 
 from qsysd import __version__
@@ -36,7 +30,8 @@ from qsysd.errors import (
     ToolInputError,
 )
 from qsysd.plugins import PERMISSIONS, Permission, PermissionDenied, Registry, Tool, ToolContext
-from qsysd.state import ControlReading
+from qsysd.server._common import page, to_json
+from qsysd.server._resources import LiveResources
 
 __all__ = [
     "INSTRUCTIONS",
@@ -58,23 +53,6 @@ INSTRUCTIONS = (
 
 PrincipalSource = str | Callable[[ServerRequestContext[Any, Any]], str]
 PermissionSource = Collection[Permission] | Callable[[str], Collection[Permission]]
-
-SCHEME = "qsys"
-CORES_URI = f"{SCHEME}://cores"
-
-
-def components_uri(core: str) -> str:
-    return f"{SCHEME}://core/{_quote(core)}/components"
-
-
-def controls_uri(core: str, component: str | None) -> str:
-    if component is None:
-        return f"{SCHEME}://core/{_quote(core)}/named"
-    return f"{SCHEME}://core/{_quote(core)}/component/{_quote(component)}/controls"
-
-
-def _quote(text: str) -> str:
-    return urllib.parse.quote(text, safe="")
 
 
 def tool_error_message(exc: BaseException, tool: str) -> str:
@@ -120,34 +98,8 @@ def _tool_type(tool: Tool) -> types.Tool:
     )
 
 
-def _json(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":"), default=str, allow_nan=False)
-
-
-def _scalar(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
-
-
-def _reading_json(r: ControlReading) -> dict[str, Any]:
-    v = r.value
-    return {
-        "name": r.info.ref.name,
-        "type": r.info.type,
-        "direction": r.info.direction,
-        "value": _scalar(v.value) if v else None,
-        "string": v.string if v else None,
-        "position": v.position if v else None,
-        "min": r.info.value_min,
-        "max": r.info.value_max,
-        "age_s": round(r.age, 3),
-        "stale": r.stale,
-    }
-
-
 class QsysMcp:
-    """The handlers and subscription state behind one MCP ``Server``."""
+    """The handlers behind one MCP ``Server``: tools and prompts here, ``resources`` beside."""
 
     def __init__(
         self,
@@ -164,12 +116,7 @@ class QsysMcp:
         self._principal = principal
         self._permissions = permissions
         self.page_size = page_size
-        self.status_interval = status_interval
-        self.bus = InMemorySubscriptionBus()
-        self.listen = ListenHandler(self.bus)
-        # 2025-era subscribers: uri -> sessions (each keeps its connection's outbound channel).
-        self._legacy: dict[str, list[ServerSession]] = {}
-        self.notifications_sent = 0
+        self.resources = LiveResources(api, page_size=page_size, status_interval=status_interval)
 
     # identity -------------------------------------------------------------------------------
 
@@ -185,25 +132,13 @@ class QsysMcp:
 
     # tools ----------------------------------------------------------------------------------
 
-    def _page(self, items: list[Any], cursor: str | None) -> tuple[list[Any], str | None]:
-        try:
-            start = int(cursor) if cursor else 0
-        except ValueError:
-            start = -1
-        if not 0 <= start <= len(items):
-            # Cursors are opaque: only one this server gave out is valid.
-            raise MCPError(
-                types.INVALID_PARAMS,
-                f"invalid cursor {(cursor or '')[:40]!r}; use the nextCursor of the previous page",
-            )
-        end = start + self.page_size
-        return items[start:end], (str(end) if end < len(items) else None)
-
     async def list_tools(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        page, cursor = self._page(self.registry.tools(), params.cursor if params else None)
-        return types.ListToolsResult(tools=[_tool_type(t) for t in page], next_cursor=cursor)
+        tools, cursor = page(
+            self.registry.tools(), params.cursor if params else None, self.page_size
+        )
+        return types.ListToolsResult(tools=[_tool_type(t) for t in tools], next_cursor=cursor)
 
     async def call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
@@ -237,7 +172,7 @@ class QsysMcp:
         duration_ms = round((time.perf_counter() - started) * 1000, 2)
         log.info("tool.called", tool=name, principal=principal, duration_ms=duration_ms)
         return types.CallToolResult(
-            content=[types.TextContent(text=_json(output))], structured_content=output
+            content=[types.TextContent(text=to_json(output))], structured_content=output
         )
 
     def tool_input_schema(self, name: str) -> dict[str, Any] | None:
@@ -251,7 +186,9 @@ class QsysMcp:
     async def list_prompts(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListPromptsResult:
-        page, cursor = self._page(self.registry.prompts(), params.cursor if params else None)
+        prompts, cursor = page(
+            self.registry.prompts(), params.cursor if params else None, self.page_size
+        )
         return types.ListPromptsResult(
             prompts=[
                 types.Prompt(
@@ -265,7 +202,7 @@ class QsysMcp:
                         for a in p.arguments
                     ],
                 )
-                for p in page
+                for p in prompts
             ],
             next_cursor=cursor,
         )
@@ -292,199 +229,6 @@ class QsysMcp:
                 )
             ],
         )
-
-    # resources ------------------------------------------------------------------------------
-
-    async def list_resources(
-        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
-    ) -> types.ListResourcesResult:
-        resources = [
-            types.Resource(
-                uri=CORES_URI,
-                name="cores",
-                title="Q-SYS Cores",
-                description="Connection and engine status of every Core.",
-                mime_type="application/json",
-            )
-        ]
-        for core in self.api.core_names():
-            resources.append(
-                types.Resource(
-                    uri=components_uri(core),
-                    name=f"{core}/components",
-                    title=f"Components of {core}",
-                    description=f"Every component of Core {core!r} with its type.",
-                    mime_type="application/json",
-                )
-            )
-            for comp in self.api.store.components(core):
-                resources.append(
-                    types.Resource(
-                        uri=controls_uri(core, comp.name),
-                        name=f"{core}/{comp.name}",
-                        title=f"{comp.name} controls",
-                        description=f"Controls of {comp.name} ({comp.type}) with live values.",
-                        mime_type="application/json",
-                    )
-                )
-        page, cursor = self._page(resources, params.cursor if params else None)
-        return types.ListResourcesResult(resources=page, next_cursor=cursor)
-
-    async def list_resource_templates(
-        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
-    ) -> types.ListResourceTemplatesResult:
-        return types.ListResourceTemplatesResult(
-            resource_templates=[
-                types.ResourceTemplate(
-                    uri_template=f"{SCHEME}://core/{{core}}/components",
-                    name="components",
-                    description="A Core's components (names URL-encoded).",
-                    mime_type="application/json",
-                ),
-                types.ResourceTemplate(
-                    uri_template=f"{SCHEME}://core/{{core}}/component/{{component}}/controls",
-                    name="controls",
-                    description="A component's controls with live values; subscribe for changes.",
-                    mime_type="application/json",
-                ),
-                types.ResourceTemplate(
-                    uri_template=f"{SCHEME}://core/{{core}}/named",
-                    name="named-controls",
-                    description="A Core's named controls with live values.",
-                    mime_type="application/json",
-                ),
-            ]
-        )
-
-    def read_uri(self, uri: str) -> Any:
-        """The JSON data behind a resource URI; LookupFailed for an unknown one."""
-        if uri == CORES_URI:
-            return {"cores": [_status_json(s) for s in self.api.statuses()]}
-        prefix = f"{SCHEME}://core/"
-        if not uri.startswith(prefix):
-            raise LookupFailed(f"unknown resource {uri!r}")
-        parts = [urllib.parse.unquote(p) for p in uri[len(prefix) :].split("/")]
-        if len(parts) == 2 and parts[1] == "components":
-            core = self.api.core(parts[0])
-            return {
-                "core": core,
-                "components": [
-                    {"name": c.name, "type": c.type} for c in self.api.store.components(core)
-                ],
-            }
-        if len(parts) == 2 and parts[1] == "named":
-            core = self.api.core(parts[0])
-            readings = self.api.controls(core, None)
-            return {"core": core, "controls": [_reading_json(r) for r in readings]}
-        if len(parts) == 4 and parts[1] == "component" and parts[3] == "controls":
-            core = self.api.core(parts[0])
-            comp = self.api.component(core, parts[2])
-            readings = self.api.controls(core, comp.name)
-            return {
-                "core": core,
-                "component": comp.name,
-                "type": comp.type,
-                "controls": [_reading_json(r) for r in readings],
-            }
-        raise LookupFailed(f"unknown resource {uri!r}")
-
-    async def read_resource(
-        self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
-    ) -> types.ReadResourceResult:
-        try:
-            data = self.read_uri(str(params.uri))
-        except QsysdError as exc:
-            raise MCPError(types.INVALID_PARAMS, str(exc)) from None
-        return types.ReadResourceResult(
-            contents=[
-                types.TextResourceContents(
-                    uri=str(params.uri), mime_type="application/json", text=_json(data)
-                )
-            ]
-        )
-
-    async def subscribe(
-        self, ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams
-    ) -> types.EmptyResult:
-        uri = str(params.uri)
-        try:
-            self.read_uri(uri)
-        except QsysdError as exc:
-            raise MCPError(types.INVALID_PARAMS, str(exc)) from None
-        sessions = self._legacy.setdefault(uri, [])
-        if all(s is not ctx.session for s in sessions):
-            sessions.append(ctx.session)
-        return types.EmptyResult()
-
-    async def unsubscribe(
-        self, ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams
-    ) -> types.EmptyResult:
-        uri = str(params.uri)
-        sessions = [s for s in self._legacy.get(uri, []) if not _same_connection(s, ctx.session)]
-        if sessions:
-            self._legacy[uri] = sessions
-        else:
-            self._legacy.pop(uri, None)
-        return types.EmptyResult()
-
-    async def notify(self, uris: Collection[str]) -> None:
-        """Tell subscribers of both eras that these resources changed."""
-        for uri in uris:
-            await self.bus.publish(ResourceUpdated(uri=uri))
-            for session in list(self._legacy.get(uri, ())):
-                try:
-                    await session.send_resource_updated(uri)
-                    self.notifications_sent += 1
-                except Exception as exc:  # a closed connection: forget its subscriptions
-                    log.info("mcp.subscriber_dropped", uri=uri, error=repr(exc))
-                    self._forget(session)
-
-    def _forget(self, session: ServerSession) -> None:
-        for uri in list(self._legacy):
-            kept = [s for s in self._legacy[uri] if not _same_connection(s, session)]
-            if kept:
-                self._legacy[uri] = kept
-            else:
-                del self._legacy[uri]
-
-    async def watch_changes(self) -> None:
-        """Turn StateStore changes and Core status changes into resource notifications."""
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._watch_status)
-            async with self.api.store.watch(None) as watcher:
-                async for batch in watcher:
-                    uris = {controls_uri(v.ref.core, v.ref.component) for v in batch}
-                    await self.notify(sorted(uris))
-            nursery.cancel_scope.cancel()
-
-    async def _watch_status(self) -> None:
-        last = None
-        while True:
-            current = [(s.core, s.connected, s.state, s.status_code) for s in self.api.statuses()]
-            if last is not None and current != last:
-                await self.notify([CORES_URI])
-            last = current
-            await trio.sleep(self.status_interval)
-
-
-def _same_connection(a: ServerSession, b: ServerSession) -> bool:
-    return a is b or getattr(a, "_connection", a) is getattr(b, "_connection", b)
-
-
-def _status_json(s: Any) -> dict[str, Any]:
-    return {
-        "name": s.core,
-        "connected": s.connected,
-        "state": s.state,
-        "platform": s.platform,
-        "design_name": s.design_name,
-        "design_code": s.design_code,
-        "status": s.status_string,
-        "status_code": s.status_code,
-        "since": s.since,
-        "last_error": s.last_error,
-        "breaker": s.breaker,
-    }
 
 
 class QsysMcpServer(Server[Any]):
@@ -514,6 +258,7 @@ def build_mcp_server(
     handlers = QsysMcp(
         api, registry, principal=principal, permissions=permissions, page_size=page_size
     )
+    resources = handlers.resources
 
     @asynccontextmanager
     async def lifespan(_: Server[Any]) -> AsyncIterator[dict[str, Any]]:
@@ -521,11 +266,11 @@ def build_mcp_server(
             yield {}
             return
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(handlers.watch_changes)
+            nursery.start_soon(resources.watch_changes)
             try:
                 yield {}
             finally:
-                handlers.listen.close()
+                resources.listen.close()
                 nursery.cancel_scope.cancel()
 
     server = QsysMcpServer(
@@ -539,12 +284,12 @@ def build_mcp_server(
         on_call_tool=handlers.call_tool,
         on_list_prompts=handlers.list_prompts,
         on_get_prompt=handlers.get_prompt,
-        on_list_resources=handlers.list_resources,
-        on_list_resource_templates=handlers.list_resource_templates,
-        on_read_resource=handlers.read_resource,
-        on_subscribe_resource=handlers.subscribe,
-        on_unsubscribe_resource=handlers.unsubscribe,
-        on_subscriptions_listen=handlers.listen,
+        on_list_resources=resources.list_resources,
+        on_list_resource_templates=resources.list_resource_templates,
+        on_read_resource=resources.read_resource,
+        on_subscribe_resource=resources.subscribe,
+        on_unsubscribe_resource=resources.unsubscribe,
+        on_subscriptions_listen=resources.listen,
     )
     server.qsys = handlers
     return server

@@ -1,7 +1,8 @@
 """The built-in tool catalogue (registered through the same hook as third-party plugins).
 
 ``render_docs()`` generates docs/tools.md from the registry; a test keeps them equal.
-Regenerate with ``python -m qsysd.tools > docs/tools.md``.
+Regenerate with ``python -m qsysd.tools > docs/tools.md``. ``control_out()`` is the one shape
+of a control with its value, shared with the MCP resources.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ import json
 from typing import Any
 
 from qsysd.plugins import Registry, Tool
+from qsysd.tools._common import ControlOut as ControlOut, control_out as control_out
 
-__all__ = ["render_docs"]
+__all__ = ["ControlOut", "control_out", "render_docs"]
 
 
 def render_docs(registry: Registry | None = None) -> str:

@@ -11,7 +11,7 @@ import attrs
 from qsysd.api import ControlResult
 from qsysd.errors import ToolInputError
 from qsysd.plugins import doc
-from qsysd.state import CoreStatus, Scalar
+from qsysd.state import ControlReading, CoreStatus, Scalar
 
 CORE_FIELD_DOC = "The configured name of the Core to use. Omit it when only one Core is configured."
 
@@ -101,6 +101,47 @@ def core_out(status: CoreStatus) -> CoreOut:
         since=iso(status.since),
         last_error=status.last_error,
         breaker=status.breaker,
+    )
+
+
+@attrs.frozen
+class ControlOut:
+    """One control with its current value."""
+
+    name: str = attrs.field(
+        metadata=doc("The control's name within its component (e.g. 'gain', 'input.1.mute').")
+    )
+    type: str = attrs.field(metadata=doc("Float, Boolean, Integer, Text, Trigger, ..."))
+    direction: str = attrs.field(metadata=doc("Read/Write, Read Only or Write Only."))
+    value: Scalar = attrs.field(
+        metadata=doc("The current value (numbers in the control's unit; booleans 0/1).")
+    )
+    string: str | None = attrs.field(
+        metadata=doc("The Core's string for the value, e.g. '-12.0dB', 'muted'.")
+    )
+    position: float | None = attrs.field(metadata=doc("The value's position in its range, 0..1."))
+    min: float | None = attrs.field(metadata=doc("The smallest value the control accepts."))
+    max: float | None = attrs.field(metadata=doc("The largest value the control accepts."))
+    age_s: float = attrs.field(metadata=doc("Seconds since the Core last confirmed this value."))
+    stale: bool = attrs.field(
+        metadata=doc("True while the Core is unreachable: the value may be out of date.")
+    )
+
+
+def control_out(reading: ControlReading) -> ControlOut:
+    """A control as qsys_list_controls and the MCP controls resources show it."""
+    v = reading.value
+    return ControlOut(
+        name=reading.info.ref.name,
+        type=reading.info.type,
+        direction=reading.info.direction,
+        value=json_scalar(v.value) if v else None,
+        string=v.string if v else None,
+        position=v.position if v else None,
+        min=reading.info.value_min,
+        max=reading.info.value_max,
+        age_s=round(reading.age, 3),
+        stale=reading.stale,
     )
 
 

@@ -1,0 +1,251 @@
+"""The live ``qsys://`` resources: listing, reading, and change notifications for subscribers.
+
+Both protocol eras are served: ``resources/subscribe`` (2025 era, per session) and
+``subscriptions/listen`` (2026-07-28, through the SDK's bus), both fed by one StateStore
+watcher.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Collection
+from typing import Any
+
+import attrs
+import mcp_types as types
+import structlog
+import trio
+from mcp.server.context import ServerRequestContext
+from mcp.server.session import ServerSession
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ResourceUpdated
+from mcp.shared.exceptions import MCPError
+
+from qsysd.api import QsysApi
+from qsysd.errors import LookupFailed, QsysdError
+from qsysd.server._common import page, to_json
+from qsysd.state import CoreStatus
+from qsysd.tools import control_out
+
+log = structlog.get_logger(__name__)
+
+SCHEME = "qsys"
+CORES_URI = f"{SCHEME}://cores"
+
+
+def components_uri(core: str) -> str:
+    return f"{SCHEME}://core/{_quote(core)}/components"
+
+
+def controls_uri(core: str, component: str | None) -> str:
+    if component is None:
+        return f"{SCHEME}://core/{_quote(core)}/named"
+    return f"{SCHEME}://core/{_quote(core)}/component/{_quote(component)}/controls"
+
+
+def _quote(text: str) -> str:
+    return urllib.parse.quote(text, safe="")
+
+
+class LiveResources:
+    """The resource handlers and the subscribers of both eras behind one MCP ``Server``."""
+
+    def __init__(self, api: QsysApi, *, page_size: int = 100, status_interval: float = 1.0) -> None:
+        self.api = api
+        self.page_size = page_size
+        self.status_interval = status_interval
+        self.bus = InMemorySubscriptionBus()
+        self.listen = ListenHandler(self.bus)
+        # 2025-era subscribers: uri -> sessions (each keeps its connection's outbound channel).
+        self._legacy: dict[str, list[ServerSession]] = {}
+        self.notifications_sent = 0
+
+    # listing and reading --------------------------------------------------------------------
+
+    async def list_resources(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        resources = [
+            types.Resource(
+                uri=CORES_URI,
+                name="cores",
+                title="Q-SYS Cores",
+                description="Connection and engine status of every Core.",
+                mime_type="application/json",
+            )
+        ]
+        for core in self.api.core_names():
+            resources.append(
+                types.Resource(
+                    uri=components_uri(core),
+                    name=f"{core}/components",
+                    title=f"Components of {core}",
+                    description=f"Every component of Core {core!r} with its type.",
+                    mime_type="application/json",
+                )
+            )
+            for comp in self.api.store.components(core):
+                resources.append(
+                    types.Resource(
+                        uri=controls_uri(core, comp.name),
+                        name=f"{core}/{comp.name}",
+                        title=f"{comp.name} controls",
+                        description=f"Controls of {comp.name} ({comp.type}) with live values.",
+                        mime_type="application/json",
+                    )
+                )
+        items, cursor = page(resources, params.cursor if params else None, self.page_size)
+        return types.ListResourcesResult(resources=items, next_cursor=cursor)
+
+    async def list_resource_templates(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        return types.ListResourceTemplatesResult(
+            resource_templates=[
+                types.ResourceTemplate(
+                    uri_template=f"{SCHEME}://core/{{core}}/components",
+                    name="components",
+                    description="A Core's components (names URL-encoded).",
+                    mime_type="application/json",
+                ),
+                types.ResourceTemplate(
+                    uri_template=f"{SCHEME}://core/{{core}}/component/{{component}}/controls",
+                    name="controls",
+                    description="A component's controls with live values; subscribe for changes.",
+                    mime_type="application/json",
+                ),
+                types.ResourceTemplate(
+                    uri_template=f"{SCHEME}://core/{{core}}/named",
+                    name="named-controls",
+                    description="A Core's named controls with live values.",
+                    mime_type="application/json",
+                ),
+            ]
+        )
+
+    def read_uri(self, uri: str) -> Any:
+        """The JSON data behind a resource URI; LookupFailed for an unknown one."""
+        if uri == CORES_URI:
+            return {"cores": [_status_json(s) for s in self.api.statuses()]}
+        prefix = f"{SCHEME}://core/"
+        if not uri.startswith(prefix):
+            raise LookupFailed(f"unknown resource {uri!r}")
+        parts = [urllib.parse.unquote(p) for p in uri[len(prefix) :].split("/")]
+        if len(parts) == 2 and parts[1] == "components":
+            core = self.api.core(parts[0])
+            return {
+                "core": core,
+                "components": [
+                    {"name": c.name, "type": c.type} for c in self.api.store.components(core)
+                ],
+            }
+        if len(parts) == 2 and parts[1] == "named":
+            core = self.api.core(parts[0])
+            readings = self.api.controls(core, None)
+            return {"core": core, "controls": [attrs.asdict(control_out(r)) for r in readings]}
+        if len(parts) == 4 and parts[1] == "component" and parts[3] == "controls":
+            core = self.api.core(parts[0])
+            comp = self.api.component(core, parts[2])
+            readings = self.api.controls(core, comp.name)
+            return {
+                "core": core,
+                "component": comp.name,
+                "type": comp.type,
+                "controls": [attrs.asdict(control_out(r)) for r in readings],
+            }
+        raise LookupFailed(f"unknown resource {uri!r}")
+
+    async def read_resource(
+        self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        try:
+            data = self.read_uri(str(params.uri))
+        except QsysdError as exc:
+            raise MCPError(types.INVALID_PARAMS, str(exc)) from None
+        return types.ReadResourceResult(
+            contents=[
+                types.TextResourceContents(
+                    uri=str(params.uri), mime_type="application/json", text=to_json(data)
+                )
+            ]
+        )
+
+    # subscriptions --------------------------------------------------------------------------
+
+    async def subscribe(
+        self, ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams
+    ) -> types.EmptyResult:
+        uri = str(params.uri)
+        try:
+            self.read_uri(uri)
+        except QsysdError as exc:
+            raise MCPError(types.INVALID_PARAMS, str(exc)) from None
+        sessions = self._legacy.setdefault(uri, [])
+        if all(s is not ctx.session for s in sessions):
+            sessions.append(ctx.session)
+        return types.EmptyResult()
+
+    async def unsubscribe(
+        self, ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams
+    ) -> types.EmptyResult:
+        self._forget(ctx.session, [str(params.uri)])
+        return types.EmptyResult()
+
+    async def notify(self, uris: Collection[str]) -> None:
+        """Tell subscribers of both eras that these resources changed."""
+        for uri in uris:
+            await self.bus.publish(ResourceUpdated(uri=uri))
+            for session in list(self._legacy.get(uri, ())):
+                try:
+                    await session.send_resource_updated(uri)
+                    self.notifications_sent += 1
+                except Exception as exc:  # a closed connection: forget its subscriptions
+                    log.info("mcp.subscriber_dropped", uri=uri, error=repr(exc))
+                    self._forget(session, list(self._legacy))
+
+    def _forget(self, session: ServerSession, uris: Collection[str]) -> None:
+        """Drop the subscriptions of ``session``'s connection to ``uris``."""
+        for uri in uris:
+            kept = [s for s in self._legacy.get(uri, ()) if not _same_connection(s, session)]
+            if kept:
+                self._legacy[uri] = kept
+            else:
+                self._legacy.pop(uri, None)
+
+    async def watch_changes(self) -> None:
+        """Turn StateStore changes and Core status changes into resource notifications."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._watch_status)
+            async with self.api.store.watch(None) as watcher:
+                async for batch in watcher:
+                    uris = {controls_uri(v.ref.core, v.ref.component) for v in batch}
+                    await self.notify(sorted(uris))
+            nursery.cancel_scope.cancel()
+
+    async def _watch_status(self) -> None:
+        last = None
+        while True:
+            current = [(s.core, s.connected, s.state, s.status_code) for s in self.api.statuses()]
+            if last is not None and current != last:
+                await self.notify([CORES_URI])
+            last = current
+            await trio.sleep(self.status_interval)
+
+
+def _same_connection(a: ServerSession, b: ServerSession) -> bool:
+    return a is b or getattr(a, "_connection", a) is getattr(b, "_connection", b)
+
+
+def _status_json(s: CoreStatus) -> dict[str, Any]:
+    return {
+        "name": s.core,
+        "connected": s.connected,
+        "state": s.state,
+        "platform": s.platform,
+        "design_name": s.design_name,
+        "design_code": s.design_code,
+        "status": s.status_string,
+        "status_code": s.status_code,
+        "since": s.since,
+        "last_error": s.last_error,
+        "breaker": s.breaker,
+    }
