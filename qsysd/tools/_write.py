@@ -14,7 +14,7 @@ from qsysd.tools._common import CORE_DOC, NAME_MAX, ControlResultOut, result_out
 
 _CONFIRM_DOC = (
     "Set true only after the user explicitly agreed to a large gain change: lifts the "
-    "per-call gain step limit (other limits still apply)."
+    "gain step limit, per call and over recent calls (other limits still apply)."
 )
 _DRY_RUN_DOC = "True: check everything and report what would change, without writing."
 
