@@ -32,6 +32,7 @@ from qsysd._systemd import notify, watchdog_interval
 from qsysd.api import QsysApi
 from qsysd.config import Config, CoreConfig, StateConfig, load_config
 from qsysd.core import CoreLink
+from qsysd.errors import ConfigError
 from qsysd.logs import configure_logging, get_logger
 from qsysd.plugins import Registry
 from qsysd.policy import Policy
@@ -190,13 +191,12 @@ async def _run_demo(args: argparse.Namespace) -> None:
                 ],
                 state=StateConfig(dir=args.state_dir or tmp),
             )
-            if not args.stdio:
-                print(
+            if not args.stdio:  # a person at a terminal: say what is running and how to use it
+                sys.stderr.write(
                     f"qsysd demo: an emulated Core with the demo venue on 127.0.0.1:"
                     f"{emulator.tcp_port} (QRC); the daemon is connected to it.\n"
                     "Use `qsysd demo --stdio` as an MCP server in your MCP client. "
-                    "Ctrl-C stops.",
-                    file=sys.stderr,
+                    "Ctrl-C stops.\n"
                 )
             await Daemon(config).run(stdio=args.stdio)
 
@@ -210,11 +210,11 @@ def main_from_args(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     configure_logging(config.logging.level, config.logging.format, secrets=config.secrets())
     if not config.cores:
-        print(
-            "qsysd: no Cores configured: add a [[cores]] table to the configuration "
-            "(see examples/qsysd.toml), or try `qsysd demo`",
-            file=sys.stderr,
+        raise ConfigError(
+            [
+                "cores: no Core is configured; add a [[cores]] table (see "
+                "examples/qsysd.toml), or try `qsysd demo`"
+            ]
         )
-        return 2
     trio.run(functools.partial(Daemon(config).run, stdio=args.stdio))
     return 0

@@ -93,3 +93,9 @@ def test_plugins_lists_builtin_tools_as_json() -> None:
     tools = {tool for plugin in listed["plugins"] for tool in plugin["tools"]}
     assert {"qsys_status", "qsys_get", "qsys_set", "qsys_find_controls"} <= tools
     assert all(p["source"] == "builtin" for p in listed["plugins"])
+
+
+def test_serve_without_cores_says_how_to_start_and_exits_2() -> None:
+    result = qsysd("serve")
+    assert result.returncode == 2
+    assert "cores: no Core is configured" in result.stderr and "qsysd demo" in result.stderr
