@@ -5,48 +5,20 @@ from __future__ import annotations
 import contextlib
 import gc
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import attrs
 import pytest
 import trio
+from _stacks import core_config, running_link
 
 from qsysd.config import CoreConfig
-from qsysd.core import Backoff, CoreLink
 from qsysd.emulator import EmulatorServer, generate_design
 from qsysd.errors import CoreUnavailable, UnknownComponent
 from qsysd.state import ControlRef, StateStore
 
 WAIT = 10.0
 StartEmulator = Callable[..., Awaitable[EmulatorServer]]
-
-
-def core_config(emu: EmulatorServer, **overrides: Any) -> CoreConfig:
-    config = CoreConfig(
-        name="main",
-        host=emu.host,
-        port=emu.tcp_port,
-        request_timeout=1.0,
-        keepalive_interval=0.5,
-        poll_rate=0.05,
-    )
-    return attrs.evolve(config, **overrides)
-
-
-@asynccontextmanager
-async def running_link(
-    config: CoreConfig, store: StateStore | None = None, **options: Any
-) -> AsyncIterator[CoreLink]:
-    options.setdefault("backoff", Backoff(initial=0.05, maximum=0.2, healthy_after=1.0))
-    link = CoreLink(config, store or StateStore(), **options)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(link.run)
-        try:
-            yield link
-        finally:
-            link.stop()
 
 
 async def wait_for_value(

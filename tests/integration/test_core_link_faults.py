@@ -2,48 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import attrs
 import pytest
 import trio
+from _stacks import core_config as _core_config, running_link
 
 from qsysd.config import CoreConfig, Secret
-from qsysd.core import Backoff, CoreLink
 from qsysd.emulator import EmulatorServer
 from qsysd.errors import CoreError, CoreUnavailable, RequestTimeout, TransportError
 from qsysd.state import ControlRef, StateStore
 
-WAIT = 10.0
-StartEmulator = Callable[..., Awaitable[EmulatorServer]]
-
 
 def core_config(emu: EmulatorServer, **overrides: Any) -> CoreConfig:
-    config = CoreConfig(
-        name="main",
-        host=emu.host,
-        port=emu.tcp_port,
-        request_timeout=0.5,
-        keepalive_interval=0.3,
-        poll_rate=0.05,
-    )
-    return attrs.evolve(config, **overrides)
+    """Tighter deadlines than the shared default: faults here must show within a second."""
+    return _core_config(emu, **{"request_timeout": 0.5, "keepalive_interval": 0.3, **overrides})
 
 
-@asynccontextmanager
-async def running_link(
-    config: CoreConfig, store: StateStore | None = None, **options: Any
-) -> AsyncIterator[CoreLink]:
-    options.setdefault("backoff", Backoff(initial=0.05, maximum=0.2, healthy_after=1.0))
-    link = CoreLink(config, store or StateStore(), **options)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(link.run)
-        try:
-            yield link
-        finally:
-            link.stop()
+WAIT = 10.0
+StartEmulator = Callable[..., Awaitable[EmulatorServer]]
 
 
 async def wait_for_value(store: StateStore, ref: ControlRef, value: Any) -> None:

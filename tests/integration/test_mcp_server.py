@@ -4,59 +4,24 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import mcp_types as types
 import pytest
 import trio
+from _stacks import tool_stack
 from jsonschema import Draft202012Validator
 from mcp import Client
 from mcp.shared.exceptions import MCPDeprecationWarning
 
-from qsysd.api import QsysApi
-from qsysd.config import CoreConfig, PolicyConfig
-from qsysd.core import Backoff, CoreLink
+from qsysd.config import PolicyConfig
 from qsysd.emulator import EmulatorServer
-from qsysd.plugins import Registry
-from qsysd.policy import Policy
-from qsysd.server import QsysMcpServer, build_mcp_server
-from qsysd.state import ControlRef, StateStore
+from qsysd.state import ControlRef
 
 WAIT = 10.0
 MODES = ["legacy", "auto"]  # the initialize handshake (2025-11-25) and 2026-07-28
-NAMED = ("MainGain", "MainMute", "FireAlarmActive", "PagingPriority")
 StartEmulator = Callable[..., Awaitable[EmulatorServer]]
-
-
-@asynccontextmanager
-async def running_server(
-    emu: EmulatorServer, policy: PolicyConfig | None = None, request_timeout: float = 1.0
-) -> AsyncIterator[tuple[QsysMcpServer, QsysApi]]:
-    store = StateStore()
-    config = CoreConfig(
-        name="main",
-        host=emu.host,
-        port=emu.tcp_port,
-        request_timeout=request_timeout,
-        keepalive_interval=0.5,
-        poll_rate=0.05,
-    )
-    link = CoreLink(
-        config,
-        store,
-        backoff=Backoff(initial=0.05, maximum=0.2, healthy_after=1.0),
-        named_controls=NAMED,
-    )
-    async with trio.open_nursery() as nursery:
-        await nursery.start(link.run)
-        await link.wait_connected()
-        api = QsysApi({"main": link}, store, Policy(policy or PolicyConfig()))
-        try:
-            yield build_mcp_server(api, Registry(entry_points=False)), api
-        finally:
-            link.stop()
 
 
 async def call(client: Client, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
@@ -81,7 +46,7 @@ async def test_tools_are_listed_with_valid_schemas_in_both_eras(
     emulator: EmulatorServer, mode: str
 ) -> None:
     with trio.fail_after(WAIT):
-        async with running_server(emulator) as (server, _), Client(server, mode=mode) as client:
+        async with tool_stack(emulator) as (server, _, _), Client(server, mode=mode) as client:
             assert client.protocol_version == ("2025-11-25" if mode == "legacy" else "2026-07-28")
             listed = await client.list_tools()
             names = {t.name for t in listed.tools}
@@ -99,7 +64,7 @@ async def test_read_find_and_summary_answer_from_the_live_design(
     emulator: EmulatorServer, mode: str
 ) -> None:
     with trio.fail_after(WAIT):
-        async with running_server(emulator) as (server, _), Client(server, mode=mode) as client:
+        async with tool_stack(emulator) as (server, _, _), Client(server, mode=mode) as client:
             found = data(await call(client, "qsys_find_controls", {"query": "lobby music volume"}))
             assert found["matches"][0]["control"] == "Lobby_BGM.gain"
             got = data(await call(client, "qsys_get", {"controls": ["Lobby_BGM.gain", "MainGain"]}))
@@ -115,7 +80,7 @@ async def test_read_find_and_summary_answer_from_the_live_design(
 
 async def test_unknown_control_error_names_the_closest_ones(emulator: EmulatorServer) -> None:
     with trio.fail_after(WAIT):
-        async with running_server(emulator) as (server, _), Client(server) as client:
+        async with tool_stack(emulator) as (server, _, _), Client(server) as client:
             result = data(await call(client, "qsys_get", {"controls": ["Lobby_BGN.gain"]}))
             assert "Lobby_BGM" in result["values"][0]["error"]
             text = error_text(await call(client, "qsys_list_controls", {"component": "Resturant"}))
@@ -128,7 +93,7 @@ async def test_write_with_ramp_moves_the_value_on_the_emulator(
 ) -> None:
     ref = ControlRef("main", "Lobby_BGM", "gain")
     with trio.fail_after(WAIT):
-        async with running_server(emulator) as (server, api), Client(server, mode=mode) as client:
+        async with tool_stack(emulator) as (server, api, _), Client(server, mode=mode) as client:
             seen: list[float] = []
             async with api.store.watch([ref]) as watcher:
                 change = {"control": "Lobby_BGM.gain", "value": -18, "ramp": 0.5}
@@ -149,7 +114,7 @@ async def test_write_with_ramp_moves_the_value_on_the_emulator(
 
 async def test_write_reports_the_cores_own_string(emulator: EmulatorServer) -> None:
     with trio.fail_after(WAIT):
-        async with running_server(emulator) as (server, _), Client(server) as client:
+        async with tool_stack(emulator) as (server, _, _), Client(server) as client:
             changes = [
                 {"control": "Lobby_BGM.mute", "value": True},
                 {"control": "MainGain", "value": -10},
@@ -166,7 +131,7 @@ async def test_write_reports_the_cores_own_string(emulator: EmulatorServer) -> N
 async def test_policy_rejections_name_the_rule(emulator: EmulatorServer) -> None:
     policy = PolicyConfig(protected=["Core_Status.*", "Ballroom.*"], max_gain_step_db=6.0)
     with trio.fail_after(WAIT):
-        async with running_server(emulator, policy) as (server, _), Client(server) as client:
+        async with tool_stack(emulator, policy) as (server, _, _), Client(server) as client:
             step = {"changes": [{"control": "Lobby_BGM.gain", "value": -40}]}
             assert "'max_step'" in error_text(await call(client, "qsys_set", step))
             protected = {"changes": [{"control": "Ballroom.mute", "value": True}]}
@@ -184,13 +149,13 @@ async def test_read_only_mode_refuses_writes_and_dry_run_writes_nothing(
     emulator: EmulatorServer,
 ) -> None:
     with trio.fail_after(WAIT):
-        async with running_server(emulator) as (server, _), Client(server) as client:
+        async with tool_stack(emulator) as (server, _, _), Client(server) as client:
             dry = {"changes": [{"control": "Bar.gain", "value": -12}], "dry_run": True}
             result = data(await call(client, "qsys_set", dry))
             assert result["dry_run"] is True and result["results"][0]["before"] == "-10.0dB"
             assert emulator.get_value("Bar", "gain") == -10.0
         async with (
-            running_server(emulator, PolicyConfig(read_only=True)) as (server, _),
+            tool_stack(emulator, PolicyConfig(read_only=True)) as (server, _, _),
             Client(server) as client,
         ):
             write = {"changes": [{"control": "Bar.gain", "value": -12}]}
@@ -202,7 +167,7 @@ async def test_read_only_mode_refuses_writes_and_dry_run_writes_nothing(
 
 async def test_snapshot_load_and_mixer_reach_the_core(emulator: EmulatorServer) -> None:
     with trio.fail_after(WAIT):
-        async with running_server(emulator) as (server, _), Client(server) as client:
+        async with tool_stack(emulator) as (server, _, _), Client(server) as client:
             snap = data(await call(client, "qsys_snapshot_load", {"bank": "Scenes", "number": 2}))
             assert "acknowledged Snapshot.Load" in snap["message"]
             assert emulator.get_value("Lobby_BGM", "gain") == -20.0
@@ -222,7 +187,7 @@ async def test_snapshot_load_and_mixer_reach_the_core(emulator: EmulatorServer) 
 
 async def test_history_lists_audited_writes_with_the_principal(emulator: EmulatorServer) -> None:
     with trio.fail_after(WAIT):
-        async with running_server(emulator) as (server, _), Client(server) as client:
+        async with tool_stack(emulator) as (server, _, _), Client(server) as client:
             await call(client, "qsys_set", {"changes": [{"control": "Bar.gain", "value": -12}]})
             await call(client, "qsys_set", {"changes": [{"control": "Bar.gain", "value": 5}]})
             history = data(await call(client, "qsys_history", {"control": "Bar.gain"}))
@@ -236,7 +201,7 @@ async def test_history_lists_audited_writes_with_the_principal(emulator: Emulato
 async def test_core_down_mid_call_gives_a_clear_error(emulator: EmulatorServer) -> None:
     with trio.fail_after(WAIT):
         async with (
-            running_server(emulator, request_timeout=0.3) as (server, _),
+            tool_stack(emulator, request_timeout=0.3) as (server, _, _),
             Client(server) as client,
         ):
             emulator.stall()
@@ -255,7 +220,7 @@ async def test_core_down_mid_call_gives_a_clear_error(emulator: EmulatorServer) 
 
 async def test_prompts_are_listed_and_rendered(emulator: EmulatorServer) -> None:
     with trio.fail_after(WAIT):
-        async with running_server(emulator) as (server, _), Client(server) as client:
+        async with tool_stack(emulator) as (server, _, _), Client(server) as client:
             prompts = {p.name for p in (await client.list_prompts()).prompts}
             assert {"room_control_assistant", "level_audit", "troubleshoot_silent_room"} <= prompts
             got = await client.get_prompt("troubleshoot_silent_room", {"room": "Bar"})
@@ -266,7 +231,7 @@ async def test_prompts_are_listed_and_rendered(emulator: EmulatorServer) -> None
 @pytest.mark.parametrize("mode", MODES)
 async def test_resources_read_component_controls(emulator: EmulatorServer, mode: str) -> None:
     with trio.fail_after(WAIT):
-        async with running_server(emulator) as (server, _), Client(server, mode=mode) as client:
+        async with tool_stack(emulator) as (server, _, _), Client(server, mode=mode) as client:
             listed = await client.list_resources()
             uris = {str(r.uri) for r in listed.resources}
             assert "qsys://cores" in uris and "qsys://core/main/components" in uris
@@ -289,7 +254,7 @@ async def test_legacy_subscription_is_notified_when_a_value_changes(
 
     with trio.fail_after(WAIT):
         async with (
-            running_server(emulator) as (server, _),
+            tool_stack(emulator) as (server, _, _),
             Client(server, mode="legacy", message_handler=on_message) as client,
         ):
             with warnings.catch_warnings():
@@ -304,7 +269,7 @@ async def test_modern_listen_stream_is_notified_when_a_value_changes(
 ) -> None:
     uri = "qsys://core/main/component/Bar/controls"
     with trio.fail_after(WAIT):
-        async with running_server(emulator) as (server, _), Client(server) as client:
+        async with tool_stack(emulator) as (server, _, _), Client(server) as client:
             assert client.protocol_version == "2026-07-28"
             async with client.listen(resource_subscriptions=[uri]) as subscription:
                 emulator.set_value("Bar", "gain", -31.0)
@@ -322,7 +287,7 @@ async def test_tool_call_log_lines_carry_the_request_id(emulator: EmulatorServer
     configure_logging("info", "json", stream=stream)
     try:
         with trio.fail_after(WAIT):
-            async with running_server(emulator) as (server, _), Client(server) as client:
+            async with tool_stack(emulator) as (server, _, _), Client(server) as client:
                 await call(client, "qsys_get", {"controls": ["Bar.gain"]})
     finally:
         configure_logging("debug", "console")
@@ -334,7 +299,7 @@ async def test_tool_call_log_lines_carry_the_request_id(emulator: EmulatorServer
 async def test_history_pages_by_component_and_time_range(emulator: EmulatorServer) -> None:
     writes = [("Bar.gain", -12), ("Restaurant.gain", -20), ("Bar.mute", True), ("Bar.gain", -11)]
     with trio.fail_after(WAIT):
-        async with running_server(emulator) as (server, _), Client(server) as client:
+        async with tool_stack(emulator) as (server, _, _), Client(server) as client:
             for control, value in writes:
                 await call(client, "qsys_set", {"changes": [{"control": control, "value": value}]})
             first = data(await call(client, "qsys_history", {"component": "Bar", "limit": 2}))

@@ -8,28 +8,25 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import attrs
 import mcp_types as types
 import pytest
 import trio
+from _stacks import tool_stack
 from mcp import Client
 
-from qsysd.api import CoreLinkLike, QsysApi
-from qsysd.config import CoreConfig, PolicyConfig
-from qsysd.core import Backoff, CoreLink
+from qsysd.api import CoreLinkLike
+from qsysd.config import PolicyConfig
+from qsysd.core import CoreLink
 from qsysd.emulator import EmulatorServer, generate_design
 from qsysd.errors import RequestTimeout, ToolInputError
 from qsysd.plugins import Registry, ToolContext
-from qsysd.policy import Policy
-from qsysd.server import QsysMcpServer, build_mcp_server, tool_error_message
-from qsysd.state import StateStore
+from qsysd.server import tool_error_message
 
 WAIT = 10.0
-NAMED = ("MainGain", "MainMute", "FireAlarmActive", "PagingPriority")
 StartEmulator = Callable[..., Any]
 
 
@@ -51,40 +48,6 @@ class FailingMethod:
 
     def status(self) -> Any:
         return self.link.status()
-
-
-@asynccontextmanager
-async def stack(
-    emu: EmulatorServer,
-    policy: PolicyConfig | None = None,
-    *,
-    request_timeout: float = 1.0,
-    wrap: Callable[[CoreLink], CoreLinkLike] | None = None,
-) -> AsyncIterator[tuple[QsysMcpServer, QsysApi, CoreLink]]:
-    store = StateStore()
-    config = CoreConfig(
-        name="main",
-        host=emu.host,
-        port=emu.tcp_port,
-        request_timeout=request_timeout,
-        keepalive_interval=0.5,
-        poll_rate=0.05,
-    )
-    link = CoreLink(
-        config,
-        store,
-        backoff=Backoff(initial=0.05, maximum=0.2, healthy_after=1.0),
-        named_controls=NAMED,
-    )
-    async with trio.open_nursery() as nursery:
-        await nursery.start(link.run)
-        await link.wait_connected()
-        links = {"main": wrap(link) if wrap else link}
-        api = QsysApi(links, store, Policy(policy or PolicyConfig()))
-        try:
-            yield build_mcp_server(api, Registry(entry_points=False)), api, link
-        finally:
-            link.stop()
 
 
 def data(result: types.CallToolResult) -> Any:
@@ -118,7 +81,7 @@ async def qsys_set(client: Client, *changes: dict[str, Any], **options: Any) -> 
 
 async def test_named_gain_by_position_cannot_get_around_max_gain(emulator: EmulatorServer) -> None:
     with trio.fail_after(WAIT):
-        async with stack(emulator) as (server, _, link), Client(server) as client:
+        async with tool_stack(emulator) as (server, _, link), Client(server) as client:
             before = sets_sent(link)
             text = error_text(await qsys_set(client, {"control": "MainGain", "position": 1.0}))
             assert "'max_gain'" in text and "MainGain" in text
@@ -131,7 +94,7 @@ async def test_gain_string_the_core_may_read_otherwise_is_refused(
 ) -> None:
     policy = PolicyConfig(max_gain_db=12.0, max_gain_step_db=None)
     with trio.fail_after(WAIT):
-        async with stack(emulator, policy) as (server, _, _), Client(server) as client:
+        async with tool_stack(emulator, policy) as (server, _, _), Client(server) as client:
             for text in ("1_0dB", "loud", "+inf"):
                 refused = error_text(
                     await qsys_set(client, {"control": "Lobby_BGM.gain", "string": text})
@@ -142,7 +105,7 @@ async def test_gain_string_the_core_may_read_otherwise_is_refused(
 
 async def test_gain_by_position_is_sent_as_the_checked_db_value(emulator: EmulatorServer) -> None:
     with trio.fail_after(WAIT):
-        async with stack(emulator) as (server, _, _), Client(server) as client:
+        async with tool_stack(emulator) as (server, _, _), Client(server) as client:
             # -100 + 0.75 * 120 = -10 dB, 2 dB from -12: within every limit.
             result = data(await qsys_set(client, {"control": "Lobby_BGM.gain", "position": 0.75}))
             assert result["results"][0]["string"] == "-10.0dB"
@@ -168,7 +131,7 @@ async def test_writes_the_policy_must_refuse_never_reach_the_core(
     emulator: EmulatorServer, control: str, value: Any, rule: str
 ) -> None:
     with trio.fail_after(WAIT):
-        async with stack(emulator) as (server, _, link), Client(server) as client:
+        async with tool_stack(emulator) as (server, _, link), Client(server) as client:
             before = sets_sent(link)
             text = error_text(await qsys_set(client, {"control": control, "value": value}))
             assert rule in text and control in text
@@ -179,7 +142,7 @@ async def test_read_only_control_is_refused_naming_its_direction(
     emulator: EmulatorServer,
 ) -> None:
     with trio.fail_after(WAIT):
-        async with stack(emulator) as (server, _, _), Client(server) as client:
+        async with tool_stack(emulator) as (server, _, _), Client(server) as client:
             text = error_text(
                 await qsys_set(client, {"control": "Lobby_Meter.meter.1", "value": 0})
             )
@@ -189,7 +152,7 @@ async def test_read_only_control_is_refused_naming_its_direction(
 async def test_protected_glob_protects_whatever_the_case(emulator: EmulatorServer) -> None:
     policy = PolicyConfig(protected=["ballroom.*", "lobby_bgm.MUTE"])
     with trio.fail_after(WAIT):
-        async with stack(emulator, policy) as (server, _, _), Client(server) as client:
+        async with tool_stack(emulator, policy) as (server, _, _), Client(server) as client:
             for control in ("Ballroom.gain", "Lobby_BGM.mute"):
                 text = error_text(await qsys_set(client, {"control": control, "value": -8}))
                 assert "'protected'" in text
@@ -200,7 +163,7 @@ async def test_one_control_twice_in_one_call_is_refused_before_anything_is_sent(
     emulator: EmulatorServer,
 ) -> None:
     with trio.fail_after(WAIT):
-        async with stack(emulator) as (server, _, link), Client(server) as client:
+        async with tool_stack(emulator) as (server, _, link), Client(server) as client:
             before = sets_sent(link)
             text = error_text(
                 await qsys_set(
@@ -219,7 +182,7 @@ async def test_partial_failure_reports_each_control_with_the_cores_strings(
     emulator: EmulatorServer,
 ) -> None:
     with trio.fail_after(WAIT):
-        async with stack(emulator) as (server, _, _), Client(server) as client:
+        async with tool_stack(emulator) as (server, _, _), Client(server) as client:
             result = data(
                 await qsys_set(
                     client,
@@ -247,7 +210,7 @@ async def test_bad_ramps_are_refused_naming_the_field(
     emulator: EmulatorServer, ramp: float, message: str
 ) -> None:
     with trio.fail_after(WAIT):
-        async with stack(emulator) as (server, _, _), Client(server) as client:
+        async with tool_stack(emulator) as (server, _, _), Client(server) as client:
             change = {"control": "Bar.gain", "value": -12, "ramp": ramp}
             assert message in error_text(await qsys_set(client, change))
 
@@ -255,7 +218,7 @@ async def test_bad_ramps_are_refused_naming_the_field(
 async def test_nan_is_refused_by_the_registry_naming_the_field(emulator: EmulatorServer) -> None:
     # The SDK's client turns NaN into null; a raw JSON-RPC peer can send NaN itself.
     with trio.fail_after(WAIT):
-        async with stack(emulator) as (_, api, link):
+        async with tool_stack(emulator) as (_, api, link):
             registry = Registry(entry_points=False)
             before = sets_sent(link)
             for arguments in (
@@ -277,7 +240,7 @@ async def test_dry_run_reports_the_target_and_never_touches_the_core(
     emulator: EmulatorServer,
 ) -> None:
     with trio.fail_after(WAIT):
-        async with stack(emulator) as (server, _, link), Client(server) as client:
+        async with tool_stack(emulator) as (server, _, link), Client(server) as client:
             before = sets_sent(link)
             result = data(
                 await qsys_set(
@@ -314,7 +277,7 @@ async def test_timeout_says_the_write_may_or_may_not_have_happened(
 ) -> None:
     with trio.fail_after(WAIT):
         async with (
-            stack(emulator, request_timeout=0.3) as (server, _, _),
+            tool_stack(emulator, request_timeout=0.3) as (server, _, _),
             Client(server) as client,
         ):
             emulator.stall()
@@ -334,7 +297,7 @@ async def test_mixer_gain_obeys_max_gain_and_step_on_every_expanded_control(
     emulator: EmulatorServer,
 ) -> None:
     with trio.fail_after(WAIT):
-        async with stack(emulator) as (server, _, link), Client(server) as client:
+        async with tool_stack(emulator) as (server, _, link), Client(server) as client:
             before = sets_sent(link)
             loud = {
                 "mixer": "Ballroom_Mics",
@@ -361,7 +324,7 @@ async def test_mixer_call_on_a_component_that_is_no_mixer_says_so(
     emulator: EmulatorServer,
 ) -> None:
     with trio.fail_after(WAIT):
-        async with stack(emulator) as (server, _, _), Client(server) as client:
+        async with tool_stack(emulator) as (server, _, _), Client(server) as client:
             args = {"mixer": "Lobby_BGM", "target": "input", "inputs": "1", "gain": -3}
             text = error_text(await client.call_tool("qsys_mixer_set", args))
             assert "'Lobby_BGM' is a gain component, not a mixer" in text
@@ -374,7 +337,7 @@ async def test_mixer_reports_the_method_that_failed_and_the_one_applied(
         return FailingMethod(link, "Mixer.SetInputMute")
 
     with trio.fail_after(WAIT):
-        async with stack(emulator, wrap=wrap) as (server, _, _), Client(server) as client:
+        async with tool_stack(emulator, wrap=wrap) as (server, _, _), Client(server) as client:
             args = {
                 "mixer": "Ballroom_Mics",
                 "target": "input",
@@ -398,7 +361,7 @@ async def test_snapshot_load_honours_protected_banks_and_checks_the_bank(
 ) -> None:
     policy = PolicyConfig(protected=["scenes.load.3"])
     with trio.fail_after(WAIT):
-        async with stack(emulator, policy) as (server, _, link), Client(server) as client:
+        async with tool_stack(emulator, policy) as (server, _, link), Client(server) as client:
             before = sets_sent(link)
             text = error_text(
                 await client.call_tool("qsys_snapshot_load", {"bank": "Scenes", "number": 3})
@@ -434,7 +397,7 @@ async def test_spoken_queries_find_the_control_first_on_the_demo(
     emulator: EmulatorServer, query: str, first: str
 ) -> None:
     with trio.fail_after(WAIT):
-        async with stack(emulator) as (server, _, _), Client(server) as client:
+        async with tool_stack(emulator) as (server, _, _), Client(server) as client:
             found = data(await client.call_tool("qsys_find_controls", {"query": query}))
             assert found["matches"][0]["control"] == first, found["matches"][:3]
 
@@ -444,7 +407,7 @@ async def test_summary_fits_a_small_context_window(
 ) -> None:
     with trio.fail_after(30):
         for emu, budget in ((emulator, 1500), (await start_emulator(generate_design(200)), 6000)):
-            async with stack(emu) as (server, _, _), Client(server) as client:
+            async with tool_stack(emu) as (server, _, _), Client(server) as client:
                 result = await client.call_tool("qsys_summary", {})
                 block = result.content[0]
                 assert isinstance(block, types.TextContent)
@@ -456,7 +419,10 @@ async def test_summary_fits_a_small_context_window(
 async def test_components_page_through_a_design_of_2000(start_emulator: StartEmulator) -> None:
     emu = await start_emulator(generate_design(2000))
     with trio.fail_after(60):
-        async with stack(emu, request_timeout=5.0) as (server, api, _), Client(server) as client:
+        async with (
+            tool_stack(emu, request_timeout=5.0) as (server, api, _),
+            Client(server) as client,
+        ):
             seen: list[str] = []
             offset: int | None = 0
             while offset is not None:
@@ -475,7 +441,7 @@ async def test_raises_split_over_calls_cannot_add_up_past_the_step_limit(
     emulator: EmulatorServer,
 ) -> None:
     with trio.fail_after(WAIT):
-        async with stack(emulator) as (server, _, link), Client(server) as client:
+        async with tool_stack(emulator) as (server, _, link), Client(server) as client:
             start = float(emulator.get_value("Restaurant", "gain"))
             for step in (3, 6):
                 data(await qsys_set(client, {"control": "Restaurant.gain", "value": start + step}))
