@@ -3,7 +3,7 @@
 stdout belongs to the MCP stdio stream, so nothing here ever writes to it. Every event passes
 through a redaction step that replaces any configured secret with ``***``, wherever it
 appears (event text, fields, tracebacks). Context such as ``request_id`` and ``core`` is
-carried per task with :func:`bind_context` (structlog contextvars, which trio copies into
+carried per task with :func:`bound_context` (structlog contextvars, which trio copies into
 each new task).
 """
 
@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable, MutableMapping
+from contextlib import AbstractContextManager
 from typing import Any, TextIO
 
 import structlog
 
-__all__ = ["bind_context", "configure_logging", "get_logger"]
+__all__ = ["bound_context", "configure_logging", "get_logger"]
 
 _secrets: tuple[str, ...] = ()
 _REDACTED = "***"
@@ -46,11 +47,6 @@ def redact_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Any
     if not _secrets:
         return event_dict
     return {k: _redact_value(v) for k, v in event_dict.items()}
-
-
-def _redact_rendered(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Any:
-    # Tracebacks are rendered into text by format_exc_info; redact once more after that.
-    return redact_secrets(_, __, event_dict)
 
 
 def configure_logging(
@@ -83,7 +79,7 @@ def configure_logging(
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
-            _redact_rendered,
+            redact_secrets,  # again: format_exc_info has just turned tracebacks into text
             renderer,
         ],
     )
@@ -111,6 +107,6 @@ def get_logger(name: str | None = None) -> Any:
     return structlog.get_logger(name)
 
 
-def bind_context(**values: Any) -> None:
-    """Bind key-value context (``request_id=``, ``core=``) to this task and its children."""
-    structlog.contextvars.bind_contextvars(**values)
+def bound_context(**values: Any) -> AbstractContextManager[None]:
+    """Key-value context (``request_id=``, ``core=``) on every log line inside the block."""
+    return structlog.contextvars.bound_contextvars(**values)

@@ -17,7 +17,7 @@ def print_plugins(
     *, as_json: bool = False, registry: Registry | None = None, out: TextIO | None = None
 ) -> int:
     """Write the plugin listing (to stdout by default); exit code 1 if a plugin failed to load."""
-    registry = registry or Registry.load()
+    registry = registry or Registry()
     out = out or sys.stdout
     plugins = [attrs.asdict(p) for p in registry.plugins()]
     errors = [attrs.asdict(e) for e in registry.load_errors]

@@ -132,11 +132,6 @@ class Registry:
             self._register_object(obj)
         self.refresh()
 
-    @classmethod
-    def load(cls, **options: Any) -> Registry:
-        """The registry with built-ins, entry points (and ``options`` as for the constructor)."""
-        return cls(**options)
-
     # loading ------------------------------------------------------------------------------
 
     def _fail(self, plugin: str, stage: str, exc: BaseException | str) -> None:

@@ -29,6 +29,7 @@ from qsysd.errors import (
     QsysdError,
     ToolInputError,
 )
+from qsysd.logs import bound_context
 from qsysd.plugins import PERMISSIONS, Permission, PermissionDenied, Registry, Tool, ToolContext
 from qsysd.server._common import page, to_json
 from qsysd.server._resources import LiveResources
@@ -144,7 +145,7 @@ class QsysMcp:
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
         # Every log line of this call (core link, journal, ...) carries the request id.
-        with structlog.contextvars.bound_contextvars(request_id=str(ctx.request_id)):
+        with bound_context(request_id=str(ctx.request_id)):
             return await self._call_tool(ctx, params)
 
     async def _call_tool(

@@ -6,9 +6,7 @@ import io
 import json
 import logging
 
-import structlog
-
-from qsysd.logs import bind_context, configure_logging, get_logger
+from qsysd.logs import bound_context, configure_logging, get_logger
 
 
 def lines(stream: io.StringIO) -> list[dict[str, object]]:
@@ -18,12 +16,11 @@ def lines(stream: io.StringIO) -> list[dict[str, object]]:
 def test_json_lines_carry_event_fields_and_context() -> None:
     stream = io.StringIO()
     configure_logging("info", "json", stream=stream)
-    bind_context(request_id="r-1", core="main")
-    try:
+    with bound_context(request_id="r-1", core="main"):
         get_logger("t").info("core.connected", host="h")
-    finally:
-        structlog.contextvars.clear_contextvars()
-    (record,) = lines(stream)
+    get_logger("t").info("core.outside")
+    record, outside = lines(stream)
+    assert "request_id" not in outside  # the context ends with the block
     assert record["event"] == "core.connected"
     assert record["host"] == "h"
     assert record["request_id"] == "r-1"
