@@ -70,6 +70,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where the demo keeps its snapshot and journal (default: a temporary folder)",
     )
+    demo.add_argument(
+        "--listen",
+        metavar="ADDRESS",
+        default="127.0.0.1:8750",
+        help="where the demo serves HTTP (MCP at /mcp, REST at /api/v1; default: "
+        "127.0.0.1:8750; loopback only)",
+    )
+
+    call = commands.add_parser(
+        "call",
+        help="call a tool on a running daemon (its REST door)",
+        description="Call one tool on a running qsysd through its HTTP front end. Exit codes: "
+        "0 done, 1 the tool failed or was refused, 2 bad usage, 3 qsysd not reachable.",
+    )
+    from qsysd._call import add_call_arguments
+
+    add_call_arguments(call)
 
     config = commands.add_parser("config", help="configuration tools")
     config_commands = config.add_subparsers(dest="config_command", metavar="COMMAND")
@@ -117,6 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from qsysd.daemon import main_from_args as daemon_main
 
             return daemon_main(args)
+        if args.command == "call":
+            from qsysd._call import run_call
+
+            return run_call(args)
         if args.command == "plugins":
             from qsysd.plugins import print_plugins
 

@@ -29,14 +29,15 @@ import trio
 
 from qsysd import __version__
 from qsysd._systemd import notify, watchdog_interval
+from qsysd.access import CallPath, Principal
 from qsysd.api import QsysApi
-from qsysd.config import Config, CoreConfig, StateConfig, load_config
+from qsysd.config import Config, CoreConfig, HttpConfig, StateConfig, load_config
 from qsysd.core import CoreLink
 from qsysd.errors import ConfigError
 from qsysd.logs import configure_logging, get_logger
 from qsysd.plugins import Registry
 from qsysd.policy import Policy
-from qsysd.server import build_mcp_server, serve_stdio
+from qsysd.server import HttpFrontEnd, build_mcp_server, serve_stdio
 from qsysd.state import FileStateBackend, Journal, SnapshotTask, StateBackend, StateStore
 
 __all__ = ["Daemon", "main_from_args"]
@@ -47,6 +48,8 @@ STOP_GRACE_SECONDS = 10.0
 #: How long start-up waits for the Cores before serving anyway (tools then say "unreachable").
 CONNECT_WAIT_SECONDS = 10.0
 SNAPSHOT_FILE = "snapshot.json"
+#: stdio is trusted: the process that started qsysd is its client.
+STDIO_PRINCIPAL = Principal("stdio", door="stdio")
 JOURNAL_FILE = "journal.sqlite3"
 
 
@@ -67,6 +70,9 @@ class Daemon:
     store: StateStore = attrs.field(factory=StateStore)
     links: dict[str, CoreLink] = attrs.field(factory=dict)
     connect_wait: float = CONNECT_WAIT_SECONDS
+    journal: Journal | None = None
+    snapshots: SnapshotTask | None = None
+    http: HttpFrontEnd | None = None
     _stop_requested: trio.Event = attrs.field(factory=trio.Event)
 
     def stop(self) -> None:
@@ -84,6 +90,7 @@ class Daemon:
             self.store.restore(snapshot)
             log.info("state.restored", controls=self.store.statistics().controls)
         snapshots = SnapshotTask(self.store, backend, config.state.snapshot_interval)
+        self.snapshots = snapshots
         async with AsyncExitStack() as stack:
             journal = None
             if config.state.journal:
@@ -95,6 +102,7 @@ class Daemon:
                     )
                 )
                 stack.callback(journal.follow(self.store))
+                self.journal = journal
             nursery = await stack.enter_async_context(trio.open_nursery())
             for core in config.cores:
                 link = CoreLink(core, self.store, named_controls=core.named_controls)
@@ -127,13 +135,26 @@ class Daemon:
         waiting = [name for name, link in self.links.items() if not link.connected]
         log.warning("daemon.cores_not_ready", cores=waiting, waited_s=self.connect_wait)
 
-    async def run(self, *, stdio: bool) -> None:
+    async def run(
+        self, *, stdio: bool, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Run until stdin closes (stdio) or a signal asks for a stop."""
         registry = Registry(plugin_dirs=self.config.plugins.dirs)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_signals)
-            async with self.running() as api:
-                server = build_mcp_server(api, registry)
+            async with self.running() as api, trio.open_nursery() as doors:
+                calls = CallPath(api, registry)
+                if self.config.http.enabled:
+                    self.http = HttpFrontEnd(
+                        self.config.http,
+                        calls,
+                        links=self.links,
+                        store=self.store,
+                        registry=registry,
+                        journal=self.journal,
+                        snapshots=self.snapshots,
+                    )
+                    await doors.start(self.http.run)
                 await self.wait_cores()
                 notify("READY=1")
                 log.info(
@@ -142,8 +163,11 @@ class Daemon:
                     cores=list(self.links),
                     tools=len(registry.tools()),
                     stdio=stdio,
+                    http=self.http.urls if self.http else None,
                 )
+                task_status.started()
                 if stdio:
+                    server = build_mcp_server(calls, principal=STDIO_PRINCIPAL)
                     async with trio.open_nursery() as front:
                         front.start_soon(_cancel_when, self._stop_requested, front.cancel_scope)
                         await serve_stdio(server)
@@ -151,6 +175,9 @@ class Daemon:
                         front.cancel_scope.cancel()
                 else:
                     await self._stop_requested.wait()
+                if self.http is not None:
+                    # In-flight HTTP calls finish (within stop_grace) before the links stop.
+                    self.http.stop()
             nursery.cancel_scope.cancel()
         log.info("daemon.stopped")
 
@@ -190,15 +217,36 @@ async def _run_demo(args: argparse.Namespace) -> None:
                     )
                 ],
                 state=StateConfig(dir=args.state_dir or tmp),
+                http=HttpConfig(enabled=not args.stdio, listen=args.listen),
             )
-            if not args.stdio:  # a person at a terminal: say what is running and how to use it
-                sys.stderr.write(
-                    f"qsysd demo: an emulated Core with the demo venue on 127.0.0.1:"
-                    f"{emulator.tcp_port} (QRC); the daemon is connected to it.\n"
-                    "Use `qsysd demo --stdio` as an MCP server in your MCP client. "
-                    "Ctrl-C stops.\n"
-                )
-            await Daemon(config).run(stdio=args.stdio)
+            daemon = Daemon(config)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(functools.partial(daemon.run, stdio=args.stdio))
+                if not args.stdio:  # a person at a terminal: say what is running and how to use it
+                    sys.stderr.write(demo_banner(emulator.tcp_port, daemon))
+
+
+def demo_banner(qrc_port: int, daemon: Daemon) -> str:
+    """What ``qsysd demo`` tells a person at a terminal: what runs, and what to try."""
+    lines = [
+        f"qsysd demo: an emulated Core with the demo venue on 127.0.0.1:{qrc_port} (QRC); "
+        "the daemon is connected to it.",
+    ]
+    if daemon.http is not None and daemon.http.urls:
+        base = daemon.http.urls[0].rstrip("/")
+        lines += [
+            f"  MCP (Streamable HTTP): {base}/mcp",
+            f"  REST:                  {base}/api/v1/tools",
+            f"  OpenAPI:               {base}/api/v1/openapi.json",
+            f"  live events (SSE):     {base}/api/v1/events",
+            "Try:",
+            f"  curl -s {base}/api/v1/tools/qsys_get -H 'content-type: application/json' "
+            """-d '{"controls": ["Lobby_BGM.gain"]}'""",
+            f"  qsysd call qsys_summary --url {base}",
+            f"  npx @modelcontextprotocol/inspector --cli {base}/mcp --method tools/list",
+        ]
+    lines += ["Use `qsysd demo --stdio` as an MCP server in your MCP client. Ctrl-C stops.", ""]
+    return "\n".join(lines)
 
 
 def main_from_args(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ Every error qsysd raises on purpose derives from :class:`QsysdError`::
 
     QsysdError
     ├── ConfigError                 the configuration is invalid (all problems, with paths)
+    │   └── DesignError             an emulator design file is invalid
     ├── ProtocolError               bytes from a peer are not valid QRC
     │   ├── FrameTooLarge           a frame grew past the size limit
     │   ├── InvalidFrame            not UTF-8, not JSON, or not a JSON-RPC object
@@ -19,17 +20,25 @@ Every error qsysd raises on purpose derives from :class:`QsysdError`::
     │       ├── ChangeGroupsExhausted (5), UnknownChangeGroup (6),
     │       ├── UnknownComponent (7), UnknownControl (8), IllegalMixerChannel (9),
     │       └── LogonRequired (10)
-    ├── LookupFailed                a component or control name is unknown to the state store
+    ├── LookupFailed                a Core, component, control, tool or prompt name is unknown
     ├── PolicyViolation             a write was refused by the safety policy
+    ├── PermissionDenied            the caller's role lacks the permission a tool needs
+    ├── WriteFailed                 no control of a write was written (``results`` says why)
     └── ToolInputError              a tool's arguments are invalid
 
 :func:`qrc_error` maps a QRC error code to its class, once, for the client and the emulator.
+:func:`describe` renders any exception, once, for every door: the message an agent or a
+person reads, a stable problem type, an HTTP status and whether a retry may help.
 Messages say what happened, to what, and what the reader can do.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+import re
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import attrs
 
 __all__ = [
     "BadPageRequest",
@@ -38,6 +47,8 @@ __all__ = [
     "CoreError",
     "CoreOnStandby",
     "CoreUnavailable",
+    "DesignError",
+    "ErrorReport",
     "FrameTooLarge",
     "IllegalMixerChannel",
     "InvalidFrame",
@@ -50,6 +61,7 @@ __all__ = [
     "MethodNotFound",
     "MissingFile",
     "ParseError",
+    "PermissionDenied",
     "PolicyViolation",
     "ProtocolError",
     "QrcError",
@@ -61,6 +73,9 @@ __all__ = [
     "UnknownChangeGroup",
     "UnknownComponent",
     "UnknownControl",
+    "WriteFailed",
+    "describe",
+    "problem_type",
     "qrc_error",
 ]
 
@@ -76,6 +91,10 @@ class ConfigError(QsysdError):
         self.problems = list(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"invalid configuration ({len(self.problems)} problem(s)):\n{lines}")
+
+
+class DesignError(ConfigError):
+    """A design file is invalid; ``problems`` lists each one with its JSON path."""
 
 
 class ProtocolError(QsysdError):
@@ -241,10 +260,17 @@ def qrc_error(code: int, message: str | None = None) -> QrcError:
 
 
 class LookupFailed(QsysdError):
-    """A component or control is unknown; ``suggestions`` holds the closest known names."""
+    """A name is unknown; ``suggestions`` holds the closest known names.
 
-    def __init__(self, message: str, suggestions: list[str] | None = None) -> None:
+    ``hint`` says where the right names are listed; None means a component or control
+    (the find and list tools), "" means no hint.
+    """
+
+    def __init__(
+        self, message: str, suggestions: list[str] | None = None, *, hint: str | None = None
+    ) -> None:
         self.suggestions = list(suggestions or [])
+        self.hint = hint
         if self.suggestions:
             message = f"{message}; did you mean: {', '.join(self.suggestions)}?"
         super().__init__(message)
@@ -260,3 +286,142 @@ class PolicyViolation(QsysdError):
 
 class ToolInputError(QsysdError):
     """A tool's arguments are invalid."""
+
+
+class PermissionDenied(QsysdError):
+    """The caller's role lacks the permission a tool needs."""
+
+
+class WriteFailed(QsysdError):
+    """No control of a write was written; ``results`` (per-control results) says why."""
+
+    def __init__(self, results: Sequence[Any]) -> None:
+        self.results = tuple(results)
+        self.retryable = any(r.retryable for r in self.results)
+        lines = "; ".join(f"{r.control}: {r.error}" for r in self.results)
+        hint = " The same call may succeed later." if self.retryable else ""
+        # After a timeout nobody knows whether the Core applied it: never say "nothing".
+        head = (
+            "no write was confirmed by the Core"
+            if any(r.uncertain for r in self.results)
+            else "nothing was written"
+        )
+        end = "" if lines.endswith((".", "?", "!")) else "."
+        super().__init__(f"{head}. {lines}{end}{hint}")
+
+
+# Rendering, once for every door ----------------------------------------------------------------
+
+#: Problem types are URNs: stable identifiers, documented in docs/http-api.md.
+PROBLEM_PREFIX = "urn:qsysd:problem:"
+
+_LOOKUP_HINT = "Use qsys_find_controls or qsys_list_components to find the right name."
+
+
+@attrs.frozen
+class ErrorReport:
+    """One exception rendered for a caller: the same words on every door.
+
+    ``type`` is a stable problem type (RFC 9457), ``title`` its short summary, ``status`` the
+    HTTP status, ``detail`` the message (what happened, to what, what to do), ``retryable``
+    whether the same call may succeed later, ``internal`` whether it is a bug, not an answer.
+    """
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    retryable: bool
+    internal: bool = False
+
+
+def _slug(cls: type[BaseException]) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", cls.__name__).lower()
+
+
+def problem_type(cls: type[BaseException]) -> str:
+    """The stable problem type of an exception class (``urn:qsysd:problem:core-unavailable``)."""
+    return PROBLEM_PREFIX + _slug(cls)
+
+
+def _status(exc: QsysdError) -> int:
+    if isinstance(exc, ToolInputError):
+        return 422
+    if isinstance(exc, LookupFailed):
+        return 404
+    if isinstance(exc, PermissionDenied | PolicyViolation):
+        return 403
+    if isinstance(exc, WriteFailed):
+        return 409
+    if isinstance(exc, CoreUnavailable):
+        return 503
+    if isinstance(exc, RequestTimeout):
+        return 504
+    if isinstance(exc, CoreError | ProtocolError):
+        return 502
+    return 500
+
+
+def _core_detail(exc: CoreError, core: str | None, writing: bool) -> str:
+    text = str(exc) or type(exc).__name__
+    where = f'Core "{core}"' if core else "the Core"
+    if core and f'"{core}"' not in text:
+        text = f"{where}: {text}"
+    if isinstance(exc, RequestTimeout):
+        if writing:
+            return f"{text}; the write may or may not have been applied: read it before retrying"
+        return f"{text}; nothing was changed, and the same read may succeed later"
+    if isinstance(exc, QrcError):
+        return f"{where} refused the request: {text}; do not retry unchanged"
+    return f"{text}; {'retry later' if exc.retryable else 'do not retry unchanged'}"
+
+
+def describe(
+    exc: BaseException,
+    *,
+    tool: str | None = None,
+    core: str | None = None,
+    writing: bool = False,
+) -> ErrorReport:
+    """Render ``exc`` for a caller, the one mapping from exceptions to messages.
+
+    ``tool`` is the tool that failed (adds what to do next), ``core`` the Core the call went
+    to (named when the message does not name it yet), ``writing`` whether the call was a
+    write (a timeout then may have been applied).
+    """
+    if not isinstance(exc, QsysdError):
+        where = f" in {tool}" if tool else ""
+        return ErrorReport(
+            type=PROBLEM_PREFIX + "internal-error",
+            title="Internal error",
+            status=500,
+            detail=f"internal error{where}: {type(exc).__name__}: {exc}. This is a bug in qsysd "
+            "or a plugin; the request was not completed.",
+            retryable=False,
+            internal=True,
+        )
+    detail = str(exc)
+    if isinstance(exc, CoreError):
+        detail = _core_detail(exc, core, writing)
+        if tool:
+            detail += ". qsys_status shows the Core's state."
+    elif isinstance(exc, LookupFailed):
+        hint = exc.hint if exc.hint is not None else _LOOKUP_HINT
+        if hint:
+            detail = f"{detail}. {hint}"
+    elif isinstance(exc, ToolInputError) and tool:
+        detail = f"{detail}. See the inputSchema of {tool}."
+    cls = type(exc)
+    if isinstance(exc, QrcError):
+        doc = exc.default_message
+    else:
+        # The docstring's first clause: "No control of a write was written".
+        first = (cls.__doc__ or cls.__name__).strip().splitlines()[0]
+        doc = re.split(r"; |\. |:", first)[0].rstrip(".").replace("``", "")
+    return ErrorReport(
+        type=problem_type(cls),
+        title=doc,
+        status=_status(exc),
+        detail=detail,
+        retryable=bool(getattr(exc, "retryable", False)),
+    )

@@ -339,7 +339,7 @@ class QsysApi(QsysReads):
             except Exception as exc:  # per method: the other one may still be applied
                 if not isinstance(exc, QsysdError):
                     log.error("api.unexpected_error", error=repr(exc))
-                error = describe_error(exc, core=core_name)
+                error = describe_error(exc, core=core_name, writing=True)
                 for ref, reading, _ in affected:
                     out[ref] = ControlResult(
                         str(ref),
@@ -398,7 +398,7 @@ def _fail_all(
             str(ref),
             ok=False,
             before=string_of(reading),
-            error=describe_error(exc, core=core),
+            error=describe_error(exc, core=core, writing=True),
             retryable=retryable,
             uncertain=isinstance(exc, RequestTimeout),
         )

@@ -85,10 +85,12 @@ class QsysReads:
             if len(names) == 1:
                 return names[0]
             if not names:
-                raise LookupFailed("no Core is configured")
+                raise LookupFailed("no Core is configured", hint="")
             raise ToolInputError(f"several Cores are configured; name one of: {', '.join(names)}")
         if core not in names:
-            raise LookupFailed(f"unknown Core {core!r}", close_names(core, names))
+            raise LookupFailed(
+                f"unknown Core {core!r}", close_names(core, names), hint="qsys_status lists them."
+            )
         return core
 
     def statuses(self) -> list[CoreStatus]:
@@ -208,7 +210,12 @@ class QsysReads:
         for i, (text, ref) in enumerate(zip(controls, refs, strict=True)):
             if ref is None or i in errors:
                 out.append(
-                    ReadResult(control=text, core=ref.core if ref else "", error=errors.get(i))
+                    ReadResult(
+                        control=text,
+                        core=ref.core if ref else "",
+                        source="none",
+                        error=errors.get(i),
+                    )
                 )
                 continue
             reading = self.store.read(ref)

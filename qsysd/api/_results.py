@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Literal
 
 import attrs
 
-from qsysd.errors import CoreError, QrcError, QsysdError, RequestTimeout
+from qsysd.errors import WriteFailed as WriteFailed, describe
 from qsysd.state import ComponentInfo, ControlReading, CoreStatus, Scalar
-
-
-class WriteFailed(QsysdError):
-    """No control of a write was written; ``results`` says why for each one."""
-
-    def __init__(self, results: Sequence[ControlResult]) -> None:
-        self.results = tuple(results)
-        self.retryable = any(r.retryable for r in self.results)
-        lines = "; ".join(f"{r.control}: {r.error}" for r in self.results)
-        hint = " The same call may succeed later." if self.retryable else ""
-        # After a timeout nobody knows whether the Core applied it: never say "nothing".
-        head = (
-            "no write was confirmed by the Core"
-            if any(r.uncertain for r in self.results)
-            else "nothing was written"
-        )
-        end = "" if lines.endswith((".", "?", "!")) else "."
-        super().__init__(f"{head}. {lines}{end}{hint}")
 
 
 @attrs.frozen
@@ -40,7 +21,7 @@ class ReadResult:
     position: float | None = None
     age: float | None = None
     stale: bool = False
-    source: Literal["cache", "core"] = "cache"
+    source: Literal["cache", "core", "none"] = "cache"
     error: str | None = None
 
 
@@ -164,25 +145,9 @@ class Summary:
     controls: int
 
 
-def describe_error(exc: BaseException, *, core: str = "") -> str:
-    """A message for a failed Core call that says what happened and whether to retry."""
-    where = f'Core "{core}"' if core else "the Core"
-    if isinstance(exc, RequestTimeout):
-        return (
-            f"{where} did not answer in time ({exc}); the write may or may not have been "
-            "applied: read the control before retrying"
-        )
-    if isinstance(exc, QrcError):
-        return f"{where} refused the request: {exc}; do not retry unchanged"
-    if isinstance(exc, CoreError):
-        hint = "retry later" if exc.retryable else "do not retry unchanged"
-        text = str(exc) or type(exc).__name__
-        if core and core not in text:
-            text = f"{where}: {text}"
-        return f"{text}; {hint}"
-    if isinstance(exc, QsysdError):
-        return str(exc)
-    return f"unexpected {type(exc).__name__} talking to {where}: {exc}"
+def describe_error(exc: BaseException, *, core: str = "", writing: bool = False) -> str:
+    """The per-control message for a failed Core call (see :func:`qsysd.errors.describe`)."""
+    return describe(exc, core=core or None, writing=writing).detail
 
 
 def string_of(reading: ControlReading | None) -> str | None:

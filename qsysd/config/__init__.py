@@ -18,7 +18,12 @@ Every problem is collected and reported at once, each with its path, in a
 :class:`~qsysd.errors.ConfigError`.
 """
 
-from qsysd.config._check import parse_listen as parse_listen
+from qsysd.config._check import (
+    ListenAddress as ListenAddress,
+    is_loopback as is_loopback,
+    parse_listen as parse_listen,
+    parse_listen_address as parse_listen_address,
+)
 from qsysd.config._load import load_config as load_config, redacted as redacted
 from qsysd.config._model import (
     AuthConfig as AuthConfig,
@@ -38,13 +43,16 @@ __all__ = [
     "Config",
     "CoreConfig",
     "HttpConfig",
+    "ListenAddress",
     "LoggingConfig",
     "PluginsConfig",
     "PolicyConfig",
     "Secret",
     "StateConfig",
     "ValueBound",
+    "is_loopback",
     "load_config",
     "parse_listen",
+    "parse_listen_address",
     "redacted",
 ]

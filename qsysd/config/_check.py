@@ -5,6 +5,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
+from typing import Literal
+
+import attrs
 
 from qsysd.config._model import Config
 
@@ -40,12 +43,12 @@ def check(config: Config, problems: list[str]) -> None:
             problems.append(f"{where}.discovery_concurrency: must be at least 1")
         if core.password is not None and not core.username:
             problems.append(f"{where}.username: required when a password is set")
-    try:
-        parse_listen(config.http.listen)
-    except ValueError as exc:
-        problems.append(f"http.listen: {exc}")
-    if config.auth.mode == "token" and config.auth.tokens is None:
-        problems.append("auth.tokens: required when auth.mode is 'token' (or auth.tokens_file)")
+    _check_http(config, problems)
+    if config.auth.mode == "token":
+        problems.append(
+            "auth.mode: 'token' is not available yet (access control is the next release); "
+            "use 'none' and keep [http] listening on loopback"
+        )
     if config.state.backend == "redis" and config.state.redis_url is None:
         problems.append("state.redis_url: required when state.backend is 'redis'")
     if config.state.snapshot_interval <= 0:
@@ -61,6 +64,83 @@ def check(config: Config, problems: list[str]) -> None:
         problems.append("policy.max_gain_step_db: must be greater than 0")
     if not 0 <= config.policy.max_gain_step_window_s <= 86_400:
         problems.append("policy.max_gain_step_window_s: must be 0 (off) to 86400 seconds")
+
+
+def _check_http(config: Config, problems: list[str]) -> None:
+    http = config.http
+    addresses = http.listen_addresses()
+    for i, listen in enumerate(addresses):
+        where = "http.listen" if isinstance(http.listen, str) else f"http.listen[{i}]"
+        try:
+            address = parse_listen_address(listen)
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        if address.kind == "tcp" and not is_loopback(address.host):
+            problems.append(
+                f"{where}: {listen!r} is beyond loopback; without access control (the next "
+                "release) qsysd serves HTTP only on 127.0.0.1, ::1, localhost or a unix socket"
+            )
+    if (http.tls_cert is None) != (http.tls_key is None):
+        problems.append("http.tls_cert, http.tls_key: give both (a certificate and its key)")
+    for key in ("tls_cert", "tls_key"):
+        path = getattr(http, key)
+        if path is not None and not Path(path).is_file():
+            problems.append(f"http.{key}: {path!r} is not a readable file")
+    for key in ("max_body_bytes", "max_concurrent_requests", "max_event_streams"):
+        if getattr(http, key) < 1:
+            problems.append(f"http.{key}: must be at least 1")
+    if http.event_history < 0:
+        problems.append("http.event_history: must be 0 (no resume) or more")
+    for key in ("read_timeout", "keep_alive_timeout", "stop_grace"):
+        if not 0 < getattr(http, key) <= 3600:
+            problems.append(f"http.{key}: must be greater than 0 and at most 3600 seconds")
+
+
+@attrs.frozen
+class ListenAddress:
+    """Where the HTTP front end listens: ``tcp`` (host, port), ``unix`` (path) or ``fd`` (n)."""
+
+    kind: Literal["tcp", "unix", "fd"]
+    host: str = ""
+    port: int = 0
+    path: str = ""
+    fd: int = -1
+
+    def bind(self) -> str:
+        """The address in Hypercorn's ``bind`` syntax."""
+        if self.kind == "unix":
+            return f"unix:{self.path}"
+        if self.kind == "fd":
+            return f"fd://{self.fd}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def parse_listen_address(listen: str) -> ListenAddress:
+    """``HOST:PORT``, ``[::1]:PORT``, ``unix:/path`` or ``fd://N``, checked."""
+    if listen.startswith("unix:"):
+        path = listen[len("unix:") :]
+        if not path.startswith("/"):
+            raise ValueError(f"{listen!r}: a unix socket needs an absolute path (unix:/run/...)")
+        return ListenAddress("unix", path=path)
+    if listen.startswith("fd://"):
+        number = listen[len("fd://") :]
+        if not number.isdigit() or int(number) < 3:
+            raise ValueError(f"{listen!r}: fd:// takes an inherited descriptor number >= 3")
+        return ListenAddress("fd", fd=int(number))
+    host, port = parse_listen(listen)
+    return ListenAddress("tcp", host=host, port=port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

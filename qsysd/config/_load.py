@@ -51,6 +51,15 @@ def _strict_converter() -> cattrs.Converter:
 
     conv.register_structure_hook(Secret, secret)
     conv.register_unstructure_hook(Secret, lambda s: REDACTED)
+
+    def one_or_many(value: Any, _: Any) -> str | list[str]:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            return list(value)
+        raise TypeError(f"expected a string or a non-empty list of strings, got {_describe(value)}")
+
+    conv.register_structure_hook(str | list[str], one_or_many)
     return conv
 
 

@@ -61,12 +61,25 @@ class CoreConfig:
 
 @attrs.frozen
 class HttpConfig:
-    """The HTTP front end (MCP over Streamable HTTP, REST, health, metrics)."""
+    """The HTTP front end (MCP over Streamable HTTP, REST, events, health, metrics)."""
 
     enabled: bool = False
-    listen: str = "127.0.0.1:8765"
+    #: One address or a list: ``HOST:PORT``, ``[::1]:PORT``, ``unix:/path``, ``fd://N``.
+    listen: str | list[str] = "127.0.0.1:8765"
     allowed_hosts: list[str] = attrs.Factory(list)
     allowed_origins: list[str] = attrs.Factory(list)
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    max_body_bytes: int = 1_048_576
+    read_timeout: float = 30.0
+    keep_alive_timeout: float = 5.0
+    max_concurrent_requests: int = 256
+    max_event_streams: int = 32
+    event_history: int = 10_000
+    stop_grace: float = 10.0
+
+    def listen_addresses(self) -> list[str]:
+        return [self.listen] if isinstance(self.listen, str) else list(self.listen)
 
 
 @attrs.frozen

@@ -11,6 +11,7 @@ from qsysd.core._link import CoreLink as CoreLink
 from qsysd.core._stats import (
     LATENCY_BUCKETS as LATENCY_BUCKETS,
     CoreLinkStatistics as CoreLinkStatistics,
+    RequestCounters as RequestCounters,
 )
 from qsysd.core._subscription import (
     Subscription as Subscription,
@@ -37,6 +38,7 @@ __all__ = [
     "CoreLinkStatistics",
     "Discovery",
     "EngineStatus",
+    "RequestCounters",
     "Requester",
     "Subscription",
     "SubscriptionPlan",

@@ -117,6 +117,7 @@ class CoreLink:
         self._counters = RequestCounters()
         self._discoveries = 0
         self._pushes = 0
+        self._last_push: float | None = None  # trio time of the last AutoPoll push
         self._values_pushed = 0
 
     # -- public ----------------------------------------------------------------------------
@@ -249,6 +250,9 @@ class CoreLink:
             discoveries=self._discoveries,
             change_groups=session.change_groups if session is not None else 0,
             design_mismatch=self._pair.design_mismatch,
+            last_push_age=(
+                None if self._last_push is None else trio.current_time() - self._last_push
+            ),
         )
 
     # -- requests --------------------------------------------------------------------------
@@ -419,6 +423,7 @@ class CoreLink:
 
     def _count_push(self, values: int) -> None:
         self._pushes += 1
+        self._last_push = trio.current_time()
         self._values_pushed += values
 
     def _notify_change(self) -> None:

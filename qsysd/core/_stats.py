@@ -55,6 +55,8 @@ class CoreLinkStatistics:
     discoveries: int
     change_groups: int
     design_mismatch: bool
+    #: Seconds since the last AutoPoll push (None before the first); pushes come every poll_rate.
+    last_push_age: float | None = None
 
 
 class RequestCounters:

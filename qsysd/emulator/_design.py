@@ -16,7 +16,7 @@ from typing import Any, TypeAlias
 import attrs
 import cattrs
 
-from qsysd.errors import ConfigError
+from qsysd.errors import DesignError
 
 __all__ = [
     "CONTROL_TYPES",
@@ -61,10 +61,6 @@ FORMATS = frozenset(
     }
 )
 _NUMERIC_TYPES = frozenset({"Float", "Integer", "Time"})
-
-
-class DesignError(ConfigError):
-    """A design file is invalid; ``problems`` lists each one with its JSON path."""
 
 
 @attrs.frozen(slots=True)

@@ -267,12 +267,17 @@ class Registry:
     def tools(self) -> list[Tool]:
         return list(self._tools.values())
 
+    def has_tool(self, name: str) -> bool:
+        return name in self._tools
+
     def tool(self, name: str) -> Tool:
         try:
             return self._tools[name]
         except KeyError:
             close = difflib.get_close_matches(name, self._tools, n=3, cutoff=0.5)
-            raise LookupFailed(f"unknown tool {name!r}", close) from None
+            raise LookupFailed(
+                f"unknown tool {name!r}", close, hint="The tool listing names them."
+            ) from None
 
     def prompts(self) -> list[Prompt]:
         return list(self._prompts.values())
@@ -282,7 +287,9 @@ class Registry:
             return self._prompts[name]
         except KeyError:
             close = difflib.get_close_matches(name, self._prompts, n=3, cutoff=0.5)
-            raise LookupFailed(f"unknown prompt {name!r}", close) from None
+            raise LookupFailed(
+                f"unknown prompt {name!r}", close, hint="The prompt listing names them."
+            ) from None
 
     def plugins(self) -> list[PluginInfo]:
         out = []

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from qsysd.errors import QsysdError
+from qsysd.errors import PermissionDenied as PermissionDenied
 from qsysd.plugins._schema import (
     json_schema,
     structure_arguments,
@@ -33,10 +33,6 @@ Permission = Literal["read", "write", "admin"]
 PERMISSIONS: tuple[Permission, ...] = ("read", "write", "admin")
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-
-
-class PermissionDenied(QsysdError):
-    """The caller's role lacks the permission a tool needs."""
 
 
 @attrs.frozen

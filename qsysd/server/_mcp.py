@@ -8,8 +8,7 @@ their subscriptions, for both protocol eras, are in ``_resources``.
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,16 +20,9 @@ from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 
 from qsysd import __version__
-from qsysd.api import QsysApi
-from qsysd.errors import (
-    CoreError,
-    LookupFailed,
-    PolicyViolation,
-    QsysdError,
-    ToolInputError,
-)
-from qsysd.logs import bound_context
-from qsysd.plugins import PERMISSIONS, Permission, PermissionDenied, Registry, Tool, ToolContext
+from qsysd.access import CallPath, Principal
+from qsysd.errors import LookupFailed, describe
+from qsysd.plugins import Tool
 from qsysd.server._common import page, to_json
 from qsysd.server._resources import LiveResources
 
@@ -39,7 +31,6 @@ __all__ = [
     "QsysMcp",
     "QsysMcpServer",
     "build_mcp_server",
-    "tool_error_message",
 ]
 
 log = structlog.get_logger(__name__)
@@ -52,29 +43,8 @@ INSTRUCTIONS = (
     "before retrying a large gain change with confirm: true."
 )
 
-PrincipalSource = str | Callable[[ServerRequestContext[Any, Any]], str]
-PermissionSource = Collection[Permission] | Callable[[str], Collection[Permission]]
-
-
-def tool_error_message(exc: BaseException, tool: str) -> str:
-    """The message an agent reads when a tool fails: what happened and what to do."""
-    if isinstance(exc, LookupFailed):
-        return f"{exc}. Use qsys_find_controls or qsys_list_components to find the right name."
-    if isinstance(exc, PolicyViolation):
-        return str(exc)
-    if isinstance(exc, ToolInputError):
-        return f"{exc}. See the inputSchema of {tool}."
-    if isinstance(exc, PermissionDenied):
-        return str(exc)
-    if isinstance(exc, CoreError):
-        hint = "it may succeed later" if exc.retryable else "do not retry it unchanged"
-        return f"{exc} ({type(exc).__name__}; {hint}). qsys_status shows the Core's state."
-    if isinstance(exc, QsysdError):
-        return str(exc)
-    return (
-        f"internal error in {tool}: {type(exc).__name__}: {exc}. This is a bug in qsysd or a "
-        "plugin; the request was not completed."
-    )
+#: Who calls through one MCP server: fixed (stdio), or a function of the request (HTTP).
+PrincipalSource = Principal | Callable[[ServerRequestContext[Any, Any]], Principal]
 
 
 def _error_result(message: str) -> types.CallToolResult:
@@ -104,32 +74,25 @@ class QsysMcp:
 
     def __init__(
         self,
-        api: QsysApi,
-        registry: Registry,
+        calls: CallPath,
         *,
-        principal: PrincipalSource = "stdio",
-        permissions: PermissionSource = PERMISSIONS,
+        principal: PrincipalSource,
         page_size: int = 100,
         status_interval: float = 1.0,
     ) -> None:
-        self.api = api
-        self.registry = registry
+        self.calls = calls
+        self.api = calls.api
+        self.registry = calls.registry
         self._principal = principal
-        self._permissions = permissions
         self.page_size = page_size
-        self.resources = LiveResources(api, page_size=page_size, status_interval=status_interval)
+        self.resources = LiveResources(
+            calls.api, page_size=page_size, status_interval=status_interval
+        )
 
-    # identity -------------------------------------------------------------------------------
-
-    def principal(self, ctx: ServerRequestContext[Any, Any]) -> str:
-        if isinstance(self._principal, str):
+    def principal(self, ctx: ServerRequestContext[Any, Any]) -> Principal:
+        if isinstance(self._principal, Principal):
             return self._principal
         return self._principal(ctx)
-
-    def permissions(self, principal: str) -> Collection[Permission]:
-        if callable(self._permissions):
-            return self._permissions(principal)
-        return self._permissions
 
     # tools ----------------------------------------------------------------------------------
 
@@ -137,41 +100,20 @@ class QsysMcp:
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         tools, cursor = page(
-            self.registry.tools(), params.cursor if params else None, self.page_size
+            self.calls.tools(self.principal(ctx)), params.cursor if params else None, self.page_size
         )
         return types.ListToolsResult(tools=[_tool_type(t) for t in tools], next_cursor=cursor)
 
     async def call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        # Every log line of this call (core link, journal, ...) carries the request id.
-        with bound_context(request_id=str(ctx.request_id)):
-            return await self._call_tool(ctx, params)
-
-    async def _call_tool(
-        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult:
         name = params.name
-        started = time.perf_counter()
-        principal = "unknown"
         try:
-            principal = self.principal(ctx)
-            output = await self.registry.call_tool(
-                name,
-                params.arguments,
-                ToolContext(self.api, principal),
-                permissions=self.permissions(principal),
+            output = await self.calls.call_tool(
+                self.principal(ctx), name, params.arguments, request_id=str(ctx.request_id)
             )
         except Exception as exc:  # every failure is an isError result the agent can act on
-            duration_ms = round((time.perf_counter() - started) * 1000, 2)
-            if isinstance(exc, QsysdError):
-                log.info("tool.failed", tool=name, principal=principal, error=str(exc)[:200],
-                         duration_ms=duration_ms)  # fmt: skip
-            else:
-                log.exception("tool.crashed", tool=name, principal=principal)
-            return _error_result(tool_error_message(exc, name))
-        duration_ms = round((time.perf_counter() - started) * 1000, 2)
-        log.info("tool.called", tool=name, principal=principal, duration_ms=duration_ms)
+            return _error_result(describe(exc, tool=name).detail)
         return types.CallToolResult(
             content=[types.TextContent(text=to_json(output))], structured_content=output
         )
@@ -239,26 +181,20 @@ class QsysMcpServer(Server[Any]):
 
 
 def build_mcp_server(
-    api: QsysApi,
-    registry: Registry,
+    calls: CallPath,
     *,
+    principal: PrincipalSource,
     name: str = "qsysd",
-    principal: PrincipalSource = "stdio",
-    permissions: PermissionSource = PERMISSIONS,
     page_size: int = 100,
     watch: bool = True,
     instructions: str = INSTRUCTIONS,
 ) -> QsysMcpServer:
-    """An MCP server for ``registry``'s tools and prompts over ``api``, serving both eras.
+    """An MCP server for the call path's tools and prompts, serving both protocol eras.
 
-    ``principal`` names the caller (a string, or a function of the request context, e.g. from
-    the HTTP access token); ``permissions`` is what that principal may do (a collection, or a
-    function of the principal). With ``watch`` the server notifies resource subscribers while
-    a connection is open.
+    ``principal`` is the caller (fixed, or a function of the request context, e.g. from the
+    HTTP access token). With ``watch`` the server notifies resource subscribers while it runs.
     """
-    handlers = QsysMcp(
-        api, registry, principal=principal, permissions=permissions, page_size=page_size
-    )
+    handlers = QsysMcp(calls, principal=principal, page_size=page_size)
     resources = handlers.resources
 
     @asynccontextmanager

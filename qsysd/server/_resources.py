@@ -128,7 +128,7 @@ class LiveResources:
             return {"cores": [_status_json(s) for s in self.api.statuses()]}
         prefix = f"{SCHEME}://core/"
         if not uri.startswith(prefix):
-            raise LookupFailed(f"unknown resource {uri!r}")
+            raise LookupFailed(f"unknown resource {uri!r}", hint="resources/list names them.")
         parts = [urllib.parse.unquote(p) for p in uri[len(prefix) :].split("/")]
         if len(parts) == 2 and parts[1] == "components":
             core = self.api.core(parts[0])
@@ -152,7 +152,7 @@ class LiveResources:
                 "type": comp.type,
                 "controls": [attrs.asdict(control_out(r)) for r in readings],
             }
-        raise LookupFailed(f"unknown resource {uri!r}")
+        raise LookupFailed(f"unknown resource {uri!r}", hint="resources/list names them.")
 
     async def read_resource(
         self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams

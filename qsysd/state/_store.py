@@ -158,7 +158,11 @@ class StateStore:
     def _known_core(self, core: str) -> _Core:
         state = self._cores.get(core)
         if state is None:
-            raise LookupFailed(f'no Core named "{core}"', _suggest(core, self._cores))
+            raise LookupFailed(
+                f'no Core named "{core}"',
+                _suggest(core, self._cores),
+                hint="qsys_status lists them.",
+            )
         return state
 
     def cores(self) -> list[str]:

@@ -47,7 +47,9 @@ class ValueOut:
     stale: bool = attrs.field(
         metadata=doc("True when the Core is unreachable and the value may be out of date.")
     )
-    source: str = attrs.field(metadata=doc("'cache' or 'core' (read fresh)."))
+    source: str = attrs.field(
+        metadata=doc("'cache', 'core' (read fresh), or 'none' (not read: see error).")
+    )
     error: str | None = attrs.field(
         metadata=doc("Why the control could not be read; null when it was.")
     )

@@ -171,7 +171,10 @@ async def test_serve_core_down_mid_call_is_a_clear_error(
             result = await client.call_tool(
                 "qsys_set", {"changes": [{"control": "Bar.gain", "value": -11}]}
             )
-            assert "did not answer in time" in error_text(result)
+            text = error_text(result)
+            assert 'Core "venue" did not answer Component.Set' in text
+            assert "may or may not have been applied" in text
+            assert text.count('"venue"') == 1  # named once, not once per layer
             emulator.stall(False)
 
 

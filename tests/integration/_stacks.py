@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 import trio
 
+from qsysd.access import CallPath, Principal
 from qsysd.api import CoreLinkLike, QsysApi
 from qsysd.config import CoreConfig, PolicyConfig
 from qsysd.core import Backoff, CoreLink
@@ -21,6 +22,9 @@ from qsysd.plugins import Registry
 from qsysd.policy import Policy
 from qsysd.server import QsysMcpServer, build_mcp_server
 from qsysd.state import StateStore
+
+#: The caller of in-process MCP servers: every permission, like stdio.
+TEST_PRINCIPAL = Principal("test", door="stdio")
 
 #: The demo design's named controls (QRC cannot list them; a configuration names them).
 NAMED = ("MainGain", "MainMute", "FireAlarmActive", "PagingPriority")
@@ -69,4 +73,5 @@ async def tool_stack(
         await link.wait_connected()
         links = {"main": wrap(link) if wrap else link}
         api = QsysApi(links, store, Policy(policy or PolicyConfig()))
-        yield build_mcp_server(api, Registry(entry_points=False)), api, link
+        calls = CallPath(api, Registry(entry_points=False))
+        yield build_mcp_server(calls, principal=TEST_PRINCIPAL), api, link

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import trio
+from _stacks import TEST_PRINCIPAL
 from mcp import Client
 
+from qsysd.access import CallPath
 from qsysd.api import QsysApi
 from qsysd.config import CoreConfig, PolicyConfig
 from qsysd.core import CoreLink
@@ -37,7 +39,9 @@ async def test_example_plugin_tool_and_prompt_are_served(emulator: EmulatorServe
             await nursery.start(link.run)
             await link.wait_connected()
             api = QsysApi({"main": link}, store, Policy(PolicyConfig()))
-            async with Client(build_mcp_server(api, registry)) as client:
+            async with Client(
+                build_mcp_server(CallPath(api, registry), principal=TEST_PRINCIPAL)
+            ) as client:
                 tools = {t.name for t in (await client.list_tools()).tools}
                 assert "qsys_mute_zones" in tools
                 result = await client.call_tool("qsys_mute_zones", {"pattern": "B*"})

@@ -193,7 +193,7 @@ async def test_history_lists_audited_writes_with_the_principal(emulator: Emulato
             history = data(await call(client, "qsys_history", {"control": "Bar.gain"}))
             refused, done = history["entries"]
             assert (done["principal"], done["before"], done["after"], done["outcome"]) == (
-                "stdio", "-10.0dB", "-12.0dB", "ok",
+                "test", "-10.0dB", "-12.0dB", "ok",
             )  # fmt: skip
             assert refused["outcome"] == "refused" and "max_gain" in refused["error"]
 
@@ -208,7 +208,7 @@ async def test_core_down_mid_call_gives_a_clear_error(emulator: EmulatorServer) 
             result = await call(client, "qsys_set", {"changes": [{"control": "Bar.gain",
                                                                   "value": -12}]})  # fmt: skip
             text = error_text(result)
-            assert "did not answer in time" in text and "may or may not" in text
+            assert "did not answer Component.Set within" in text and "may or may not" in text
             emulator.stall(False)
             emulator.drop_connections()
             emulator.refuse_logon()

@@ -22,9 +22,8 @@ from qsysd.api import CoreLinkLike
 from qsysd.config import PolicyConfig
 from qsysd.core import CoreLink
 from qsysd.emulator import EmulatorServer, generate_design
-from qsysd.errors import RequestTimeout, ToolInputError
+from qsysd.errors import RequestTimeout, ToolInputError, describe
 from qsysd.plugins import Registry, ToolContext
-from qsysd.server import tool_error_message
 
 WAIT = 10.0
 StartEmulator = Callable[..., Any]
@@ -227,7 +226,7 @@ async def test_nan_is_refused_by_the_registry_naming_the_field(emulator: Emulato
             ):
                 with pytest.raises(ToolInputError) as caught:
                     await registry.call_tool("qsys_set", arguments, ToolContext(api, "t"))
-                message = tool_error_message(caught.value, "qsys_set")
+                message = describe(caught.value, tool="qsys_set").detail
                 assert "changes[0]." in message and "finite number" in message
             with pytest.raises(ToolInputError, match="ramp"):
                 await api.mixer_set(

@@ -170,9 +170,26 @@ def test_missing_secret_file_is_a_problem(tmp_path: Path) -> None:
         load_config(path, env={})
 
 
-def test_token_auth_requires_tokens() -> None:
-    with pytest.raises(ConfigError, match=r"auth\.tokens: required"):
+def test_token_auth_is_refused_until_access_control_exists() -> None:
+    with pytest.raises(ConfigError, match=r"auth\.mode: 'token' is not available yet"):
         load_config(None, env={"QSYSD_AUTH__MODE": "token"})
+
+
+def test_http_listen_takes_one_address_or_a_list_and_refuses_beyond_loopback() -> None:
+    one = load_config(None, env={"QSYSD_HTTP__LISTEN": "[::1]:8080"})
+    assert one.http.listen_addresses() == ["[::1]:8080"]
+    many = load_config(
+        None, env={"QSYSD_HTTP__LISTEN": '["127.0.0.1:0", "unix:/run/q.sock", "fd://3"]'}
+    )
+    assert many.http.listen_addresses() == ["127.0.0.1:0", "unix:/run/q.sock", "fd://3"]
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, env={"QSYSD_HTTP__LISTEN": '["0.0.0.0:8765", "unix:run", "fd://1"]'})
+    problems = caught.value.problems
+    assert any("http.listen[0]" in p and "beyond loopback" in p for p in problems)
+    assert any("http.listen[1]" in p and "absolute path" in p for p in problems)
+    assert any("http.listen[2]" in p and ">= 3" in p for p in problems)
+    with pytest.raises(ConfigError, match="a string or a non-empty list"):
+        load_config(None, env={"QSYSD_HTTP__LISTEN": "[]"})
 
 
 def test_redacted_view_hides_every_secret(tmp_path: Path) -> None:
@@ -183,7 +200,6 @@ def test_redacted_view_hides_every_secret(tmp_path: Path) -> None:
             "QSYSD_CORES__0__HOST": "h",
             "QSYSD_CORES__0__USERNAME": "u",
             "QSYSD_CORES__0__PASSWORD": "pin-1234",
-            "QSYSD_AUTH__MODE": "token",
             "QSYSD_AUTH__TOKENS": "tok-abcdef",
         },
     )

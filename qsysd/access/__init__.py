@@ -1,0 +1,18 @@
+"""Access: who is calling, and the one call path every door (stdio, /mcp, REST, CLI) uses.
+
+A door turns its bytes into a :class:`Principal`, a tool name and arguments, and the answer
+back into its bytes; :class:`CallPath` does everything between (authorization, validation,
+the tool, logging and metrics), the same way for every door.
+"""
+
+from qsysd.access._calls import (
+    CallPath as CallPath,
+    CallStatistics as CallStatistics,
+)
+from qsysd.access._principal import (
+    DOORS as DOORS,
+    Door as Door,
+    Principal as Principal,
+)
+
+__all__ = ["DOORS", "CallPath", "CallStatistics", "Door", "Principal"]
