@@ -7,6 +7,7 @@ client for /mcp, raw sockets for slow requests.
 from __future__ import annotations
 
 import json
+import ssl
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
@@ -382,3 +383,57 @@ async def test_mcp_resource_subscriptions_over_http_are_notified_in_both_eras(
                 async for event in subscription:
                     if getattr(event, "uri", None) == uri:
                         break
+
+
+async def test_busy_server_answers_503_and_tls_serves_https(
+    emulator: EmulatorServer, tmp_path: Any
+) -> None:
+    cert, key = self_signed(tmp_path)
+    with trio.fail_after(WAIT):
+        async with http_stack(emulator, max_concurrent_requests=1) as s:
+            async with sse(s.client):  # an open stream holds the one slot
+                busy = problem(await s.client.get("/health"), 503, "server-busy")
+                assert busy["retryable"] is True
+            assert (await s.client.get("/health")).status_code == 200
+        async with http_stack(emulator, tls_cert=str(cert), tls_key=str(key)) as s:
+            assert s.base.startswith("https://")
+            trusted = ssl.create_default_context(cafile=str(cert))
+            async with httpx.AsyncClient(verify=trusted, timeout=WAIT) as client:
+                r = await client.get(f"{s.base.replace('127.0.0.1', 'localhost')}/health")
+                assert r.status_code == 200 and r.json()["status"] == "ok"
+
+
+def self_signed(folder: Any) -> tuple[Any, Any]:
+    """A certificate for localhost and its key, as PEM files."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
