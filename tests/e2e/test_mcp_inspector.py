@@ -64,6 +64,7 @@ def test_inspector_lists_and_calls_tools_over_streamable_http(tmp_path: Path) ->
     command = [sys.executable, "-m", "qsysd", "demo", "--listen", "127.0.0.1:0"]
     command += ["--state-dir", str(tmp_path)]
     demo = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    drain = threading.Thread(target=lambda: demo.stderr and demo.stderr.read(), daemon=True)
     try:
         assert demo.stderr is not None
         url = None
@@ -72,7 +73,7 @@ def test_inspector_lists_and_calls_tools_over_streamable_http(tmp_path: Path) ->
                 url = line.split(": ", 1)[1].strip()
                 break
         assert url and url.startswith("http://127.0.0.1:")
-        threading.Thread(target=demo.stderr.read, daemon=True).start()  # keep the pipe drained
+        drain.start()  # keep the pipe drained
         tools = inspector_url(url, "--method", "tools/list")["tools"]
         assert "qsys_set" in {t["name"] for t in tools}
         change = 'changes=[{"control": "Bar.gain", "value": -13}]'
@@ -82,6 +83,10 @@ def test_inspector_lists_and_calls_tools_over_streamable_http(tmp_path: Path) ->
     finally:
         demo.terminate()
         assert demo.wait(timeout=30) == 0
+        if drain.is_alive():
+            drain.join(timeout=30)
+        if demo.stderr is not None:
+            demo.stderr.close()
 
 
 def inspector_url(url: str, *args: str) -> Any:
