@@ -4,6 +4,7 @@ Every error qsysd raises on purpose derives from :class:`QsysdError`::
 
     QsysdError
     ├── ConfigError                 the configuration is invalid (all problems, with paths)
+    ├── StartupError                the daemon cannot start (state folder, journal, Redis, port)
     ├── ProtocolError               bytes from a peer are not valid QRC
     │   ├── FrameTooLarge           a frame grew past the size limit
     │   ├── InvalidFrame            not UTF-8, not JSON, or not a JSON-RPC object
@@ -56,6 +57,7 @@ __all__ = [
     "QsysdError",
     "RequestTimeout",
     "ServerError",
+    "StartupError",
     "ToolInputError",
     "TransportError",
     "UnknownChangeGroup",
@@ -76,6 +78,10 @@ class ConfigError(QsysdError):
         self.problems = list(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"invalid configuration ({len(self.problems)} problem(s)):\n{lines}")
+
+
+class StartupError(QsysdError):
+    """The daemon cannot start; the message is one line saying what failed and what to do."""
 
 
 class ProtocolError(QsysdError):

@@ -12,13 +12,17 @@ Sources, lowest precedence first:
 A secret (a Core's password, the auth tokens, a Redis URL) comes from, in order: the key's
 ``<key>_file`` companion, the key itself, ``$CREDENTIALS_DIRECTORY/<credential>`` (systemd
 ``LoadCredential=``), then ``/run/secrets/<credential>`` (Docker, Kubernetes). Secrets are
-:class:`Secret` objects whose repr is redacted.
+:class:`Secret` objects whose repr is redacted; a whole number is taken as its digits (Q-SYS
+PINs), an environment variable's text as it is, and no error message ever shows a secret.
 
 Every problem is collected and reported at once, each with its path, in a
 :class:`~qsysd.errors.ConfigError`.
 """
 
-from qsysd.config._check import parse_listen as parse_listen
+from qsysd.config._check import (
+    config_warnings as config_warnings,
+    parse_listen as parse_listen,
+)
 from qsysd.config._load import load_config as load_config, redacted as redacted
 from qsysd.config._model import (
     AuthConfig as AuthConfig,
@@ -32,6 +36,11 @@ from qsysd.config._model import (
     StateConfig as StateConfig,
     ValueBound as ValueBound,
 )
+from qsysd.config._state_dir import (
+    default_state_dir as default_state_dir,
+    state_dir_problem as state_dir_problem,
+    uses_state_dir as uses_state_dir,
+)
 
 __all__ = [
     "AuthConfig",
@@ -44,7 +53,11 @@ __all__ = [
     "Secret",
     "StateConfig",
     "ValueBound",
+    "config_warnings",
+    "default_state_dir",
     "load_config",
     "parse_listen",
     "redacted",
+    "state_dir_problem",
+    "uses_state_dir",
 ]
