@@ -133,7 +133,7 @@ class ProposedWrite:
         if self.position is not None:
             if self.value_min is None or self.value_max is None:
                 return None
-            # A gain's position is linear over its range on real Cores (see qrc-protocol.md).
+            # A gain's position is linear over its range on real Cores (docs/protocol.md, 4).
             return self.value_min + self.position * (self.value_max - self.value_min)
         if self.string is not None:
             return parse_strict_number(self.string)
