@@ -8,7 +8,14 @@ import sys
 from collections.abc import Sequence
 
 from qsysd import __version__
-from qsysd.config import Config, load_config, redacted
+from qsysd.config import (
+    Config,
+    config_warnings,
+    load_config,
+    redacted,
+    state_dir_problem,
+    uses_state_dir,
+)
 from qsysd.errors import ConfigError
 from qsysd.logs import configure_logging
 
@@ -99,7 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_option(check)
 
-    plugins = commands.add_parser("plugins", help="list the loaded plugins and their tools")
+    plugins = commands.add_parser(
+        "plugins",
+        help="list the loaded plugins and their tools",
+        description="List the plugins serve would load (installed ones and [plugins] dirs), "
+        "their hooks and tools, and any that failed to load (exit code 1).",
+    )
+    _add_config_option(plugins)
     plugins.add_argument("--json", action="store_true", help="print JSON instead of text")
     return parser
 
@@ -110,10 +123,26 @@ def _load(path: str | None) -> Config:
 
 def _config_check(args: argparse.Namespace) -> int:
     config = _load(args.config)
+    if uses_state_dir(config.state):
+        problem = state_dir_problem(config.state.dir)
+        if problem is not None:
+            raise ConfigError([problem])
     json.dump(redacted(config), sys.stdout, indent=2)
     sys.stdout.write("\n")
-    print(f"configuration is valid: {len(config.cores)} Core(s)", file=sys.stderr)
+    for warning in config_warnings(config):
+        print(f"qsysd: warning: {warning}", file=sys.stderr)
+    print(
+        f"configuration is valid: {len(config.cores)} Core(s); state folder {config.state.dir}",
+        file=sys.stderr,
+    )
     return EXIT_OK
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    from qsysd.plugins import Registry, print_plugins
+
+    config = _load(args.config)
+    return print_plugins(as_json=args.json, registry=Registry(plugin_dirs=config.plugins.dirs))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -139,9 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_call(args)
         if args.command == "plugins":
-            from qsysd.plugins import print_plugins
-
-            return print_plugins(as_json=args.json)
+            return _plugins(args)
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     except ConfigError as exc:

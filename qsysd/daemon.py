@@ -16,12 +16,12 @@ written, the journal is flushed; cancellation is the last resort, after a grace 
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import signal
 import sys
-import tempfile
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 
 import attrs
@@ -31,16 +31,23 @@ from qsysd import __version__
 from qsysd._systemd import notify, watchdog_interval
 from qsysd.access import CallPath, Principal
 from qsysd.api import QsysApi
-from qsysd.config import Config, CoreConfig, HttpConfig, StateConfig, load_config
+from qsysd.config import (
+    Config,
+    StateConfig,
+    config_warnings,
+    load_config,
+    state_dir_problem,
+    uses_state_dir,
+)
 from qsysd.core import CoreLink
-from qsysd.errors import ConfigError
+from qsysd.errors import ConfigError, StartupError
 from qsysd.logs import configure_logging, get_logger
 from qsysd.plugins import Registry
 from qsysd.policy import Policy
 from qsysd.server import HttpFrontEnd, build_mcp_server, serve_stdio
 from qsysd.state import FileStateBackend, Journal, SnapshotTask, StateBackend, StateStore
 
-__all__ = ["Daemon", "main_from_args"]
+__all__ = ["Daemon", "main_from_args", "startup_failure"]
 
 log = get_logger(__name__)
 
@@ -74,6 +81,11 @@ class Daemon:
     snapshots: SnapshotTask | None = None
     http: HttpFrontEnd | None = None
     _stop_requested: trio.Event = attrs.field(factory=trio.Event)
+    _ready: trio.Event = attrs.field(factory=trio.Event)
+
+    async def wait_ready(self) -> None:
+        """Wait until start-up is over: Cores connected (or given up on), tools served."""
+        await self._ready.wait()
 
     def stop(self) -> None:
         """Ask for a graceful stop."""
@@ -83,9 +95,13 @@ class Daemon:
     async def running(self) -> AsyncIterator[QsysApi]:
         """Start everything but the front end; stop it all, gracefully, on exit."""
         config = self.config
-        await trio.Path(config.state.dir).mkdir(parents=True, exist_ok=True)
+        if uses_state_dir(config.state):
+            problem = await trio.to_thread.run_sync(state_dir_problem, config.state.dir)
+            if problem is not None:
+                raise StartupError(problem)
         backend = _state_backend(config.state)
-        snapshot = await backend.load()
+        with _starting(f"loading the last snapshot ({backend!r})"):
+            snapshot = await backend.load()
         if snapshot is not None:
             self.store.restore(snapshot)
             log.info("state.restored", controls=self.store.statistics().controls)
@@ -94,13 +110,15 @@ class Daemon:
         async with AsyncExitStack() as stack:
             journal = None
             if config.state.journal:
-                journal = await stack.enter_async_context(
-                    Journal.open(
-                        str(Path(config.state.dir) / JOURNAL_FILE),
-                        retention_days=config.state.journal_retention_days,
-                        max_rows=config.state.journal_max_rows,
+                path = Path(config.state.dir) / JOURNAL_FILE
+                with _starting(f"opening the journal {str(path)!r}"):
+                    journal = await stack.enter_async_context(
+                        Journal.open(
+                            str(path),
+                            retention_days=config.state.journal_retention_days,
+                            max_rows=config.state.journal_max_rows,
+                        )
                     )
-                )
                 stack.callback(journal.follow(self.store))
                 self.journal = journal
             nursery = await stack.enter_async_context(trio.open_nursery())
@@ -157,6 +175,7 @@ class Daemon:
                     await doors.start(self.http.run)
                 await self.wait_cores()
                 notify("READY=1")
+                self._ready.set()
                 log.info(
                     "daemon.ready",
                     version=__version__,
@@ -200,69 +219,85 @@ async def _watchdog(interval: float, scope: trio.CancelScope) -> None:
             await trio.sleep(interval)
 
 
-async def _run_demo(args: argparse.Namespace) -> None:
-    from qsysd.emulator import demo_design, serve_emulator
-
-    design = demo_design()
-    with tempfile.TemporaryDirectory(prefix="qsysd-demo-") as tmp:
-        async with serve_emulator(design) as emulator:
-            log.info("demo.emulator_listening", address=f"127.0.0.1:{emulator.tcp_port}")
-            config = Config(
-                cores=[
-                    CoreConfig(
-                        name="demo",
-                        host="127.0.0.1",
-                        port=emulator.tcp_port,
-                        named_controls=[c.name for c in design.named_controls],
-                    )
-                ],
-                state=StateConfig(dir=args.state_dir or tmp),
-                http=HttpConfig(enabled=not args.stdio, listen=args.listen),
-            )
-            daemon = Daemon(config)
-            async with trio.open_nursery() as nursery:
-                await nursery.start(functools.partial(daemon.run, stdio=args.stdio))
-                if not args.stdio:  # a person at a terminal: say what is running and how to use it
-                    sys.stderr.write(demo_banner(emulator.tcp_port, daemon))
+@contextmanager
+def _starting(step: str) -> Iterator[None]:
+    """Turn the failure of one start-up step into a :class:`StartupError` naming the step."""
+    try:
+        yield
+    except Exception as exc:
+        log.debug("daemon.start_failed", step=step, exc_info=exc)  # the traceback, for debug
+        raise StartupError(f"{step} failed: {_reason(exc)}") from exc
 
 
-def demo_banner(qrc_port: int, daemon: Daemon) -> str:
-    """What ``qsysd demo`` tells a person at a terminal: what runs, and what to try."""
-    lines = [
-        f"qsysd demo: an emulated Core with the demo venue on 127.0.0.1:{qrc_port} (QRC); "
-        "the daemon is connected to it.",
-    ]
-    if daemon.http is not None and daemon.http.urls:
-        base = daemon.http.urls[0].rstrip("/")
-        lines += [
-            f"  MCP (Streamable HTTP): {base}/mcp",
-            f"  REST:                  {base}/api/v1/tools",
-            f"  OpenAPI:               {base}/api/v1/openapi.json",
-            f"  live events (SSE):     {base}/api/v1/events",
-            "Try:",
-            f"  curl -s {base}/api/v1/tools/qsys_get -H 'content-type: application/json' "
-            """-d '{"controls": ["Lobby_BGM.gain"]}'""",
-            f"  qsysd call qsys_summary --url {base}",
-            f"  npx @modelcontextprotocol/inspector --cli {base}/mcp --method tools/list",
-        ]
-    lines += ["Use `qsysd demo --stdio` as an MCP server in your MCP client. Ctrl-C stops.", ""]
-    return "\n".join(lines)
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, in words: the one mapping of OS and library errors at start-up."""
+    leaves = _leaves(exc)
+    if len(leaves) > 1:
+        return "; ".join(dict.fromkeys(_reason(leaf) for leaf in leaves))
+    exc = leaves[0]
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        if exc.errno == errno.EADDRINUSE:
+            return f"address already in use{where}: another process listens there"
+        if isinstance(exc, PermissionError):
+            return f"permission denied{where}"
+        return f"{exc.strerror or exc}{where}" if exc.strerror else str(exc) or type(exc).__name__
+    if isinstance(exc, trio.TooSlowError):
+        return "no answer before the deadline"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def startup_failure(exc: BaseException, secrets: list[str] | tuple[str, ...] = ()) -> str | None:
+    """The one line ``serve``/``demo`` print for a failure, or None for what is not one.
+
+    A :class:`StartupError` anywhere in ``exc`` is the message; an ``OSError`` (a port in use,
+    a folder that vanished) is mapped by :func:`_reason`. Anything else (a bug, Ctrl-C) is not
+    a start-up failure and is left alone. Secrets are replaced by ``***``.
+    """
+    leaves = [leaf for leaf in _leaves(exc) if not isinstance(leaf, trio.Cancelled)]
+    if not leaves or not all(isinstance(leaf, StartupError | OSError) for leaf in leaves):
+        return None
+    found = [leaf for leaf in leaves if isinstance(leaf, StartupError)]
+    message = str(found[0]) if found else f"cannot run: {_reason(exc)}"
+    for secret in secrets:
+        message = message.replace(secret, "***")
+    return " ".join(message.split())  # one line, whatever a library put in its message
 
 
 def main_from_args(args: argparse.Namespace) -> int:
-    """``qsysd serve`` and ``qsysd demo``."""
-    if args.command == "demo":
-        configure_logging("info", "auto")
-        trio.run(_run_demo, args)
+    """``qsysd serve`` and ``qsysd demo``: exit 0, or 2 with one line on stderr."""
+    secrets: list[str] = []
+    try:
+        if args.command == "demo":
+            from qsysd._demo import run_demo
+
+            configure_logging("warning" if not args.stdio else "info", "auto")
+            trio.run(run_demo, args)
+            return 0
+        config = load_config(args.config)
+        secrets = config.secrets()
+        configure_logging(config.logging.level, config.logging.format, secrets=secrets)
+        if not config.cores:
+            raise ConfigError(
+                [
+                    "cores: no Core is configured; add a [[cores]] table (see "
+                    "examples/qsysd.toml), or try `qsysd demo`"
+                ]
+            )
+        for warning in config_warnings(config):
+            log.warning("config.warning", problem=warning)
+        trio.run(functools.partial(Daemon(config).run, stdio=args.stdio))
         return 0
-    config = load_config(args.config)
-    configure_logging(config.logging.level, config.logging.format, secrets=config.secrets())
-    if not config.cores:
-        raise ConfigError(
-            [
-                "cores: no Core is configured; add a [[cores]] table (see "
-                "examples/qsysd.toml), or try `qsysd demo`"
-            ]
-        )
-    trio.run(functools.partial(Daemon(config).run, stdio=args.stdio))
-    return 0
+    except BaseException as exc:
+        message = startup_failure(exc, secrets)
+        if message is None:
+            raise
+        print(f"qsysd {args.command}: {message}", file=sys.stderr)
+        return 2

@@ -5,6 +5,7 @@ Every error qsysd raises on purpose derives from :class:`QsysdError`::
     QsysdError
     ├── ConfigError                 the configuration is invalid (all problems, with paths)
     │   └── DesignError             an emulator design file is invalid
+    ├── StartupError                the daemon cannot start (state folder, journal, Redis, port)
     ├── ProtocolError               bytes from a peer are not valid QRC
     │   ├── FrameTooLarge           a frame grew past the size limit
     │   ├── InvalidFrame            not UTF-8, not JSON, or not a JSON-RPC object
@@ -68,6 +69,7 @@ __all__ = [
     "QsysdError",
     "RequestTimeout",
     "ServerError",
+    "StartupError",
     "ToolInputError",
     "TransportError",
     "UnknownChangeGroup",
@@ -95,6 +97,10 @@ class ConfigError(QsysdError):
 
 class DesignError(ConfigError):
     """A design file is invalid; ``problems`` lists each one with its JSON path."""
+
+
+class StartupError(QsysdError):
+    """The daemon cannot start; the message is one line saying what failed and what to do."""
 
 
 class ProtocolError(QsysdError):

@@ -11,9 +11,12 @@ Rules, each named in the :class:`~qsysd.errors.PolicyViolation` it raises:
 - ``bounds``: the value is outside a configured ``[[policy.bounds]]`` for the (numeric)
   control.
 - ``max_gain``: a gain above ``max_gain_db``.
-- ``max_step``: a gain change larger than ``max_gain_step_db`` without ``confirm: true``;
+- ``max_step``: a gain raised by more than ``max_gain_step_db`` without ``confirm: true``;
   also a gain that qsysd's own writes would raise by more than that within
-  ``max_gain_step_window_s`` (so many small steps cannot add up to a big one).
+  ``max_gain_step_window_s`` (so many small steps cannot add up to a big one). Lowering a
+  level is not the hazard this guards against, so it never counts.
+- ``max_drop``: a gain lowered by more than ``max_gain_drop_db`` (off by default) without
+  ``confirm: true``.
 
 Patterns match ``Component.control`` (or the named control's name), case-insensitively (a
 pattern that differs from the design only in case still protects); a pattern with a ``:``
@@ -130,7 +133,7 @@ class ProposedWrite:
         if self.position is not None:
             if self.value_min is None or self.value_max is None:
                 return None
-            # A gain's position is linear over its range on real Cores (see qrc-protocol.md).
+            # A gain's position is linear over its range on real Cores (docs/protocol.md, 4).
             return self.value_min + self.position * (self.value_max - self.value_min)
         if self.string is not None:
             return parse_strict_number(self.string)
@@ -287,12 +290,14 @@ class Policy:
         return write.is_gain or low is not None or high is not None
 
     def _limits_gains(self, confirm: bool) -> bool:
-        return self.config.max_gain_db is not None or (
-            self.config.max_gain_step_db is not None and not confirm
-        )
+        config = self.config
+        stepped = config.max_gain_step_db is not None or config.max_gain_drop_db is not None
+        return config.max_gain_db is not None or (stepped and not confirm)
 
     def _gain_rule(self) -> str:
-        return "max_gain" if self.config.max_gain_db is not None else "max_step"
+        if self.config.max_gain_db is not None:
+            return "max_gain"
+        return "max_step" if self.config.max_gain_step_db is not None else "max_drop"
 
     def _check_type(self, write: ProposedWrite) -> None:
         value, name = write.value, write.control
@@ -349,29 +354,37 @@ class Policy:
                 f"{_fmt(target)} dB for {write.control} is above the maximum gain of "
                 f"{_fmt(limit)} dB",
             )
-        step = self.config.max_gain_step_db
-        if step is None or confirm:
+        step, drop = self.config.max_gain_step_db, self.config.max_gain_drop_db
+        if confirm or (step is None and drop is None):
             return
         current = write.current_number()
         if current is None or math.isnan(current):
             raise PolicyViolation(
-                "max_step",
+                "max_step" if step is not None else "max_drop",
                 f"the current value of {write.control} is unknown, so the step to "
                 f"{_fmt(target)} dB cannot be checked; pass confirm: true to apply it",
             )
         if current == float("-inf"):
             current = write.value_min if write.value_min is not None else -100.0
         delta = target - current
-        if abs(delta) > step:
+        change = f"{delta:+.1f} dB ({_fmt(current)} -> {_fmt(target)} dB)"
+        if step is not None and delta > step:
             raise PolicyViolation(
                 "max_step",
-                f"{write.control} would change by {delta:+.1f} dB ({_fmt(current)} -> "
-                f"{_fmt(target)} dB), more than the {_fmt(step)} dB step limit; pass "
-                "confirm: true to apply it",
+                f"{write.control} would rise by {change}, more than the {_fmt(step)} dB step "
+                "limit; pass confirm: true to apply it",
+            )
+        if drop is not None and -delta > drop:
+            raise PolicyViolation(
+                "max_drop",
+                f"{write.control} would drop by {change}, more than the {_fmt(drop)} dB drop "
+                "limit; pass confirm: true to apply it",
             )
         window = self.config.max_gain_step_window_s
-        rise = self._recent_change(write) + delta if window else 0.0
-        if delta > 0 and rise > step:
+        if step is None or not window or delta <= 0:
+            return
+        rise = self._recent_change(write) + delta
+        if rise > step:
             raise PolicyViolation(
                 "max_step",
                 f"{write.control} would rise by {rise:+.1f} dB within {_fmt(window)} s through "

@@ -12,7 +12,8 @@ Sources, lowest precedence first:
 A secret (a Core's password, the auth tokens, a Redis URL) comes from, in order: the key's
 ``<key>_file`` companion, the key itself, ``$CREDENTIALS_DIRECTORY/<credential>`` (systemd
 ``LoadCredential=``), then ``/run/secrets/<credential>`` (Docker, Kubernetes). Secrets are
-:class:`Secret` objects whose repr is redacted.
+:class:`Secret` objects whose repr is redacted; a whole number is taken as its digits (Q-SYS
+PINs), an environment variable's text as it is, and no error message ever shows a secret.
 
 Every problem is collected and reported at once, each with its path, in a
 :class:`~qsysd.errors.ConfigError`.
@@ -20,6 +21,7 @@ Every problem is collected and reported at once, each with its path, in a
 
 from qsysd.config._check import (
     ListenAddress as ListenAddress,
+    config_warnings as config_warnings,
     is_loopback as is_loopback,
     parse_listen as parse_listen,
     parse_listen_address as parse_listen_address,
@@ -37,6 +39,11 @@ from qsysd.config._model import (
     StateConfig as StateConfig,
     ValueBound as ValueBound,
 )
+from qsysd.config._state_dir import (
+    default_state_dir as default_state_dir,
+    state_dir_problem as state_dir_problem,
+    uses_state_dir as uses_state_dir,
+)
 
 __all__ = [
     "AuthConfig",
@@ -50,9 +57,13 @@ __all__ = [
     "Secret",
     "StateConfig",
     "ValueBound",
+    "config_warnings",
+    "default_state_dir",
     "is_loopback",
     "load_config",
     "parse_listen",
     "parse_listen_address",
     "redacted",
+    "state_dir_problem",
+    "uses_state_dir",
 ]

@@ -51,6 +51,8 @@ def check(config: Config, problems: list[str]) -> None:
         )
     if config.state.backend == "redis" and config.state.redis_url is None:
         problems.append("state.redis_url: required when state.backend is 'redis'")
+    if not config.state.dir.strip():
+        problems.append("state.dir: must not be empty (leave it out for the default folder)")
     if config.state.snapshot_interval <= 0:
         problems.append("state.snapshot_interval: must be greater than 0")
     for i, bound in enumerate(config.policy.bounds):
@@ -59,9 +61,10 @@ def check(config: Config, problems: list[str]) -> None:
     for i, directory in enumerate(config.plugins.dirs):
         if not Path(directory).is_dir():
             problems.append(f"plugins.dirs[{i}]: {directory!r} is not a folder")
-    step = config.policy.max_gain_step_db
-    if step is not None and step <= 0:
-        problems.append("policy.max_gain_step_db: must be greater than 0")
+    for key in ("max_gain_step_db", "max_gain_drop_db"):
+        step = getattr(config.policy, key)
+        if step is not None and step <= 0:
+            problems.append(f"policy.{key}: must be greater than 0 (leave it out for no limit)")
     if not 0 <= config.policy.max_gain_step_window_s <= 86_400:
         problems.append("policy.max_gain_step_window_s: must be 0 (off) to 86400 seconds")
 
@@ -141,6 +144,20 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What is valid but probably not meant: said by ``config check`` and logged at start."""
+    found = []
+    for i, core in enumerate(config.cores):
+        if core.username and core.password is None:
+            found.append(
+                f"cores[{i}].username: {core.username!r} is set but no password (PIN) was found "
+                f"(password, password_file, $CREDENTIALS_DIRECTORY/core-{core.name}-password "
+                f"or /run/secrets/core-{core.name}-password): Logon will be sent with an empty "
+                "PIN, which a Core with access control refuses"
+            )
+    return found
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

@@ -8,12 +8,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+import attrs
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
 from qsysd.config._check import check
-from qsysd.config._model import REDACTED, Config, Secret
+from qsysd.config._model import (
+    REDACTED,
+    AuthConfig,
+    Config,
+    CoreConfig,
+    Secret,
+    StateConfig,
+)
 from qsysd.config._secrets import resolve_secrets
+from qsysd.config._state_dir import default_state_dir
 from qsysd.errors import ConfigError
 
 ENV_PREFIX = "QSYSD_"
@@ -45,8 +54,15 @@ def _strict_converter() -> cattrs.Converter:
     conv.register_structure_hook(float, number)
 
     def secret(value: Any, _: Any) -> Secret:
+        # Q-SYS PINs are numbers, so `password = 4711` is natural. The value is never shown:
+        # a wrong-typed secret is still a secret.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return Secret(str(value))
         if not isinstance(value, str):
-            raise TypeError(f"expected a string, got {_describe(value)}")
+            raise TypeError(
+                f"expected a string or a whole number (a PIN), got {_kind(value)} "
+                "(the value is not shown: it is a secret)"
+            )
         return Secret(value)
 
     conv.register_structure_hook(Secret, secret)
@@ -63,6 +79,14 @@ def _strict_converter() -> cattrs.Converter:
     return conv
 
 
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    return {float: "a decimal number", list: "a list", dict: "a table"}.get(
+        type(value), type(value).__name__
+    )
+
+
 def _describe(value: Any) -> str:
     text = repr(value)
     if len(text) > 40:
@@ -71,6 +95,15 @@ def _describe(value: Any) -> str:
 
 
 _converter = _strict_converter()
+
+#: Keys holding a secret: from the environment their text is taken as it is (a PIN ``0815``
+#: or ``+49`` must not be read as a TOML number).
+_SECRET_KEYS = frozenset(
+    field.name
+    for section in (CoreConfig, AuthConfig, StateConfig)
+    for field in attrs.fields(section)
+    if field.type in (Secret, Secret | None, "Secret | None")
+)
 
 
 def _merge_env(data: dict[str, Any], env: Mapping[str, str], problems: list[str]) -> None:
@@ -89,18 +122,22 @@ def _merge_env(data: dict[str, Any], env: Mapping[str, str], problems: list[str]
                     while len(node) <= index:
                         node.append({})
                     if last:
-                        node[index] = _parse_env_value(raw)
+                        node[index] = _env_value(part, raw)
                     else:
                         node = node[index]
                 else:
                     if last:
-                        node[part] = _parse_env_value(raw)
+                        node[part] = _env_value(part, raw)
                     else:
                         default: Any = [] if part == "cores" else {}
                         node = node.setdefault(part, default)
                 path = f"{path}.{part}" if path else part
         except (ValueError, TypeError, AttributeError):
             problems.append(f"{var}: cannot apply to the configuration at {path or '<root>'}")
+
+
+def _env_value(key: str, raw: str) -> Any:
+    return raw if key in _SECRET_KEYS else _parse_env_value(raw)
 
 
 def _parse_env_value(raw: str) -> Any:
@@ -143,6 +180,9 @@ def load_config(
         if dotenv.is_file():
             env = {**_read_dotenv(dotenv), **env}
     _merge_env(data, env, problems)
+    state = data.setdefault("state", {})
+    if isinstance(state, dict):  # anything else is reported by the converter
+        state.setdefault("dir", default_state_dir(env))
     try:
         config = _converter.structure(data, Config)
     except ClassValidationError as exc:

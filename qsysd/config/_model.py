@@ -6,6 +6,8 @@ from typing import Literal
 
 import attrs
 
+from qsysd.config._state_dir import default_state_dir
+
 __all__ = [
     "REDACTED",
     "AuthConfig",
@@ -95,7 +97,8 @@ class AuthConfig:
 class StateConfig:
     """Where state snapshots and the journal live."""
 
-    dir: str = "./qsysd-state"
+    #: Default: $STATE_DIRECTORY, else the per-user state folder (see default_state_dir).
+    dir: str = attrs.field(factory=default_state_dir)
     backend: Literal["file", "redis"] = "file"
     redis_url: Secret | None = None
     redis_url_file: str | None = None
@@ -123,6 +126,8 @@ class PolicyConfig:
     bounds: list[ValueBound] = attrs.Factory(list)
     max_gain_db: float | None = 0.0
     max_gain_step_db: float | None = 6.0
+    #: Lowering is not what the step limit guards against; it has its own, off by default.
+    max_gain_drop_db: float | None = None
     max_gain_step_window_s: float = 10.0
     aliases: dict[str, str] = attrs.Factory(dict)
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from qsysd import __version__
+
+# The default state folder of these runs: never the real user's.
+_STATE_HOME = tempfile.TemporaryDirectory(prefix="qsysd-e2e-state-")
 
 
 def qsysd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -16,7 +21,7 @@ def qsysd(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", **(env or {})},
+        env={"PATH": "/usr/bin:/bin", "XDG_STATE_HOME": _STATE_HOME.name, **(env or {})},
         check=False,
     )
 
@@ -99,3 +104,90 @@ def test_serve_without_cores_says_how_to_start_and_exits_2() -> None:
     result = qsysd("serve")
     assert result.returncode == 2
     assert "cores: no Core is configured" in result.stderr and "qsysd demo" in result.stderr
+
+
+def write_core(tmp_path: Path, extra: str = "") -> Path:
+    config = tmp_path / "qsysd.toml"
+    # Port 9 (discard) on loopback: nothing answers, and start-up fails before any connect.
+    config.write_text(f'[[cores]]\nname = "main"\nhost = "127.0.0.1"\nport = 9\n{extra}')
+    return config
+
+
+def one_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    # Besides JSON log records (stderr is not a terminal here), exactly one line.
+    [line] = [x for x in result.stderr.strip().splitlines() if not x.startswith("{")]
+    return line
+
+
+def test_config_check_uses_the_per_user_state_folder_by_default(tmp_path: Path) -> None:
+    result = qsysd("config", "check", env={"XDG_STATE_HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["state"]["dir"] == str(tmp_path / "qsysd")
+    assert (tmp_path / "qsysd").is_dir()
+    assert f"state folder {tmp_path / 'qsysd'}" in result.stderr
+
+
+def test_config_check_refuses_a_state_folder_it_cannot_create(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("in the way")
+    state = tmp_path / "file" / "state"
+    result = qsysd("config", "check", env={"QSYSD_STATE__DIR": str(state)})
+    assert result.returncode == 2
+    assert f"state.dir: the state folder '{state}' cannot be created" in result.stderr
+    assert result.stdout == ""
+
+
+def test_serve_reports_an_unusable_state_folder_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("in the way")
+    config = write_core(tmp_path, f'[state]\ndir = "{tmp_path / "file" / "state"}"\n')
+    line = one_line(qsysd("serve", "--config", str(config)))
+    assert line.startswith("qsysd serve: state.dir: the state folder ")
+    assert "set state.dir" in line
+
+
+def test_serve_reports_redis_down_in_one_line_without_its_password(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = write_core(tmp_path, f'[state]\ndir = "{tmp_path}"\nbackend = "redis"\n')
+    url = f"redis://user:redis-s3cret@127.0.0.1:{port}/0"
+    line = one_line(qsysd("serve", "--config", str(config), env={"QSYSD_STATE__REDIS_URL": url}))
+    assert line.startswith(
+        f"qsysd serve: loading the last snapshot (RedisStateBackend('redis://127.0.0.1:{port}/0'"
+    )
+    assert "failed: " in line and "redis-s3cret" not in line
+
+
+def test_numeric_pin_is_accepted_and_never_printed(tmp_path: Path) -> None:
+    config = write_core(tmp_path, 'username = "operator"\npassword = 4711\n')
+    result = qsysd("config", "check", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["cores"][0]["password"] == "***"
+    assert "4711" not in result.stdout + result.stderr
+    wrong = write_core(tmp_path, 'username = "operator"\npassword = 4711.0\n')
+    result = qsysd("config", "check", "--config", str(wrong))
+    assert result.returncode == 2 and "cores[0].password: expected a string" in result.stderr
+    assert "4711" not in result.stderr
+
+
+def test_config_check_warns_about_a_username_without_a_pin(tmp_path: Path) -> None:
+    result = qsysd("config", "check", "--config", str(write_core(tmp_path, 'username = "op"\n')))
+    assert result.returncode == 0, result.stderr
+    assert "qsysd: warning: cores[0].username: 'op' is set but no password (PIN)" in result.stderr
+
+
+def test_plugins_loads_the_plugin_folders_of_the_configuration(tmp_path: Path) -> None:
+    folder = tmp_path / "site-plugins"
+    folder.mkdir()
+    (folder / "site_tools.py").write_text('"""A site tool collection (none yet)."""\n')
+    config = tmp_path / "qsysd.toml"
+    config.write_text(f'[plugins]\ndirs = ["{folder}"]\n')
+    for args, env in (
+        (["--config", str(config)], {}),
+        ([], {"QSYSD_CONFIG": str(config)}),
+    ):
+        result = qsysd("plugins", "--json", *args, env={"QSYSD_LOAD_PLUGINS": "", **env})
+        assert result.returncode == 0, result.stderr
+        sources = {p["name"]: p["source"] for p in json.loads(result.stdout)["plugins"]}
+        assert any("site_tools" in name and source == "file" for name, source in sources.items())

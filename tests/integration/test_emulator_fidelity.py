@@ -1,4 +1,4 @@
-"""Points of reference/qrc-protocol.md where the emulator once differed from a real Core."""
+"""Points of docs/protocol.md where the emulator once differed from a real Core."""
 
 from __future__ import annotations
 

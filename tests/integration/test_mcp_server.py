@@ -132,7 +132,7 @@ async def test_policy_rejections_name_the_rule(emulator: EmulatorServer) -> None
     policy = PolicyConfig(protected=["Core_Status.*", "Ballroom.*"], max_gain_step_db=6.0)
     with trio.fail_after(WAIT):
         async with tool_stack(emulator, policy) as (server, _, _), Client(server) as client:
-            step = {"changes": [{"control": "Lobby_BGM.gain", "value": -40}]}
+            step = {"changes": [{"control": "Lobby_BGM.gain", "value": -2}]}  # +10 dB
             assert "'max_step'" in error_text(await call(client, "qsys_set", step))
             protected = {"changes": [{"control": "Ballroom.mute", "value": True}]}
             assert "'protected'" in error_text(await call(client, "qsys_set", protected))
@@ -141,7 +141,7 @@ async def test_policy_rejections_name_the_rule(emulator: EmulatorServer) -> None
                 await call(client, "qsys_set", loud | {"confirm": True})
             )
             confirmed = await call(client, "qsys_set", step | {"confirm": True})
-            assert data(confirmed)["results"][0]["string"] == "-40.0dB"
+            assert data(confirmed)["results"][0]["string"] == "-2.0dB"
             assert emulator.get_value("Ballroom", "mute") in (0, False)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import shutil
 import socket
 import subprocess
 import sys
@@ -12,8 +11,9 @@ from collections.abc import AsyncIterator
 import pytest
 import structlog
 import trio
+from _services import require_service
 
-# Needs the redis extra (coredis): CI installs it; a missing coredis is a failure, not a skip.
+# coredis comes with the test extra; only the redis-server binary is an outside service.
 from qsysd.state import (
     ComponentInfo,
     ControlInfo,
@@ -23,11 +23,6 @@ from qsysd.state import (
     SnapshotTask,
     StateStore,
     run_snapshots,
-)
-
-REDIS_SERVER = shutil.which("redis-server")
-needs_redis = pytest.mark.skipif(
-    REDIS_SERVER is None, reason="redis-server is not installed (apt-get install redis-server)"
 )
 
 GAIN = ControlRef("main", "Lobby", "gain")
@@ -53,10 +48,15 @@ def free_port() -> int:
 
 
 @pytest.fixture
-async def redis_url() -> AsyncIterator[str]:
-    assert REDIS_SERVER is not None
+def redis_server() -> str:
+    # A sync fixture: a skip raised inside pytest-trio's async fixtures loses its message.
+    return require_service("redis-server", how="apt-get install redis-server")
+
+
+@pytest.fixture
+async def redis_url(redis_server: str) -> AsyncIterator[str]:
     port = free_port()
-    args = [REDIS_SERVER, "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
+    args = [redis_server, "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
     args += ["--appendonly", "no", "--protected-mode", "yes"]
     proc = await trio.lowlevel.open_process(args, stdout=subprocess.PIPE)
     assert proc.stdout is not None
@@ -83,7 +83,6 @@ async def redis_url() -> AsyncIterator[str]:
             await proc.wait()
 
 
-@needs_redis
 async def test_redis_backend_saves_and_loads_a_snapshot(redis_url: str) -> None:
     backend = RedisStateBackend(redis_url, key="test:snapshot")
     picture = make_store().picture()
@@ -93,7 +92,6 @@ async def test_redis_backend_saves_and_loads_a_snapshot(redis_url: str) -> None:
         assert await backend.load() == picture
 
 
-@needs_redis
 async def test_redis_backend_sets_a_corrupt_snapshot_aside(redis_url: str) -> None:
     import coredis
 
@@ -110,7 +108,6 @@ async def test_redis_backend_sets_a_corrupt_snapshot_aside(redis_url: str) -> No
     assert "not JSON" in event["reason"]
 
 
-@needs_redis
 async def test_snapshot_task_saves_to_redis_when_cancelled(redis_url: str) -> None:
     store = make_store()
     backend = RedisStateBackend(redis_url)

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from qsysd.config import Secret, load_config, redacted
+from qsysd.config import (
+    Secret,
+    config_warnings,
+    default_state_dir,
+    load_config,
+    redacted,
+    state_dir_problem,
+)
 from qsysd.errors import ConfigError
 
 
@@ -207,3 +214,100 @@ def test_redacted_view_hides_every_secret(tmp_path: Path) -> None:
     assert "pin-1234" not in text and "tok-abcdef" not in text
     assert redacted(config)["cores"][0]["password"] == "***"
     assert sorted(config.secrets()) == ["pin-1234", "tok-abcdef"]
+
+
+CORE = '[[cores]]\nname = "main"\nhost = "h"\nusername = "operator"\n'
+
+
+def test_numeric_pin_from_toml_is_its_digits(tmp_path: Path) -> None:
+    path = write(tmp_path, CORE + "password = 4711\n")
+    password = load_config(path, env={}).core("main").password
+    assert password is not None and password.reveal() == "4711"
+
+
+@pytest.mark.parametrize("pin", ["4711", "0815", "+49", "1e3", "true"])
+def test_pin_from_the_environment_is_taken_as_written(tmp_path: Path, pin: str) -> None:
+    path = write(tmp_path, CORE)
+    config = load_config(path, env={"QSYSD_CORES__0__PASSWORD": pin})
+    password = config.core("main").password
+    assert password is not None and password.reveal() == pin
+
+
+@pytest.mark.parametrize(
+    ("toml", "kind"),
+    [("4711.5", "a decimal number"), ("[4711]", "a list"), ("{ pin = 4711 }", "a table")],
+)
+def test_a_wrong_typed_secret_is_refused_without_showing_it(
+    tmp_path: Path, toml: str, kind: str
+) -> None:
+    path = write(tmp_path, CORE + f"password = {toml}\n[auth]\ntokens = {toml}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert "4711" not in str(info.value)
+    assert f"cores[0].password: expected a string or a whole number (a PIN), got {kind}" in str(
+        info.value
+    )
+    assert any(p.startswith("auth.tokens: expected a string") for p in info.value.problems)
+
+
+def test_a_boolean_secret_is_refused_as_a_boolean(tmp_path: Path) -> None:
+    path = write(tmp_path, CORE + "password = true\n")
+    with pytest.raises(ConfigError, match=r"cores\[0\]\.password: .* got a boolean"):
+        load_config(path, env={})
+
+
+def test_username_without_a_pin_is_a_warning_not_an_error(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, CORE), env={})
+    [warning] = config_warnings(config)
+    assert warning.startswith("cores[0].username: 'operator' is set but no password (PIN)")
+    assert "core-main-password" in warning
+    with_pin = load_config(write(tmp_path, CORE + "password = 1234\n"), env={})
+    assert config_warnings(with_pin) == []
+
+
+def test_default_state_dir_comes_from_the_given_environment() -> None:
+    config = load_config(None, env={"XDG_STATE_HOME": "/srv/state", "HOME": "/home/ann"})
+    assert config.state.dir == "/srv/state/qsysd"
+
+
+@pytest.mark.parametrize(
+    ("env", "platform", "expected"),
+    [
+        (
+            {"STATE_DIRECTORY": "/var/lib/qsysd:/var/lib/other", "HOME": "/h"},
+            "linux",
+            "/var/lib/qsysd",
+        ),
+        ({"STATE_DIRECTORY": "/var/lib/qsysd", "HOME": "/h"}, "darwin", "/var/lib/qsysd"),
+        ({"XDG_STATE_HOME": "/x", "HOME": "/h"}, "linux", "/x/qsysd"),
+        ({"XDG_STATE_HOME": "relative/is/ignored", "HOME": "/h"}, "linux", "/h/.local/state/qsysd"),
+        ({"HOME": "/h"}, "freebsd14", "/h/.local/state/qsysd"),
+        ({"HOME": "/Users/ann"}, "darwin", "/Users/ann/Library/Application Support/qsysd"),
+        (
+            {"LOCALAPPDATA": "C:/Users/ann/AppData/Local"},
+            "win32",
+            "C:/Users/ann/AppData/Local/qsysd",
+        ),
+    ],
+)
+def test_default_state_dir_per_platform(env: dict[str, str], platform: str, expected: str) -> None:
+    assert Path(default_state_dir(env, platform)) == Path(expected)
+
+
+def test_state_dir_problem_creates_the_folder_and_writes_in_it(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b"
+    assert state_dir_problem(str(target)) is None
+    assert target.is_dir() and list(target.iterdir()) == []  # the probe file is gone
+
+
+def test_state_dir_problem_says_what_failed_and_what_to_do(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("in the way")
+    problem = state_dir_problem(str(tmp_path / "file" / "state"))
+    assert problem is not None
+    assert problem.startswith(f"state.dir: the state folder '{tmp_path}/file/state' cannot be")
+    assert "set state.dir" in problem
+
+
+def test_empty_state_dir_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"state\.dir: must not be empty"):
+        load_config(None, env={"QSYSD_STATE__DIR": '""'})

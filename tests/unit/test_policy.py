@@ -172,3 +172,24 @@ def test_lowering_then_raising_counts_the_net_change() -> None:
         policy.record_write(write, policy.check_write(write))
     with pytest.raises(PolicyViolation, match="max_step"):
         policy.check_write(gain_write(-14.0, -13.0))
+
+
+def test_lowering_a_gain_is_not_held_back_by_the_step_limit() -> None:
+    # The first thing a newcomer tries: background music down by 10 dB.
+    assert Policy(PolicyConfig(max_gain_step_db=6.0)).check_write(gain(value=-30.0)) == -30.0
+    assert refused(Policy(), gain(value=-10.0)).rule == "max_step"  # raising still is
+
+
+def test_the_optional_drop_limit_holds_back_large_drops_unless_confirmed() -> None:
+    policy = Policy(PolicyConfig(max_gain_drop_db=12.0))
+    assert policy.check_write(gain(value=-32.0)) == -32.0
+    exc = refused(policy, gain(value=-40.0))
+    assert exc.rule == "max_drop" and "drop by -20.0 dB (-20 -> -40 dB)" in str(exc)
+    assert "12 dB drop limit" in str(exc)
+    assert policy.check_write(gain(value=-40.0), confirm=True) == -40.0
+
+
+def test_drop_limit_alone_still_needs_the_current_value() -> None:
+    policy = Policy(PolicyConfig(max_gain_step_db=None, max_gain_drop_db=6.0, max_gain_db=None))
+    assert refused(policy, gain(current=None, value=-20.0)).rule == "max_drop"
+    assert policy.check_write(gain(value=10.0)) == 10.0  # raises are not limited here

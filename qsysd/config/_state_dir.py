@@ -1,0 +1,82 @@
+"""The state folder: a default that works wherever qsysd starts, and a check that it is usable."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qsysd.config._model import StateConfig
+
+__all__ = ["default_state_dir", "state_dir_problem", "uses_state_dir"]
+
+APP = "qsysd"
+
+
+def default_state_dir(env: Mapping[str, str] | None = None, platform: str | None = None) -> str:
+    """Where qsysd keeps its snapshot and journal when ``state.dir`` is not set.
+
+    ``$STATE_DIRECTORY`` under systemd (``StateDirectory=qsysd``; the first of several), else
+    the per-user state folder: ``$XDG_STATE_HOME/qsysd`` or ``~/.local/state/qsysd`` (Linux
+    and other Unix), ``~/Library/Application Support/qsysd`` (macOS),
+    ``%LOCALAPPDATA%\\qsysd`` (Windows). Never relative to the working directory, which an
+    MCP client chooses.
+    """
+    env = os.environ if env is None else env
+    platform = sys.platform if platform is None else platform
+    systemd = env.get("STATE_DIRECTORY", "").split(":")[0]
+    if systemd:
+        return systemd
+    if platform == "win32":
+        local = env.get("LOCALAPPDATA")
+        base = Path(local) if local else _home(env) / "AppData" / "Local"
+        return str(base / APP)
+    if platform == "darwin":
+        return str(_home(env) / "Library" / "Application Support" / APP)
+    xdg = env.get("XDG_STATE_HOME", "")
+    # The XDG spec says a relative value is invalid and must be ignored.
+    base = Path(xdg) if os.path.isabs(xdg) else _home(env) / ".local" / "state"
+    return str(base / APP)
+
+
+def _home(env: Mapping[str, str]) -> Path:
+    home = env.get("HOME") or env.get("USERPROFILE")
+    return Path(home) if home else Path.home()
+
+
+def uses_state_dir(state: StateConfig) -> bool:
+    """Whether the daemon writes to ``state.dir`` (file snapshots or the journal)."""
+    return state.backend == "file" or state.journal
+
+
+def state_dir_problem(directory: str) -> str | None:
+    """Create ``directory`` if needed and write a file in it; None when that works.
+
+    Otherwise one line saying what failed and what to do, for ``config check`` and start-up.
+    """
+    path = Path(directory)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return (
+            f"state.dir: the state folder {directory!r} cannot be created "
+            f"({_reason(exc)}); set state.dir to a folder this user may write"
+        )
+    try:
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".qsysd-write-check-"):
+            pass
+    except OSError as exc:
+        return (
+            f"state.dir: the state folder {directory!r} is not writable ({_reason(exc)}); "
+            "set state.dir to a folder this user may write, or fix its permissions"
+        )
+    return None
+
+
+def _reason(exc: OSError) -> str:
+    reason = exc.strerror or type(exc).__name__
+    return f"{reason}: {exc.filename}" if exc.filename else reason
