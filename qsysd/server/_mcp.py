@@ -108,9 +108,13 @@ class QsysMcp:
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
         name = params.name
+        # Over HTTP the gateway's X-Request-Id names the request; over stdio the JSON-RPC id.
+        scope = getattr(ctx.request, "scope", None)
+        http_id = scope.get("qsysd.request_id") if isinstance(scope, dict) else None
+        request_id = str(http_id) if http_id is not None else str(ctx.request_id)
         try:
             output = await self.calls.call_tool(
-                self.principal(ctx), name, params.arguments, request_id=str(ctx.request_id)
+                self.principal(ctx), name, params.arguments, request_id=request_id
             )
         except Exception as exc:  # every failure is an isError result the agent can act on
             return _error_result(describe(exc, tool=name).detail)

@@ -147,6 +147,15 @@ async def test_the_three_doors_give_the_same_answers(tmp_path: Path) -> None:
     records = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
     doors = {r.get("door") for r in records if r.get("event") == "tool.called"}
     assert doors == {"stdio", "mcp", "rest"}
+    # A call's log lines carry its HTTP request's X-Request-Id, as its access log line does.
+    for door, path in (("mcp", "/mcp"), ("rest", None)):
+        called = {r["request_id"] for r in records if r.get("door") == door and "tool" in r}
+        answered = {
+            r["request_id"]
+            for r in records
+            if r.get("event") == "http.request" and (path is None or r["path"] == path)
+        }
+        assert called and called <= answered, door
 
 
 async def _wait_in_flight(base: str, count: int) -> None:
