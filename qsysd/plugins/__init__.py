@@ -4,6 +4,7 @@ A plugin is a module (or object) with functions marked ``@hookimpl``, found thro
 ``qsysd`` entry point group, a plugin folder, or passed directly. See docs/plugins.md.
 """
 
+from qsysd.plugins._context import ToolContext as ToolContext
 from qsysd.plugins._hookspecs import (
     hookimpl as hookimpl,
     hookspec as hookspec,
@@ -32,7 +33,6 @@ from qsysd.plugins._tool import (
     Prompt as Prompt,
     PromptArgument as PromptArgument,
     Tool as Tool,
-    ToolContext as ToolContext,
 )
 
 __all__ = [

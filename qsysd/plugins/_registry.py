@@ -18,13 +18,13 @@ import structlog
 
 from qsysd.errors import LookupFailed
 from qsysd.plugins import _hookspecs
+from qsysd.plugins._context import ToolContext
 from qsysd.plugins._tool import (
     PERMISSIONS,
     Permission,
     PermissionDenied,
     Prompt,
     Tool,
-    ToolContext,
 )
 
 __all__ = [

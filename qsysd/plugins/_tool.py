@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import attrs
 
 from qsysd.errors import QsysdError
+from qsysd.plugins._context import ToolContext
 from qsysd.plugins._schema import (
     json_schema,
     structure_arguments,
     unstructure_output,
     validate_arguments,
 )
-
-if TYPE_CHECKING:
-    from qsysd.api import QsysApi
 
 __all__ = [
     "PERMISSIONS",
@@ -26,7 +24,6 @@ __all__ = [
     "Prompt",
     "PromptArgument",
     "Tool",
-    "ToolContext",
 ]
 
 Permission = Literal["read", "write", "admin"]
@@ -37,14 +34,6 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 class PermissionDenied(QsysdError):
     """The caller's role lacks the permission a tool needs."""
-
-
-@attrs.frozen
-class ToolContext:
-    """What a tool receives besides its arguments: the facade and who is calling."""
-
-    api: QsysApi
-    principal: str
 
 
 @attrs.frozen

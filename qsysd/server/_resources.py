@@ -83,7 +83,7 @@ class LiveResources:
                     mime_type="application/json",
                 )
             )
-            for comp in self.api.store.components(core):
+            for comp in self.api.all_components(core):
                 resources.append(
                     types.Resource(
                         uri=controls_uri(core, comp.name),
@@ -135,7 +135,7 @@ class LiveResources:
             return {
                 "core": core,
                 "components": [
-                    {"name": c.name, "type": c.type} for c in self.api.store.components(core)
+                    {"name": c.name, "type": c.type} for c in self.api.all_components(core)
                 ],
             }
         if len(parts) == 2 and parts[1] == "named":
@@ -215,7 +215,7 @@ class LiveResources:
         """Turn StateStore changes and Core status changes into resource notifications."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_status)
-            async with self.api.store.watch(None) as watcher:
+            async with self.api.watch(None) as watcher:
                 async for batch in watcher:
                     uris = {controls_uri(v.ref.core, v.ref.component) for v in batch}
                     await self.notify(sorted(uris))
