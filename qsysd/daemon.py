@@ -7,6 +7,7 @@ Daemon.run
     ├── CoreLink × N  one supervisor per configured Core
     ├── snapshots     the state picture saved on an interval and once more at stop
     ├── watchdog      systemd WATCHDOG=1 pings, when systemd asked for them
+    ├── plugins       start-up tasks and observer queues (cancelled first at stop)
     └── front end     MCP over stdio (until stdin closes), or wait for a stop
 ```
 Stop is an event that flows down: the front end returns, links stop, the last snapshot is
@@ -34,7 +35,7 @@ from qsysd.config import Config, CoreConfig, StateConfig, load_config
 from qsysd.core import CoreLink
 from qsysd.errors import ConfigError
 from qsysd.logs import configure_logging, get_logger
-from qsysd.plugins import Registry
+from qsysd.plugins import Registry, running_plugins
 from qsysd.policy import Policy
 from qsysd.server import build_mcp_server, serve_stdio
 from qsysd.state import FileStateBackend, Journal, SnapshotTask, StateBackend, StateStore
@@ -129,10 +130,11 @@ class Daemon:
 
     async def run(self, *, stdio: bool) -> None:
         """Run until stdin closes (stdio) or a signal asks for a stop."""
-        registry = Registry(plugin_dirs=self.config.plugins.dirs)
+        plugins = self.config.plugins
+        registry = Registry(plugin_dirs=plugins.dirs, config=plugins.config)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_signals)
-            async with self.running() as api:
+            async with self.running() as api, running_plugins(registry, api):
                 server = build_mcp_server(api, registry)
                 await self.wait_cores()
                 notify("READY=1")

@@ -18,6 +18,7 @@ from qsysd.core import ControlWrite, MixerTarget
 from qsysd.errors import CoreUnavailable, LookupFailed, QsysdError, ToolInputError
 from qsysd.policy import Policy
 from qsysd.state import (
+    ChangeListener,
     ComponentInfo,
     ControlReading,
     ControlRef,
@@ -301,6 +302,18 @@ class QsysReads:
         Use it as ``async with api.watch([ref]) as watcher: async for batch in watcher``.
         """
         return self._store.watch(refs)
+
+    def on_change(self, listener: ChangeListener) -> Callable[[], None]:
+        """Call ``listener(value, before, at)`` synchronously on every change; returns a remover.
+
+        For the daemon's plugin observers: a listener must only queue, never block or raise.
+        """
+        return self._store.add_listener(listener)
+
+    def on_write(self, listener: Callable[[JournalEntry], None]) -> Callable[[], None]:
+        """Call ``listener(entry)`` synchronously with every audited write; returns a remover."""
+        self._audit.listeners.append(listener)
+        return lambda: self._audit.listeners.remove(listener)
 
     @property
     def has_journal(self) -> bool:

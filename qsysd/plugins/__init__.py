@@ -6,6 +6,9 @@ A plugin is a module (or object) with functions marked ``@hookimpl``, found thro
 
 from qsysd.plugins._context import ToolContext as ToolContext
 from qsysd.plugins._hookspecs import (
+    ChangeObserver as ChangeObserver,
+    StartupTask as StartupTask,
+    WriteObserver as WriteObserver,
     hookimpl as hookimpl,
     hookspec as hookspec,
 )
@@ -16,6 +19,11 @@ from qsysd.plugins._registry import (
     PluginInfo as PluginInfo,
     PluginLoadError as PluginLoadError,
     Registry as Registry,
+)
+from qsysd.plugins._runtime import (
+    ObserverStatistics as ObserverStatistics,
+    PluginRuntime as PluginRuntime,
+    running_plugins as running_plugins,
 )
 from qsysd.plugins._schema import (
     NOT_BLANK as NOT_BLANK,
@@ -30,9 +38,12 @@ from qsysd.plugins._tool import (
     PERMISSIONS as PERMISSIONS,
     Permission as Permission,
     PermissionDenied as PermissionDenied,
+    PluginContext as PluginContext,
     Prompt as Prompt,
     PromptArgument as PromptArgument,
+    Resource as Resource,
     Tool as Tool,
+    ValueChange as ValueChange,
 )
 
 __all__ = [
@@ -40,21 +51,30 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "NOT_BLANK",
     "PERMISSIONS",
+    "ChangeObserver",
+    "ObserverStatistics",
     "Permission",
     "PermissionDenied",
+    "PluginContext",
     "PluginInfo",
     "PluginLoadError",
+    "PluginRuntime",
     "Prompt",
     "PromptArgument",
     "Registry",
+    "Resource",
     "SchemaError",
+    "StartupTask",
     "Tool",
     "ToolContext",
+    "ValueChange",
+    "WriteObserver",
     "doc",
     "hookimpl",
     "hookspec",
     "json_schema",
     "print_plugins",
+    "running_plugins",
     "structure_arguments",
     "unstructure_output",
     "validate_arguments",

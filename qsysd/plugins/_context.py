@@ -8,8 +8,7 @@ the state store's internals, the policy or the journal.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from types import MappingProxyType
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -38,23 +37,23 @@ if TYPE_CHECKING:
 
 __all__ = ["ToolContext"]
 
-_NO_CONFIG: Mapping[str, Any] = MappingProxyType({})
-
 
 @attrs.frozen
 class ToolContext:
     """What a tool receives besides its arguments: who calls, its plugin's config, the facade.
 
-    ``ToolContext(api, principal)``; the registry adds the owning plugin's ``config`` (the
-    validated ``[plugins.config.NAME]`` table) before the tool runs.
+    ``ToolContext(api, principal)``; the registry adds the owning plugin's name and
+    ``config`` before the tool runs.
     """
 
     _api: QsysApi = attrs.field(alias="api", repr=False)
     principal: str
-    config: Mapping[str, Any] = _NO_CONFIG
+    #: The plugin's configuration: an instance of the class its ``qsysd_plugin_config``
+    #: declares, built from ``[plugins.config.NAME]``; None when it declares none.
+    config: Any = None
     plugin: str | None = None
 
-    def for_plugin(self, plugin: str, config: Mapping[str, Any]) -> ToolContext:
+    def for_plugin(self, plugin: str, config: Any) -> ToolContext:
         """The same call, seen by ``plugin`` with its own configuration."""
         return attrs.evolve(self, plugin=plugin, config=config)
 

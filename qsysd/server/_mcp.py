@@ -117,7 +117,13 @@ class QsysMcp:
         self._principal = principal
         self._permissions = permissions
         self.page_size = page_size
-        self.resources = LiveResources(api, page_size=page_size, status_interval=status_interval)
+        self.resources = LiveResources(
+            api,
+            page_size=page_size,
+            status_interval=status_interval,
+            registry=registry,
+            principal=self.principal,
+        )
 
     # identity -------------------------------------------------------------------------------
 
