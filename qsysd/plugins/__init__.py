@@ -25,6 +25,7 @@ from qsysd.plugins._runtime import (
     PluginRuntime as PluginRuntime,
     running_plugins as running_plugins,
 )
+from qsysd.plugins._scaffold import new_plugin as new_plugin
 from qsysd.plugins._schema import (
     NOT_BLANK as NOT_BLANK,
     SchemaError as SchemaError,
@@ -73,6 +74,7 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "json_schema",
+    "new_plugin",
     "print_plugins",
     "running_plugins",
     "structure_arguments",
