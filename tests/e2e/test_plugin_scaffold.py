@@ -29,7 +29,8 @@ def test_scaffolded_plugin_installs_passes_its_test_and_is_listed(tmp_path: Path
     bin_dir = venv / "bin"
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(venv)
-    run(bin_dir / "pip", "install", "-q", f"{ROOT}[test]", cwd=tmp_path, env=env)
+    # Editable, so the install writes no build/ folder into the source tree.
+    run(bin_dir / "pip", "install", "-q", "-e", f"{ROOT}[test]", cwd=tmp_path, env=env)
 
     created = run(bin_dir / "qsysd", "plugin", "new", "demo-tool", cwd=tmp_path, env=env)
     assert "created demo-tool" in created.stderr
