@@ -16,7 +16,7 @@ from qsysd.config import (
     state_dir_problem,
     uses_state_dir,
 )
-from qsysd.errors import ConfigError
+from qsysd.errors import ConfigError, QsysdError
 from qsysd.logs import configure_logging
 
 __all__ = ["main"]
@@ -114,6 +114,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_option(plugins)
     plugins.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    plugin = commands.add_parser("plugin", help="plugin authoring tools")
+    plugin_commands = plugin.add_subparsers(dest="plugin_command", metavar="COMMAND")
+    new = plugin_commands.add_parser(
+        "new",
+        help="scaffold an installable plugin package",
+        description="Write ./NAME: a package with the qsysd entry point, an example tool, a "
+        "passing test using qsysd's pytest fixtures, and a README.",
+    )
+    new.add_argument("name", metavar="NAME", help="the plugin's name, e.g. room-tools")
+    new.add_argument("--dir", default=".", help="where to create it (default: here)")
+
+    design = commands.add_parser("design", help="emulator design tools")
+    design_commands = design.add_subparsers(dest="design_command", metavar="COMMAND")
+    from qsysd.emulator import add_capture_arguments
+
+    add_capture_arguments(design_commands.add_parser(
+        "capture",
+        help="record a live Core into an emulator design file",
+        description="Record a Core's components, controls, ranges and current values into an "
+        "emulator design file, to develop and test plugins offline against your own site.",
+    ))  # fmt: skip
     return parser
 
 
@@ -142,7 +164,8 @@ def _plugins(args: argparse.Namespace) -> int:
     from qsysd.plugins import Registry, print_plugins
 
     config = _load(args.config)
-    return print_plugins(as_json=args.json, registry=Registry(plugin_dirs=config.plugins.dirs))
+    registry = Registry(plugin_dirs=config.plugins.dirs, config=config.plugins.config)
+    return print_plugins(as_json=args.json, registry=registry)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -169,10 +192,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_call(args)
         if args.command == "plugins":
             return _plugins(args)
+        if args.command == "plugin" and args.plugin_command == "new":
+            from qsysd.plugins import new_plugin
+
+            root = new_plugin(args.name, args.dir)
+            print(f"created {root}: pip install -e {root} && pytest {root}", file=sys.stderr)
+            return EXIT_OK
+        if args.command == "design" and args.design_command == "capture":
+            from qsysd.emulator import capture_from_args
+
+            return capture_from_args(args)
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     except ConfigError as exc:
         print(f"qsysd: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except QsysdError as exc:  # a clear message, never a traceback
+        print(f"qsysd: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130

@@ -7,6 +7,7 @@ Daemon.run
     ├── CoreLink × N  one supervisor per configured Core
     ├── snapshots     the state picture saved on an interval and once more at stop
     ├── watchdog      systemd WATCHDOG=1 pings, when systemd asked for them
+    ├── plugins       start-up tasks and observer queues (cancelled first at stop)
     └── front end     MCP over stdio (until stdin closes), or wait for a stop
 ```
 Stop is an event that flows down: the front end returns, links stop, the last snapshot is
@@ -42,7 +43,7 @@ from qsysd.config import (
 from qsysd.core import CoreLink
 from qsysd.errors import ConfigError, StartupError
 from qsysd.logs import configure_logging, get_logger
-from qsysd.plugins import Registry
+from qsysd.plugins import Registry, running_plugins
 from qsysd.policy import Policy
 from qsysd.server import HttpFrontEnd, build_mcp_server, serve_stdio
 from qsysd.state import FileStateBackend, Journal, SnapshotTask, StateBackend, StateStore
@@ -157,10 +158,15 @@ class Daemon:
         self, *, stdio: bool, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Run until stdin closes (stdio) or a signal asks for a stop."""
-        registry = Registry(plugin_dirs=self.config.plugins.dirs)
+        plugins = self.config.plugins
+        registry = Registry(plugin_dirs=plugins.dirs, config=plugins.config)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_signals)
-            async with self.running() as api, trio.open_nursery() as doors:
+            async with (
+                self.running() as api,
+                running_plugins(registry, api),
+                trio.open_nursery() as doors,
+            ):
                 calls = CallPath(api, registry)
                 if self.config.http.enabled:
                     self.http = HttpFrontEnd(

@@ -22,6 +22,8 @@ class AuditTrail:
         self._clock = clock
         # Without a journal, the latest writes are still kept (in memory) for qsys_history.
         self._recent: collections.deque[JournalEntry] = collections.deque(maxlen=size)
+        #: Called synchronously with every audited write (plugin observers' queues).
+        self.listeners: list[Callable[[JournalEntry], None]] = []
 
     async def record(
         self,
@@ -35,22 +37,26 @@ class AuditTrail:
         """Record one write; a failure to record is logged, never raised."""
         log.info("write.audited", principal=principal, core=ref.core, control=str(ref),
                  outcome=outcome)  # fmt: skip
-        if self.journal is None:
-            self._recent.append(
-                JournalEntry(
-                    id=len(self._recent) + 1,
-                    at=self._clock(),
-                    kind="write",
-                    ref=ref,
-                    before=before.value if before else None,
-                    before_string=before.string if before else None,
-                    after=after.value if after else None,
-                    after_string=after.string if after else None,
-                    principal=principal,
-                    outcome=outcome,
-                    error=error,
-                )
+        entry = None
+        if self.journal is None or self.listeners:
+            entry = JournalEntry(
+                id=len(self._recent) + 1,
+                at=self._clock(),
+                kind="write",
+                ref=ref,
+                before=before.value if before else None,
+                before_string=before.string if before else None,
+                after=after.value if after else None,
+                after_string=after.string if after else None,
+                principal=principal,
+                outcome=outcome,
+                error=error,
             )
+            for listener in self.listeners:  # queue offers: never block, never raise
+                listener(entry)
+        if self.journal is None:
+            assert entry is not None
+            self._recent.append(entry)
             return
         try:
             await self.journal.record_write(

@@ -11,13 +11,13 @@ from __future__ import annotations
 import collections
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Literal
 
 import attrs
 import structlog
 import trio
 
-from qsysd.api._mixer import MixerTarget, channel_count, mixer_calls, mixer_controls, parse_channels
+from qsysd.api._mixer import channel_count, mixer_controls, parse_channels
 from qsysd.api._reads import QsysReads
 from qsysd.api._results import (
     ControlChange,
@@ -29,6 +29,7 @@ from qsysd.api._results import (
     describe_error,
     string_of,
 )
+from qsysd.core import ControlWrite, MixerTarget, mixer_method
 from qsysd.errors import (
     CoreError,
     PolicyViolation,
@@ -60,7 +61,7 @@ class QsysApi(QsysReads):
     ) -> SetOutcome:
         """Write controls; per-control results with the Core's own strings."""
         core_name = self.core(core)
-        self.policy.check_writable("writing controls")
+        self._policy.check_writable("writing controls")
         for i, change in enumerate(changes):
             _check_ramp(change.ramp, f"changes[{i}].ramp")
         results: dict[int, ControlResult] = {}
@@ -72,10 +73,10 @@ class QsysApi(QsysReads):
             try:
                 ref = self.resolve(core_name, change.control)
                 refs[i] = ref
-                reading = self.store.read(ref)
+                reading = self._store.read(ref)
                 befores[i] = reading.value
                 write = _proposed(ref, reading, change)
-                target = self.policy.check_write(write, confirm=confirm)
+                target = self._policy.check_write(write, confirm=confirm)
                 checked[i] = (write, target)
             except PolicyViolation as exc:
                 results[i] = ControlResult(
@@ -85,7 +86,7 @@ class QsysApi(QsysReads):
             except QsysdError as exc:
                 results[i] = ControlResult(change.control, ok=False, error=str(exc))
                 continue
-            if target is not None and change.value is None and self.policy.constrains(write):
+            if target is not None and change.value is None and self._policy.constrains(write):
                 # Send the very number the limits were checked against, not a position or a
                 # string the Core might read otherwise (a gain's taper, "1_0dB").
                 change = attrs.evolve(change, value=target, position=None, string=None)
@@ -106,11 +107,11 @@ class QsysApi(QsysReads):
             await self._send_sets(core_name, planned, results)
             for i, (write, target) in checked.items():
                 if results[i].ok:
-                    self.policy.record_write(write, target)
+                    self._policy.record_write(write, target)
         ordered = tuple(results[i] for i in range(len(changes)))
         for i, result in enumerate(ordered):
             ref = refs.get(i, ControlRef(core_name, None, changes[i].control))
-            after = self.store.read(ref).value if result.ok and not dry_run else None
+            after = self._store.read(ref).value if result.ok and not dry_run else None
             outcome = (
                 "dry_run"
                 if dry_run
@@ -129,10 +130,10 @@ class QsysApi(QsysReads):
             groups[item[1].component].append(item)
 
         async def component_set(component: str, items: list[_Planned]) -> None:
-            entries = [_set_entry(change) | {"Name": ref.name} for _, ref, change, _ in items]
-            params = {"Name": component, "Controls": entries, "ResponseValues": True}
+            writes = [_control_write(ref, change) for _, ref, change, _ in items]
+            kinds = self._kinds(ref for _, ref, _, _ in items)
             try:
-                reply = await self._link(core).request("Component.Set", params)
+                values = await self._link(core).set_component(component, writes, kinds=kinds)
             except UnknownControl as exc:
                 if len(items) > 1:  # isolate the unknown one: retry each control alone
                     for item in items:
@@ -143,20 +144,18 @@ class QsysApi(QsysReads):
             except Exception as exc:
                 _fail_all(results, items, exc, core)
                 return
-            values = self._values(core, component, reply, [ref for _, ref, _, _ in items])
-            self.store.apply(values)
+            self._store.apply(values)
             await self._settle(core, items, values, results)
 
         async def named_set(item: _Planned) -> None:
             _, ref, change, _ = item
-            params = _set_entry(change) | {"Name": ref.name}
             try:
-                reply = await self._link(core).request("Control.Set", params)
+                link = self._link(core)
+                values = await link.set_named(_control_write(ref, change), kinds=self._kinds([ref]))
             except Exception as exc:
                 _fail_all(results, [item], exc, core)
                 return
-            values = self._values(core, None, reply, [ref])
-            self.store.apply(values)
+            self._store.apply(values)
             await self._settle(core, [item], values, results)
 
         async with trio.open_nursery() as nursery:
@@ -181,7 +180,7 @@ class QsysApi(QsysReads):
             failures = await self._refresh(missing)
             for ref in missing:
                 if ref not in failures:
-                    reading = self.store.read(ref)
+                    reading = self._store.read(ref)
                     if reading.value is not None:
                         by_ref[ref] = reading.value
         for i, ref, change, reading in items:
@@ -231,8 +230,8 @@ class QsysApi(QsysReads):
         # Journaled as the bank's own trigger control for that snapshot ("load.3").
         ref = ControlRef(core_name, bank, f"{operation}.{number}")
         try:
-            self.policy.check_writable(f"{operation}ing a snapshot")
-            info = self.store.component(core_name, bank)
+            self._policy.check_writable(f"{operation}ing a snapshot")
+            info = self._store.component(core_name, bank)
             if "snapshot" not in info.type.lower():
                 raise ToolInputError(
                     f"{bank!r} is a {info.type} component, not a snapshot bank; find banks with "
@@ -242,19 +241,20 @@ class QsysApi(QsysReads):
                 raise ToolInputError(f"snapshot number must be 1 or more, got {number}")
             _check_ramp(ramp, "ramp")
             # "Scenes.*" or "Scenes.load.2" protects a bank's snapshots like its controls.
-            self.policy.check_not_protected(str(ref), core_name)
+            self._policy.check_not_protected(str(ref), core_name)
             if dry_run:
                 message = f"would {operation} snapshot {number} of {bank}"
             else:
-                params: dict[str, Any] = {"Name": bank, "Bank": number}
+                link = self._link(core_name)
                 if operation == "load":
-                    params["Ramp"] = ramp
+                    reply = await link.load_snapshot(bank, number, ramp=ramp)
+                else:
+                    reply = await link.save_snapshot(bank, number)
                 method = "Snapshot.Load" if operation == "load" else "Snapshot.Save"
-                reply = await self._link(core_name).request(method, params)
                 message = (
                     f"the Core acknowledged {method} of snapshot {number} on {bank}"
                     + (f" (ramping over {ramp:g} s)" if ramp else "")
-                    + ("" if reply is True else f"; it answered {reply!r}")
+                    + ("" if reply is None else f"; it answered {reply}")
                 )
         except QsysdError as exc:
             await self._audit.record(ref, principal, None, None, _outcome(exc), str(exc))
@@ -279,12 +279,12 @@ class QsysApi(QsysReads):
     ) -> MixerOutcome:
         """Set gain and/or mute of a mixer's crosspoints, inputs or outputs (channel strings)."""
         core_name = self.core(core)
-        self.policy.check_writable("writing a mixer")
+        self._policy.check_writable("writing a mixer")
         if gain is None and mute is None:
             raise ToolInputError("give gain, mute or both")
         _check_ramp(ramp, "ramp")
-        info = self.store.component(core_name, mixer)
-        names = {r.info.ref.name for r in self.store.controls(core_name, mixer)}
+        info = self._store.component(core_name, mixer)
+        names = {r.info.ref.name for r in self._store.controls(core_name, mixer)}
         n_in = channel_count(names, r"input\.(\d+)\.gain")
         n_out = channel_count(names, r"output\.(\d+)\.gain")
         if not n_in and not n_out:
@@ -295,24 +295,27 @@ class QsysApi(QsysReads):
         ins = parse_channels(inputs, n_in, "inputs") if target in ("crosspoint", "input") else []
         outs = parse_channels(outputs, n_out, "outputs") if target != "input" else []
         controls = mixer_controls(target, ins, outs)
-        calls = mixer_calls(
-            mixer, target, inputs=inputs, outputs=outputs, gain=gain, mute=mute, ramp=ramp
-        )
         # The policy sees every control the channel strings expand to; one refusal refuses
         # the whole call, since one Mixer method sets them all.
         per_call: list[list[tuple[ControlRef, ControlReading, Scalar]]] = []
+        calls: list[tuple[Literal["gain", "mute"], float | bool]] = []
         checked: dict[ControlRef, tuple[ProposedWrite, float | None]] = {}
-        for suffix, value in (("gain", gain), ("mute", mute)):
+        wanted: tuple[tuple[Literal["gain", "mute"], float | bool | None], ...] = (
+            ("gain", gain),
+            ("mute", mute),
+        )
+        for suffix, value in wanted:
             if value is None:
                 continue
+            calls.append((suffix, value))
             affected: list[tuple[ControlRef, ControlReading, Scalar]] = []
             for ctl in controls[suffix]:
                 ref = ControlRef(core=core_name, component=mixer, name=ctl)
-                reading = self.store.read(ref)
+                reading = self._store.read(ref)
                 change = ControlChange(str(ref), value=value, ramp=ramp)
                 write = _proposed(ref, reading, change)
                 try:
-                    checked[ref] = (write, self.policy.check_write(write, confirm=confirm))
+                    checked[ref] = (write, self._policy.check_write(write, confirm=confirm))
                 except PolicyViolation as exc:
                     await self._audit.record(
                         ref, principal, reading.value, None, "refused", str(exc)
@@ -320,7 +323,7 @@ class QsysApi(QsysReads):
                     raise
                 affected.append((ref, reading, value))
             per_call.append(affected)
-        methods = tuple(c[0] for c in calls)
+        methods = tuple(mixer_method(target, what) for what, _ in calls)
         if dry_run:
             results = tuple(
                 ControlResult(str(ref), ok=True, before=string_of(reading), value=value)
@@ -333,9 +336,11 @@ class QsysApi(QsysReads):
             return MixerOutcome(core_name, mixer, methods, True, results)
         out: dict[ControlRef, ControlResult] = {}
         sent: list[tuple[ControlRef, ControlReading, Scalar]] = []
-        for (method, params), affected in zip(calls, per_call, strict=True):
+        for (what, value), affected in zip(calls, per_call, strict=True):
             try:
-                await self._link(core_name).request(method, params)
+                await self._link(core_name).mixer_set(
+                    mixer, target, what, value, inputs=inputs, outputs=outputs, ramp=ramp
+                )
             except Exception as exc:  # per method: the other one may still be applied
                 if not isinstance(exc, QsysdError):
                     log.error("api.unexpected_error", error=repr(exc))
@@ -357,8 +362,8 @@ class QsysApi(QsysReads):
         # The Mixer methods answer `true`: read the affected controls back for the Core's strings.
         failures = await self._refresh([ref for ref, _, _ in sent])
         for ref, reading, _ in sent:
-            self.policy.record_write(*checked[ref])
-            now = self.store.read(ref).value
+            self._policy.record_write(*checked[ref])
+            now = self._store.read(ref).value
             out[ref] = _acknowledged(ref, reading, now, failures.get(ref))
             await self._audit.record(ref, principal, reading.value, now, "ok", None)
         ordered = tuple(out[ref] for affected in per_call for ref, _, _ in affected)
@@ -450,14 +455,11 @@ def _refuse_duplicates(changes: Sequence[ControlChange], refs: Mapping[int, Cont
         first[ref] = i
 
 
-def _set_entry(change: ControlChange) -> dict[str, Any]:
-    entry: dict[str, Any]
-    if change.position is not None:
-        entry = {"Position": change.position}
-    elif change.string is not None:
-        entry = {"String": change.string}
-    else:
-        entry = {"Value": change.value}
-    if change.ramp:
-        entry["Ramp"] = change.ramp
-    return entry
+def _control_write(ref: ControlRef, change: ControlChange) -> ControlWrite:
+    return ControlWrite(
+        ref.name,
+        value=change.value,
+        string=change.string,
+        position=change.position,
+        ramp=change.ramp or None,
+    )

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
 
-from qsysd import qrc
+from qsysd.core import ChannelStringError, MixerTarget, parse_channels as parse_channel_string
 from qsysd.errors import ToolInputError
-
-MixerTarget = Literal["crosspoint", "input", "output"]
 
 
 def parse_channels(spec: str | None, count: int, what: str) -> list[int]:
@@ -17,8 +14,8 @@ def parse_channels(spec: str | None, count: int, what: str) -> list[int]:
     if spec is None or not spec.strip():
         raise ToolInputError(f"{what}: give a channel string such as '1', '1-4' or '*'")
     try:
-        chosen = qrc.parse_channels(spec, count)
-    except qrc.ChannelStringError as exc:
+        chosen = parse_channel_string(spec, count)
+    except ChannelStringError as exc:
         raise ToolInputError(f"{what} {spec!r}: {exc}") from None
     if not chosen:
         raise ToolInputError(f"{what}: {spec!r} selects no channel")
@@ -42,29 +39,3 @@ def mixer_controls(
     else:
         bases = [f"output.{o}" for o in outs]
     return {"gain": [f"{b}.gain" for b in bases], "mute": [f"{b}.mute" for b in bases]}
-
-
-def mixer_calls(
-    mixer: str,
-    target: MixerTarget,
-    *,
-    inputs: str | None,
-    outputs: str | None,
-    gain: float | None,
-    mute: bool | None,
-    ramp: float | None,
-) -> list[tuple[str, dict[str, Any]]]:
-    """The Mixer.Set* requests (method, params) that set ``gain`` and/or ``mute``."""
-    calls: list[tuple[str, dict[str, Any]]] = []
-    base: dict[str, Any] = {"Name": mixer}
-    if target in ("crosspoint", "input"):
-        base["Inputs"] = inputs
-    if target in ("crosspoint", "output"):
-        base["Outputs"] = outputs
-    kind = {"crosspoint": "CrossPoint", "input": "Input", "output": "Output"}[target]
-    if gain is not None:
-        params = base | {"Value": gain} | ({"Ramp": ramp} if ramp else {})
-        calls.append((f"Mixer.Set{kind}Gain", params))
-    if mute is not None:
-        calls.append((f"Mixer.Set{kind}Mute", base | {"Value": mute}))
-    return calls

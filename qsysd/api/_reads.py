@@ -6,7 +6,7 @@ import collections
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 import trio
 
@@ -14,10 +14,11 @@ from qsysd.api._audit import AuditTrail
 from qsysd.api._results import ComponentPage, Match, ReadResult, Summary, describe_error
 from qsysd.api._search import SearchIndex, close_names, name_matches
 from qsysd.api._summary import summarize
-from qsysd.core import values_from_reply
+from qsysd.core import ControlWrite, MixerTarget
 from qsysd.errors import CoreUnavailable, LookupFailed, QsysdError, ToolInputError
 from qsysd.policy import Policy
 from qsysd.state import (
+    ChangeListener,
     ComponentInfo,
     ControlReading,
     ControlRef,
@@ -26,24 +27,52 @@ from qsysd.state import (
     Journal,
     JournalEntry,
     StateStore,
+    Watcher,
 )
 
 
 class CoreLinkLike(Protocol):
-    """What the facade needs of a :class:`qsysd.core.CoreLink`."""
+    """What the facade needs of a :class:`qsysd.core.CoreLink`: its typed commands.
+
+    A :class:`qsysd.core.CoreCommands` subclass that implements ``request`` has them all.
+    """
 
     @property
     def name(self) -> str: ...
 
-    async def request(
-        self,
-        method: str,
-        params: Any,
-        *,
-        timeout: float | None = None,  # noqa: ASYNC109 -- CoreLink's per-request deadline
-    ) -> Any: ...
-
     def status(self) -> CoreStatus: ...
+
+    async def get_component(
+        self, component: str, names: Sequence[str], *, kinds: Mapping[ControlRef, str]
+    ) -> list[ControlValue]: ...
+
+    async def get_named(
+        self, names: Sequence[str], *, kinds: Mapping[ControlRef, str]
+    ) -> list[ControlValue]: ...
+
+    async def set_component(
+        self, component: str, writes: Sequence[ControlWrite], *, kinds: Mapping[ControlRef, str]
+    ) -> list[ControlValue]: ...
+
+    async def set_named(
+        self, write: ControlWrite, *, kinds: Mapping[ControlRef, str]
+    ) -> list[ControlValue]: ...
+
+    async def load_snapshot(self, bank: str, number: int, *, ramp: float = 0.0) -> str | None: ...
+
+    async def save_snapshot(self, bank: str, number: int) -> str | None: ...
+
+    async def mixer_set(
+        self,
+        mixer: str,
+        target: MixerTarget,
+        what: Literal["gain", "mute"],
+        value: float | bool,
+        *,
+        inputs: str | None = None,
+        outputs: str | None = None,
+        ramp: float | None = None,
+    ) -> str: ...
 
 
 class QsysReads:
@@ -59,10 +88,10 @@ class QsysReads:
         clock: Callable[[], float] = time.time,
         audit_size: int = 1000,
     ) -> None:
-        self.links = dict(links)
-        self.store = store
-        self.policy = policy or Policy()
-        self.journal = journal
+        self._links = dict(links)
+        self._store = store
+        self._policy = policy or Policy()
+        self._journal = journal
         self._clock = clock
         self._audit = AuditTrail(journal, clock, audit_size)
         self._index = SearchIndex()
@@ -74,8 +103,8 @@ class QsysReads:
     # cores ----------------------------------------------------------------------------------
 
     def core_names(self) -> list[str]:
-        names = list(self.links)
-        names += [c for c in self.store.cores() if c not in self.links]
+        names = list(self._links)
+        names += [c for c in self._store.cores() if c not in self._links]
         return names
 
     def core(self, core: str | None) -> str:
@@ -96,8 +125,8 @@ class QsysReads:
     def statuses(self) -> list[CoreStatus]:
         out = []
         for name in self.core_names():
-            link = self.links.get(name)
-            status = link.status() if link is not None else self.store.core_status(name)
+            link = self._links.get(name)
+            status = link.status() if link is not None else self._store.core_status(name)
             if status is not None:
                 out.append(status)
         return out
@@ -107,7 +136,7 @@ class QsysReads:
         return [self.core(core)] if core is not None else self.core_names()
 
     def _link(self, core: str) -> CoreLinkLike:
-        link = self.links.get(core)
+        link = self._links.get(core)
         if link is None:
             raise CoreUnavailable(f'Core "{core}" has no connection in this daemon')
         return link
@@ -125,17 +154,21 @@ class QsysReads:
     ) -> ComponentPage:
         """Components of a Core, optionally filtered by name (substring or glob) and type."""
         name = self.core(core)
-        found = self.store.components(name)
+        found = self._store.components(name)
         if filter:
             found = [c for c in found if name_matches(c.name, filter)]
         if type:
             found = [c for c in found if c.type.lower() == type.lower()]
         page = found[offset : offset + limit]
-        counts = tuple(len(self.store.controls(name, c.name)) for c in page)
+        counts = tuple(len(self._store.controls(name, c.name)) for c in page)
         return ComponentPage(name, len(found), offset, tuple(page), counts)
 
+    def all_components(self, core: str | None = None) -> list[ComponentInfo]:
+        """Every component of a Core, in discovery order."""
+        return self._store.components(self.core(core))
+
     def component(self, core: str | None, component: str) -> ComponentInfo:
-        return self.store.component(self.core(core), component)
+        return self._store.component(self.core(core), component)
 
     def controls(
         self, core: str | None, component: str | None, *, filter: str | None = None
@@ -143,8 +176,8 @@ class QsysReads:
         """A component's controls with their values (``component=None``: named controls)."""
         name = self.core(core)
         if component is not None:
-            self.store.component(name, component)  # raises LookupFailed with suggestions
-        readings = self.store.controls(name, component)
+            self._store.component(name, component)  # raises LookupFailed with suggestions
+        readings = self._store.controls(name, component)
         if filter:
             readings = [r for r in readings if name_matches(r.info.ref.name, filter)]
         return readings
@@ -153,7 +186,7 @@ class QsysReads:
         """The ref of ``"Component.control"``, a named control, or a configured alias."""
         name = self.core(core)
         text = control.strip()
-        alias = self.policy.alias(text)
+        alias = self._policy.alias(text)
         if alias is not None:
             text = alias
         if ":" in text and text.split(":", 1)[0] in self.core_names():
@@ -161,18 +194,18 @@ class QsysReads:
             if core is not None and prefix != name:
                 raise ToolInputError(f"{control!r} names Core {prefix!r}, not {name!r}")
             name = prefix
-        components = {c.name for c in self.store.components(name)}
+        components = {c.name for c in self._store.components(name)}
         # Control names contain dots ("input.1.gain"); component names may too: try each split.
         parts = text.split(".")
         for i in range(1, len(parts)):
             comp, ctl = ".".join(parts[:i]), ".".join(parts[i:])
             if comp in components:
                 ref = ControlRef(core=name, component=comp, name=ctl)
-                self.store.read(ref)  # raises LookupFailed with close control names
+                self._store.read(ref)  # raises LookupFailed with close control names
                 return ref
         named = ControlRef(core=name, component=None, name=text)
         try:
-            self.store.read(named)
+            self._store.read(named)
         except LookupFailed:
             pass
         else:
@@ -218,7 +251,7 @@ class QsysReads:
                     )
                 )
                 continue
-            reading = self.store.read(ref)
+            reading = self._store.read(ref)
             value = reading.value
             out.append(
                 ReadResult(
@@ -244,12 +277,13 @@ class QsysReads:
         async def one(core: str, component: str | None, group: list[ControlRef]) -> None:
             try:
                 link = self._link(core)
+                names = [r.name for r in group]
+                kinds = self._kinds(group)
                 if component is None:
-                    reply = await link.request("Control.Get", [r.name for r in group])
+                    values = await link.get_named(names, kinds=kinds)
                 else:
-                    params = {"Name": component, "Controls": [{"Name": r.name} for r in group]}
-                    reply = await link.request("Component.Get", params)
-                self.store.apply(self._values(core, component, reply, group))
+                    values = await link.get_component(component, names, kinds=kinds)
+                self._store.apply(values)
             except Exception as exc:  # every failure becomes a per-control error
                 for ref in group:
                     failures[ref] = describe_error(exc, core=core)
@@ -259,15 +293,39 @@ class QsysReads:
                 nursery.start_soon(one, core, component, group)
         return failures
 
-    def _values(
-        self, core: str, component: str | None, reply: Any, refs: Iterable[ControlRef]
-    ) -> list[ControlValue]:
-        """The values in a Get/Set reply, typed by what the store knows of each control."""
+    def _kinds(self, refs: Iterable[ControlRef]) -> dict[ControlRef, str]:
+        """What the store knows of each control's type, to type the Core's answers."""
         kinds = {}
         for ref in refs:
             with contextlib.suppress(LookupFailed):
-                kinds[ref] = self.store.read(ref).info.type
-        return values_from_reply(core, reply, component=component, kinds=kinds)
+                kinds[ref] = self._store.read(ref).info.type
+        return kinds
+
+    # changes ---------------------------------------------------------------------------------
+
+    def watch(self, refs: Iterable[ControlRef] | None = None) -> Watcher:
+        """Changes to ``refs`` (None: every control), as batches of the latest values.
+
+        Use it as ``async with api.watch([ref]) as watcher: async for batch in watcher``.
+        """
+        return self._store.watch(refs)
+
+    def on_change(self, listener: ChangeListener) -> Callable[[], None]:
+        """Call ``listener(value, before, at)`` synchronously on every change; returns a remover.
+
+        For the daemon's plugin observers: a listener must only queue, never block or raise.
+        """
+        return self._store.add_listener(listener)
+
+    def on_write(self, listener: Callable[[JournalEntry], None]) -> Callable[[], None]:
+        """Call ``listener(entry)`` synchronously with every audited write; returns a remover."""
+        self._audit.listeners.append(listener)
+        return lambda: self._audit.listeners.remove(listener)
+
+    @property
+    def has_journal(self) -> bool:
+        """Whether value changes are recorded (writes are always audited)."""
+        return self._journal is not None
 
     # history, search and summary -------------------------------------------------------------
 
@@ -294,7 +352,7 @@ class QsysReads:
         name = self.core(core) if wanted else None
         ref = self.resolve(name, control) if control is not None else None
         if component is not None:
-            component = self.store.component(self.core(name), component).name
+            component = self._store.component(self.core(name), component).name
         return await self._audit.query(
             kind=kind,
             core=name,
@@ -309,9 +367,9 @@ class QsysReads:
 
     def find_controls(self, query: str, *, core: str | None = None, limit: int = 10) -> list[Match]:
         """Controls ranked by how well their names, types and aliases match ``query``."""
-        aliases = {key: target for key, target in self.policy.config.aliases.items() if target}
-        return self._index.find(self.store, self._cores(core), query, aliases=aliases, limit=limit)
+        aliases = {key: target for key, target in self._policy.config.aliases.items() if target}
+        return self._index.find(self._store, self._cores(core), query, aliases=aliases, limit=limit)
 
     def summary(self, core: str | None = None, *, max_zones: int = 40) -> Summary:
         """Cores, and every zone (a component with a gain and a mute) with its level."""
-        return summarize(self.store, self._cores(core), self.statuses(), max_zones=max_zones)
+        return summarize(self._store, self._cores(core), self.statuses(), max_zones=max_zones)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
@@ -134,9 +134,11 @@ class PolicyConfig:
 
 @attrs.frozen
 class PluginsConfig:
-    """Where third-party tool plugins come from besides installed entry points."""
+    """Where third-party plugins come from besides installed entry points, and their settings."""
 
     dirs: list[str] = attrs.Factory(list)
+    #: ``[plugins.config.NAME]``: each plugin's own table, validated by the schema it declares.
+    config: dict[str, dict[str, Any]] = attrs.Factory(dict)
 
 
 @attrs.frozen

@@ -2,6 +2,14 @@
 
 from qsysd.core._backoff import Backoff as Backoff
 from qsysd.core._breaker import BreakerState as BreakerState, CircuitBreaker as CircuitBreaker
+from qsysd.core._commands import (
+    ChannelStringError as ChannelStringError,
+    ControlWrite as ControlWrite,
+    CoreCommands as CoreCommands,
+    MixerTarget as MixerTarget,
+    mixer_method as mixer_method,
+    parse_channels as parse_channels,
+)
 from qsysd.core._discovery import (
     Discovery as Discovery,
     Requester as Requester,
@@ -33,11 +41,15 @@ __all__ = [
     "LATENCY_BUCKETS",
     "Backoff",
     "BreakerState",
+    "ChannelStringError",
     "CircuitBreaker",
+    "ControlWrite",
+    "CoreCommands",
     "CoreLink",
     "CoreLinkStatistics",
     "Discovery",
     "EngineStatus",
+    "MixerTarget",
     "RequestCounters",
     "Requester",
     "Subscription",
@@ -48,7 +60,9 @@ __all__ = [
     "controls_from_reply",
     "discover",
     "engine_status_from_wire",
+    "mixer_method",
     "normalize_value",
+    "parse_channels",
     "poll_from_wire",
     "values_from_reply",
 ]

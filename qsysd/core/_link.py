@@ -16,6 +16,7 @@ import trio
 from qsysd.config import CoreConfig
 from qsysd.core._backoff import Backoff
 from qsysd.core._breaker import CircuitBreaker
+from qsysd.core._commands import CoreCommands
 from qsysd.core._endpoint import ConnectSettings, Endpoint
 from qsysd.core._redundancy import CorePair
 from qsysd.core._session import Session, SessionSettings
@@ -42,7 +43,7 @@ def _clock_text(unix: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(unix))
 
 
-class CoreLink:
+class CoreLink(CoreCommands):
     """Keeps one Core (and its redundant backup) connected, discovered and subscribed.
 
     :meth:`run` supervises until :meth:`stop` or cancellation: connect -> logon -> StatusGet ->

@@ -3,6 +3,11 @@
 For tests, the demo, benchmarks and plugin authors. See docs/emulator.md.
 """
 
+from qsysd.emulator._capture import (
+    add_capture_arguments as add_capture_arguments,
+    capture_design as capture_design,
+    capture_from_args as capture_from_args,
+)
 from qsysd.emulator._cli import (
     add_cli_arguments as add_cli_arguments,
     main_from_args as main_from_args,
@@ -52,7 +57,10 @@ __all__ = [
     "Session",
     "SnapshotBankSpec",
     "SnapshotMember",
+    "add_capture_arguments",
     "add_cli_arguments",
+    "capture_design",
+    "capture_from_args",
     "demo_design",
     "design_from_dict",
     "design_to_dict",

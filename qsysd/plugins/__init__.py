@@ -4,7 +4,11 @@ A plugin is a module (or object) with functions marked ``@hookimpl``, found thro
 ``qsysd`` entry point group, a plugin folder, or passed directly. See docs/plugins.md.
 """
 
+from qsysd.plugins._context import ToolContext as ToolContext
 from qsysd.plugins._hookspecs import (
+    ChangeObserver as ChangeObserver,
+    StartupTask as StartupTask,
+    WriteObserver as WriteObserver,
     hookimpl as hookimpl,
     hookspec as hookspec,
 )
@@ -16,6 +20,12 @@ from qsysd.plugins._registry import (
     PluginLoadError as PluginLoadError,
     Registry as Registry,
 )
+from qsysd.plugins._runtime import (
+    ObserverStatistics as ObserverStatistics,
+    PluginRuntime as PluginRuntime,
+    running_plugins as running_plugins,
+)
+from qsysd.plugins._scaffold import new_plugin as new_plugin
 from qsysd.plugins._schema import (
     NOT_BLANK as NOT_BLANK,
     SchemaError as SchemaError,
@@ -29,10 +39,12 @@ from qsysd.plugins._tool import (
     PERMISSIONS as PERMISSIONS,
     Permission as Permission,
     PermissionDenied as PermissionDenied,
+    PluginContext as PluginContext,
     Prompt as Prompt,
     PromptArgument as PromptArgument,
+    Resource as Resource,
     Tool as Tool,
-    ToolContext as ToolContext,
+    ValueChange as ValueChange,
 )
 
 __all__ = [
@@ -40,21 +52,31 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "NOT_BLANK",
     "PERMISSIONS",
+    "ChangeObserver",
+    "ObserverStatistics",
     "Permission",
     "PermissionDenied",
+    "PluginContext",
     "PluginInfo",
     "PluginLoadError",
+    "PluginRuntime",
     "Prompt",
     "PromptArgument",
     "Registry",
+    "Resource",
     "SchemaError",
+    "StartupTask",
     "Tool",
     "ToolContext",
+    "ValueChange",
+    "WriteObserver",
     "doc",
     "hookimpl",
     "hookspec",
     "json_schema",
+    "new_plugin",
     "print_plugins",
+    "running_plugins",
     "structure_arguments",
     "unstructure_output",
     "validate_arguments",

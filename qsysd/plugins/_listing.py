@@ -32,6 +32,8 @@ def print_plugins(
                 out.write(f"  tools: {', '.join(p['tools'])}\n")
             if p["prompts"]:
                 out.write(f"  prompts: {', '.join(p['prompts'])}\n")
+            if p["resources"]:
+                out.write(f"  resources: {', '.join(p['resources'])}\n")
         for e in errors:
             out.write(f"FAILED {e['plugin']} ({e['stage']}): {e['error']}\n")
     return 1 if errors else 0

@@ -4,43 +4,58 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import attrs
 
 from qsysd.errors import PermissionDenied as PermissionDenied
+from qsysd.plugins._context import ToolContext
 from qsysd.plugins._schema import (
     json_schema,
     structure_arguments,
     unstructure_output,
     validate_arguments,
 )
-
-if TYPE_CHECKING:
-    from qsysd.api import QsysApi
+from qsysd.state import ControlValue
 
 __all__ = [
     "PERMISSIONS",
     "Permission",
     "PermissionDenied",
+    "PluginContext",
     "Prompt",
     "PromptArgument",
+    "Resource",
     "Tool",
-    "ToolContext",
+    "ValueChange",
 ]
 
 Permission = Literal["read", "write", "admin"]
 PERMISSIONS: tuple[Permission, ...] = ("read", "write", "admin")
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_URI = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$")
 
 
 @attrs.frozen
-class ToolContext:
-    """What a tool receives besides its arguments: the facade and who is calling."""
+class PluginContext:
+    """What a hook receives as ``context``: the plugin's name and its validated configuration.
 
-    api: QsysApi
-    principal: str
+    ``config`` is an instance of the class the plugin's ``qsysd_plugin_config`` returns, built
+    from ``[plugins.config.NAME]``, or None when the plugin declares no configuration.
+    """
+
+    name: str
+    config: Any = None
+
+
+@attrs.frozen
+class ValueChange:
+    """One control's new value, what it was before (None: first seen), and when (UNIX time)."""
+
+    current: ControlValue
+    previous: ControlValue | None
+    at: float
 
 
 @attrs.frozen
@@ -127,3 +142,26 @@ class Prompt:
     def __attrs_post_init__(self) -> None:
         if not _NAME.match(self.name):
             raise ValueError(f"prompt name {self.name!r} must match {_NAME.pattern}")
+
+
+@attrs.frozen
+class Resource:
+    """An MCP resource: ``await read(ctx)`` gives its JSON data (or text, for other types).
+
+    ``uri`` needs its own scheme (``scenes://list``): ``qsys://`` is qsysd's own.
+    """
+
+    uri: str
+    name: str
+    description: str
+    read: Callable[[ToolContext], Awaitable[Any]]
+    mime_type: str = "application/json"
+    title: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not _URI.match(self.uri):
+            raise ValueError(f"resource URI {self.uri!r} must look like scheme://path")
+        if self.uri.startswith("qsys://"):
+            raise ValueError(f"resource URI {self.uri!r}: the qsys:// scheme is qsysd's own")
+        if not self.description.strip():
+            raise ValueError(f"resource {self.uri!r} needs a description")

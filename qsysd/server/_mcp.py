@@ -86,7 +86,11 @@ class QsysMcp:
         self._principal = principal
         self.page_size = page_size
         self.resources = LiveResources(
-            calls.api, page_size=page_size, status_interval=status_interval
+            calls.api,
+            page_size=page_size,
+            status_interval=status_interval,
+            registry=calls.registry,
+            principal=lambda ctx: self.principal(ctx).name,
         )
 
     def principal(self, ctx: ServerRequestContext[Any, Any]) -> Principal:

@@ -8,7 +8,7 @@ watcher.
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 import attrs
@@ -22,6 +22,7 @@ from mcp.shared.exceptions import MCPError
 
 from qsysd.api import QsysApi
 from qsysd.errors import LookupFailed, QsysdError
+from qsysd.plugins import Registry, Resource, ToolContext
 from qsysd.server._common import page, to_json
 from qsysd.state import CoreStatus
 from qsysd.tools import control_out
@@ -49,8 +50,18 @@ def _quote(text: str) -> str:
 class LiveResources:
     """The resource handlers and the subscribers of both eras behind one MCP ``Server``."""
 
-    def __init__(self, api: QsysApi, *, page_size: int = 100, status_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        api: QsysApi,
+        *,
+        page_size: int = 100,
+        status_interval: float = 1.0,
+        registry: Registry | None = None,
+        principal: Callable[[ServerRequestContext[Any, Any]], str] | None = None,
+    ) -> None:
         self.api = api
+        self.registry = registry
+        self._principal = principal
         self.page_size = page_size
         self.status_interval = status_interval
         self.bus = InMemorySubscriptionBus()
@@ -83,7 +94,7 @@ class LiveResources:
                     mime_type="application/json",
                 )
             )
-            for comp in self.api.store.components(core):
+            for comp in self.api.all_components(core):
                 resources.append(
                     types.Resource(
                         uri=controls_uri(core, comp.name),
@@ -93,6 +104,16 @@ class LiveResources:
                         mime_type="application/json",
                     )
                 )
+        for r in self.registry.resources() if self.registry else ():
+            resources.append(
+                types.Resource(
+                    uri=r.uri,
+                    name=r.name,
+                    title=r.title,
+                    description=r.description,
+                    mime_type=r.mime_type,
+                )
+            )
         items, cursor = page(resources, params.cursor if params else None, self.page_size)
         return types.ListResourcesResult(resources=items, next_cursor=cursor)
 
@@ -135,7 +156,7 @@ class LiveResources:
             return {
                 "core": core,
                 "components": [
-                    {"name": c.name, "type": c.type} for c in self.api.store.components(core)
+                    {"name": c.name, "type": c.type} for c in self.api.all_components(core)
                 ],
             }
         if len(parts) == 2 and parts[1] == "named":
@@ -157,6 +178,9 @@ class LiveResources:
     async def read_resource(
         self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
+        owned = self.registry.resource(str(params.uri)) if self.registry else None
+        if owned is not None:
+            return await self._read_plugin_resource(ctx, *owned)
         try:
             data = self.read_uri(str(params.uri))
         except QsysdError as exc:
@@ -165,6 +189,31 @@ class LiveResources:
             contents=[
                 types.TextResourceContents(
                     uri=str(params.uri), mime_type="application/json", text=to_json(data)
+                )
+            ]
+        )
+
+    async def _read_plugin_resource(
+        self, ctx: ServerRequestContext[Any, Any], plugin: str, resource: Resource
+    ) -> types.ReadResourceResult:
+        principal = self._principal(ctx) if self._principal else "unknown"
+        config = self.registry.context(plugin).config if self.registry else None
+        tool_ctx = ToolContext(self.api, principal, config=config, plugin=plugin)
+        try:
+            data = await resource.read(tool_ctx)
+        except QsysdError as exc:
+            raise MCPError(types.INVALID_PARAMS, str(exc)) from None
+        except Exception as exc:  # a broken plugin resource is an error, never a crash
+            log.error("plugin.resource_failed", plugin=plugin, uri=resource.uri,
+                      error=repr(exc), exc_info=exc)  # fmt: skip
+            raise MCPError(
+                types.INTERNAL_ERROR, f"resource {resource.uri!r} of plugin {plugin!r} failed"
+            ) from None
+        text = data if isinstance(data, str) else to_json(data)
+        return types.ReadResourceResult(
+            contents=[
+                types.TextResourceContents(
+                    uri=resource.uri, mime_type=resource.mime_type, text=text
                 )
             ]
         )
@@ -215,7 +264,7 @@ class LiveResources:
         """Turn StateStore changes and Core status changes into resource notifications."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_status)
-            async with self.api.store.watch(None) as watcher:
+            async with self.api.watch(None) as watcher:
                 async for batch in watcher:
                     uris = {controls_uri(v.ref.core, v.ref.component) for v in batch}
                     await self.notify(sorted(uris))

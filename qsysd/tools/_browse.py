@@ -58,7 +58,7 @@ class FindOutput:
 
 
 async def find_controls(ctx: ToolContext, args: FindInput) -> FindOutput:
-    found = ctx.api.find_controls(args.query, core=args.core, limit=args.limit)
+    found = ctx.find_controls(args.query, core=args.core, limit=args.limit)
     return FindOutput(
         [
             MatchOut(m.control, m.core, m.type, m.component_type, m.score, m.string, m.why)
@@ -143,7 +143,7 @@ class ListComponentsOutput:
 
 
 async def list_components(ctx: ToolContext, args: ListComponentsInput) -> ListComponentsOutput:
-    page = ctx.api.components(
+    page = ctx.components(
         args.core, filter=args.filter, type=args.type, offset=args.offset, limit=args.limit
     )
     return ListComponentsOutput(
@@ -208,11 +208,11 @@ class ListControlsOutput:
 
 
 async def list_controls(ctx: ToolContext, args: ListControlsInput) -> ListControlsOutput:
-    core = ctx.api.core(args.core)
+    core = ctx.core(args.core)
     comp_type = None
     if args.component is not None:
-        comp_type = ctx.api.component(core, args.component).type
-    readings = ctx.api.controls(core, args.component, filter=args.filter)
+        comp_type = ctx.component(core, args.component).type
+    readings = ctx.controls(core, args.component, filter=args.filter)
     return ListControlsOutput(core, args.component, comp_type, [control_out(r) for r in readings])
 
 

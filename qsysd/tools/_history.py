@@ -96,11 +96,11 @@ class HistoryOutput:
 async def history(ctx: ToolContext, args: HistoryInput) -> HistoryOutput:
     since = parse_time(args.since, "since")
     if args.since_minutes is not None:
-        recent = ctx.api.now() - args.since_minutes * 60
+        recent = ctx.now() - args.since_minutes * 60
         since = recent if since is None else max(since, recent)
     until = parse_time(args.until, "until")
     # One entry more than asked for says whether another page follows.
-    rows = await ctx.api.history(
+    rows = await ctx.history(
         kind="write" if args.kind == "audit" else "change",
         core=args.core,
         control=args.control,
@@ -127,7 +127,7 @@ async def history(ctx: ToolContext, args: HistoryInput) -> HistoryOutput:
         for row in rows
     ]
     note = None
-    if ctx.api.journal is None:
+    if not ctx.has_journal:
         note = "the journal is disabled: no change history; writes are those of this process only"
     next_offset = args.offset + len(entries) if more else None
     return HistoryOutput(args.kind, entries, next_offset, note)

@@ -1,7 +1,7 @@
 """The built-in read plugin: status, summary, search, components, controls, values, history.
 
 The tools live in modules by what they read; this module is the one plugin that registers
-them, so ``QSYSD_BLOCK_PLUGINS`` and the docs keep naming ``qsysd.tools._read``.
+them, as the built-in plugin ``builtin.read`` (the name ``QSYSD_BLOCK_PLUGINS`` takes).
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ class StatusOutput:
 
 
 async def status(ctx: ToolContext, args: StatusInput) -> StatusOutput:
-    core = ctx.api.core(args.core) if args.core is not None else None
-    return StatusOutput([core_out(s) for s in ctx.api.statuses() if core is None or s.core == core])
+    core = ctx.core(args.core) if args.core is not None else None
+    return StatusOutput([core_out(s) for s in ctx.statuses() if core is None or s.core == core])
 
 
 STATUS_TOOL = Tool(
@@ -100,7 +100,7 @@ class SummaryOutput:
 
 
 async def summary(ctx: ToolContext, args: SummaryInput) -> SummaryOutput:
-    s = ctx.api.summary(args.core, max_zones=args.max_zones)
+    s = ctx.summary(args.core, max_zones=args.max_zones)
     return SummaryOutput(
         cores=[
             CoreBrief(c.core, c.connected, c.state, c.design_name, c.status_string) for c in s.cores

@@ -63,7 +63,7 @@ class GetOutput:
 
 
 async def get(ctx: ToolContext, args: GetInput) -> GetOutput:
-    results = await ctx.api.get(args.controls, core=args.core, fresh=args.fresh)
+    results = await ctx.get(args.controls, core=args.core, fresh=args.fresh)
     return GetOutput(
         [
             ValueOut(

@@ -112,9 +112,8 @@ async def set_controls(ctx: ToolContext, args: SetInput) -> SetOutput:
                 f"got {', '.join(given) or 'none'}"
             )
         changes.append(ControlChange(c.control, c.value, c.position, c.string, c.ramp))
-    outcome = await ctx.api.set(
+    outcome = await ctx.set(
         changes,
-        principal=ctx.principal,
         core=args.core,
         confirm=args.confirm,
         dry_run=args.dry_run,
@@ -178,17 +177,15 @@ class SnapshotOutput:
 
 
 async def snapshot_load(ctx: ToolContext, args: SnapshotLoadInput) -> SnapshotOutput:
-    o = await ctx.api.load_snapshot(
-        args.bank, args.number, principal=ctx.principal, core=args.core, ramp=args.ramp,
+    o = await ctx.load_snapshot(
+        args.bank, args.number, core=args.core, ramp=args.ramp,
         dry_run=args.dry_run,
     )  # fmt: skip
     return SnapshotOutput(o.core, o.bank, o.number, o.operation, o.ramp, o.dry_run, o.message)
 
 
 async def snapshot_save(ctx: ToolContext, args: SnapshotSaveInput) -> SnapshotOutput:
-    o = await ctx.api.save_snapshot(
-        args.bank, args.number, principal=ctx.principal, core=args.core, dry_run=args.dry_run
-    )
+    o = await ctx.save_snapshot(args.bank, args.number, core=args.core, dry_run=args.dry_run)
     return SnapshotOutput(o.core, o.bank, o.number, o.operation, o.ramp, o.dry_run, o.message)
 
 
@@ -245,10 +242,9 @@ class MixerSetOutput:
 
 
 async def mixer_set(ctx: ToolContext, args: MixerSetInput) -> MixerSetOutput:
-    o = await ctx.api.mixer_set(
+    o = await ctx.mixer_set(
         args.mixer,
         args.target,
-        principal=ctx.principal,
         core=args.core,
         inputs=args.inputs,
         outputs=args.outputs,

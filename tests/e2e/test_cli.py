@@ -190,4 +190,4 @@ def test_plugins_loads_the_plugin_folders_of_the_configuration(tmp_path: Path) -
         result = qsysd("plugins", "--json", *args, env={"QSYSD_LOAD_PLUGINS": "", **env})
         assert result.returncode == 0, result.stderr
         sources = {p["name"]: p["source"] for p in json.loads(result.stdout)["plugins"]}
-        assert any("site_tools" in name and source == "file" for name, source in sources.items())
+        assert sources.get("site_tools") == "folder"

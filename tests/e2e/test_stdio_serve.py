@@ -207,3 +207,50 @@ async def test_serve_loads_tool_plugins_from_a_configured_folder(
             result = await client.call_tool("qsys_mute_zones", {"pattern": "Terrace"})
             assert data(result)["zones"] == ["Terrace.mute: muted"]
             assert emulator.get_value("Terrace", "mute") in (1, True)
+
+
+BROKEN_PLUGINS = {
+    "broken_import.py": "import qsysd_no_such_dependency\n",
+    "hook_typo.py": (
+        "from qsysd.plugins import hookimpl\n@hookimpl\ndef qsysd_register_tool(register): pass\n"
+    ),
+    "failing_task.py": (
+        "from qsysd.plugins import hookimpl\n"
+        "@hookimpl\ndef qsysd_startup():\n"
+        "    async def run(ctx):\n        raise RuntimeError('task bug')\n"
+        "    return run\n"
+    ),
+    "failing_observer.py": (
+        "from qsysd.plugins import hookimpl\n"
+        "@hookimpl\ndef qsysd_observe_writes():\n"
+        "    async def observe(entry):\n        raise RuntimeError('observer bug')\n"
+        "    return observe\n"
+    ),
+    "zz_clashing.py": (
+        "from qsysd_plugin_closing import *  # noqa\n"  # the example's tools, once more
+    ),
+}
+
+
+async def test_serve_keeps_running_with_broken_plugins(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    example = Path(__file__).parents[2] / "plugins" / "qsysd-example-plugin" / "src"
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "closing.py").write_text(
+        (example / "qsysd_example_plugin" / "__init__.py").read_text()
+    )
+    for name, source in BROKEN_PLUGINS.items():
+        (folder / name).write_text(source)
+    extra = f'[plugins]\ndirs = ["{folder}"]\n[plugins.config.closing]\nunused = 1\n'
+    with trio.fail_after(WAIT):
+        async with served(emulator, tmp_path, extra=extra) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            assert {"qsys_mute_zones", "qsys_set", "qsys_get"} <= names
+            result = await client.call_tool("qsys_mute_zones", {"pattern": "Terrace"})
+            assert data(result)["zones"] == ["Terrace.mute: muted"]
+            change = {"control": "Bar.gain", "value": -11.0}
+            written = data(await client.call_tool("qsys_set", {"changes": [change]}))
+            assert written["results"][0]["ok"] is True
+            assert data(await client.call_tool("qsys_status", {}))["cores"][0]["connected"]

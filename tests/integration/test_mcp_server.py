@@ -95,7 +95,7 @@ async def test_write_with_ramp_moves_the_value_on_the_emulator(
     with trio.fail_after(WAIT):
         async with tool_stack(emulator) as (server, api, _), Client(server, mode=mode) as client:
             seen: list[float] = []
-            async with api.store.watch([ref]) as watcher:
+            async with api.watch([ref]) as watcher:
                 change = {"control": "Lobby_BGM.gain", "value": -18, "ramp": 0.5}
                 result = data(await call(client, "qsys_set", {"changes": [change]}))
                 assert result["results"][0]["ok"] is True

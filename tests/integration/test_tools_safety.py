@@ -20,7 +20,7 @@ from mcp import Client
 
 from qsysd.api import CoreLinkLike
 from qsysd.config import PolicyConfig
-from qsysd.core import CoreLink
+from qsysd.core import CoreCommands, CoreLink
 from qsysd.emulator import EmulatorServer, generate_design
 from qsysd.errors import RequestTimeout, ToolInputError, describe
 from qsysd.plugins import Registry, ToolContext
@@ -30,7 +30,7 @@ StartEmulator = Callable[..., Any]
 
 
 @attrs.define
-class FailingMethod:
+class FailingMethod(CoreCommands):
     """A CoreLink whose requests of one method time out: a Core that went quiet mid-call."""
 
     link: CoreLink
@@ -40,7 +40,13 @@ class FailingMethod:
     def name(self) -> str:
         return self.link.name
 
-    async def request(self, method: str, params: Any, *, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+    async def request(
+        self,
+        method: str,
+        params: Any = None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 -- CoreLink's per-request deadline
+    ) -> Any:
         if method == self.method:
             raise RequestTimeout(f'Core "main" did not answer {method} within 1 s')
         return await self.link.request(method, params, timeout=timeout)
@@ -431,7 +437,7 @@ async def test_components_page_through_a_design_of_2000(start_emulator: StartEmu
                 seen += [c["name"] for c in page["components"]]
                 assert len(page["components"]) <= 500
                 offset = page["next_offset"]
-            assert len(seen) == len(set(seen)) == page["total"] == len(api.store.components("main"))
+            assert len(seen) == len(set(seen)) == page["total"] == len(api.all_components("main"))
             past = data(await client.call_tool("qsys_list_components", {"offset": 5000}))
             assert past["components"] == [] and past["next_offset"] is None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qsysd.api import parse_channels
-from qsysd.api._mixer import channel_count, mixer_calls, mixer_controls
+from qsysd.api._mixer import channel_count, mixer_controls
 from qsysd.errors import ToolInputError
 
 
@@ -54,24 +54,3 @@ def test_mixer_controls_of_crosspoints_are_every_input_output_pair() -> None:
         "mute": ["input.1.output.3.mute", "input.2.output.3.mute"],
     }
     assert mixer_controls("output", [], [2])["gain"] == ["output.2.gain"]
-
-
-def test_mixer_calls_send_gain_with_ramp_and_mute_without() -> None:
-    calls = mixer_calls(
-        "Mix", "crosspoint", inputs="1-2", outputs="*", gain=-6.0, mute=True, ramp=1.5
-    )
-    assert calls == [
-        (
-            "Mixer.SetCrossPointGain",
-            {"Name": "Mix", "Inputs": "1-2", "Outputs": "*", "Value": -6.0, "Ramp": 1.5},
-        ),
-        (
-            "Mixer.SetCrossPointMute",
-            {"Name": "Mix", "Inputs": "1-2", "Outputs": "*", "Value": True},
-        ),
-    ]
-
-
-def test_mixer_calls_for_inputs_name_no_outputs() -> None:
-    calls = mixer_calls("Mix", "input", inputs="3", outputs="1", gain=None, mute=False, ramp=None)
-    assert calls == [("Mixer.SetInputMute", {"Name": "Mix", "Inputs": "3", "Value": False})]

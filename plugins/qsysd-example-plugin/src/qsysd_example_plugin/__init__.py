@@ -27,11 +27,11 @@ class MuteZonesOutput:
 
 
 async def mute_zones(ctx: ToolContext, args: MuteZonesInput) -> MuteZonesOutput:
-    page = ctx.api.components(filter=args.pattern, type="gain", limit=500)
+    page = ctx.components(filter=args.pattern, type="gain", limit=500)
     changes = [ControlChange(f"{c.name}.mute", value=args.mute) for c in page.components]
     if not changes:
         return MuteZonesOutput([])
-    outcome = await ctx.api.set(changes, principal=ctx.principal, dry_run=args.dry_run)
+    outcome = await ctx.set(changes, dry_run=args.dry_run)
     return MuteZonesOutput([f"{r.control}: {r.string or r.error}" for r in outcome.results])
 
 
