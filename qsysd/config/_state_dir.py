@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from qsysd.errors import describe_os_error
+
 if TYPE_CHECKING:
     from qsysd.config._model import StateConfig
 
@@ -63,20 +65,16 @@ def state_dir_problem(directory: str) -> str | None:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         return (
-            f"state.dir: the state folder {directory!r} cannot be created "
-            f"({_reason(exc)}); set state.dir to a folder this user may write"
+            f"state.dir: the state folder {directory!r} cannot be created: "
+            f"{describe_os_error(exc)}; set state.dir to a folder this user may write"
         )
     try:
         with tempfile.NamedTemporaryFile(dir=path, prefix=".qsysd-write-check-"):
             pass
     except OSError as exc:
         return (
-            f"state.dir: the state folder {directory!r} is not writable ({_reason(exc)}); "
-            "set state.dir to a folder this user may write, or fix its permissions"
+            f"state.dir: the state folder {directory!r} is not writable: "
+            f"{describe_os_error(exc)}; set state.dir to a folder this user may write, or fix "
+            "its permissions"
         )
     return None
-
-
-def _reason(exc: OSError) -> str:
-    reason = exc.strerror or type(exc).__name__
-    return f"{reason}: {exc.filename}" if exc.filename else reason
