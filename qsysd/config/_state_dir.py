@@ -30,13 +30,13 @@ def default_state_dir(env: Mapping[str, str] | None = None, platform: str | None
     """
     env = os.environ if env is None else env
     platform = sys.platform if platform is None else platform
-    systemd = env.get("STATE_DIRECTORY", "").split(":")[0]
-    if systemd:
-        return systemd
-    if platform == "win32":
+    if platform == "win32":  # no systemd; and ':' belongs to drive letters there
         local = env.get("LOCALAPPDATA")
         base = Path(local) if local else _home(env) / "AppData" / "Local"
         return str(base / APP)
+    systemd = env.get("STATE_DIRECTORY", "").split(":")[0]  # systemd lists several with ':'
+    if systemd:
+        return systemd
     if platform == "darwin":
         return str(_home(env) / "Library" / "Application Support" / APP)
     xdg = env.get("XDG_STATE_HOME", "")
