@@ -100,9 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = config_commands.add_parser(
         "check",
         help="validate the configuration and print it, secrets redacted",
-        description="Validate the configuration (file, environment, secret files) and print "
-        "the effective configuration as JSON with every secret redacted. Exit code 2 when it "
-        "is invalid.",
+        description="Validate the configuration (file, environment, secret files; the state "
+        "folder is created if needed and must be writable) and print the effective "
+        "configuration as JSON with every secret redacted; warnings go to stderr. Exit code 2 "
+        "when it is invalid.",
     )
     _add_config_option(check)
 

@@ -17,7 +17,6 @@ written, the journal is flushed; cancellation is the last resort, after a grace 
 from __future__ import annotations
 
 import argparse
-import errno
 import functools
 import signal
 import sys
@@ -41,7 +40,7 @@ from qsysd.config import (
     uses_state_dir,
 )
 from qsysd.core import CoreLink
-from qsysd.errors import ConfigError, StartupError
+from qsysd.errors import ConfigError, StartupError, describe_os_error
 from qsysd.logs import configure_logging, get_logger
 from qsysd.plugins import Registry, running_plugins
 from qsysd.policy import Policy
@@ -101,7 +100,11 @@ class Daemon:
             if problem is not None:
                 raise StartupError(problem)
         backend = _state_backend(config.state)
-        with _starting(f"loading the last snapshot ({backend!r})"):
+        redis = config.state.backend == "redis"
+        with _starting(
+            f"loading the last snapshot ({backend!r})",
+            "check that Redis runs and state.redis_url" if redis else "",
+        ):
             snapshot = await backend.load()
         if snapshot is not None:
             self.store.restore(snapshot)
@@ -226,13 +229,13 @@ async def _watchdog(interval: float, scope: trio.CancelScope) -> None:
 
 
 @contextmanager
-def _starting(step: str) -> Iterator[None]:
+def _starting(step: str, hint: str = "") -> Iterator[None]:
     """Turn the failure of one start-up step into a :class:`StartupError` naming the step."""
     try:
         yield
     except Exception as exc:
         log.debug("daemon.start_failed", step=step, exc_info=exc)  # the traceback, for debug
-        raise StartupError(f"{step} failed: {_reason(exc)}") from exc
+        raise StartupError(f"{step} failed: {_reason(exc)}{'; ' + hint if hint else ''}") from exc
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:
@@ -248,12 +251,7 @@ def _reason(exc: BaseException) -> str:
         return "; ".join(dict.fromkeys(_reason(leaf) for leaf in leaves))
     exc = leaves[0]
     if isinstance(exc, OSError):
-        where = f" ({exc.filename})" if exc.filename else ""
-        if exc.errno == errno.EADDRINUSE:
-            return f"address already in use{where}: another process listens there"
-        if isinstance(exc, PermissionError):
-            return f"permission denied{where}"
-        return f"{exc.strerror or exc}{where}" if exc.strerror else str(exc) or type(exc).__name__
+        return describe_os_error(exc)
     if isinstance(exc, trio.TooSlowError):
         return "no answer before the deadline"
     text = str(exc)

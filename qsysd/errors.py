@@ -35,6 +35,7 @@ Messages say what happened, to what, and what the reader can do.
 
 from __future__ import annotations
 
+import errno
 import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -77,6 +78,7 @@ __all__ = [
     "UnknownControl",
     "WriteFailed",
     "describe",
+    "describe_os_error",
     "problem_type",
     "qrc_error",
 ]
@@ -263,6 +265,18 @@ def qrc_error(code: int, message: str | None = None) -> QrcError:
     if cls is None:
         return QrcError(message, code=code)
     return cls(message)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """An OS error in words, with the file it concerns: the one mapping used at start-up."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno == errno.EADDRINUSE:
+        return f"address already in use{where}: another process listens there"
+    if isinstance(exc, PermissionError):
+        return f"permission denied{where}"
+    if exc.strerror:
+        return f"{exc.strerror}{where}"
+    return str(exc) or type(exc).__name__
 
 
 class LookupFailed(QsysdError):

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from qsysd.errors import describe_os_error
+
 if TYPE_CHECKING:
     from qsysd.config._model import StateConfig
 
@@ -28,13 +30,13 @@ def default_state_dir(env: Mapping[str, str] | None = None, platform: str | None
     """
     env = os.environ if env is None else env
     platform = sys.platform if platform is None else platform
-    systemd = env.get("STATE_DIRECTORY", "").split(":")[0]
-    if systemd:
-        return systemd
-    if platform == "win32":
+    if platform == "win32":  # no systemd; and ':' belongs to drive letters there
         local = env.get("LOCALAPPDATA")
         base = Path(local) if local else _home(env) / "AppData" / "Local"
         return str(base / APP)
+    systemd = env.get("STATE_DIRECTORY", "").split(":")[0]  # systemd lists several with ':'
+    if systemd:
+        return systemd
     if platform == "darwin":
         return str(_home(env) / "Library" / "Application Support" / APP)
     xdg = env.get("XDG_STATE_HOME", "")
@@ -63,20 +65,16 @@ def state_dir_problem(directory: str) -> str | None:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         return (
-            f"state.dir: the state folder {directory!r} cannot be created "
-            f"({_reason(exc)}); set state.dir to a folder this user may write"
+            f"state.dir: the state folder {directory!r} cannot be created: "
+            f"{describe_os_error(exc)}; set state.dir to a folder this user may write"
         )
     try:
         with tempfile.NamedTemporaryFile(dir=path, prefix=".qsysd-write-check-"):
             pass
     except OSError as exc:
         return (
-            f"state.dir: the state folder {directory!r} is not writable ({_reason(exc)}); "
-            "set state.dir to a folder this user may write, or fix its permissions"
+            f"state.dir: the state folder {directory!r} is not writable: "
+            f"{describe_os_error(exc)}; set state.dir to a folder this user may write, or fix "
+            "its permissions"
         )
     return None
-
-
-def _reason(exc: OSError) -> str:
-    reason = exc.strerror or type(exc).__name__
-    return f"{reason}: {exc.filename}" if exc.filename else reason

@@ -288,6 +288,8 @@ def test_default_state_dir_comes_from_the_given_environment() -> None:
             "win32",
             "C:/Users/ann/AppData/Local/qsysd",
         ),
+        ({"LOCALAPPDATA": "C:/L", "STATE_DIRECTORY": "C:/x:/y"}, "win32", "C:/L/qsysd"),
+        ({"USERPROFILE": "C:/Users/bo"}, "win32", "C:/Users/bo/AppData/Local/qsysd"),
     ],
 )
 def test_default_state_dir_per_platform(env: dict[str, str], platform: str, expected: str) -> None:
