@@ -22,8 +22,6 @@ if TYPE_CHECKING:
 
 __all__ = ["QsysdStack", "connected_client", "running_emulator", "running_stack"]
 
-#: The demo design's named controls (QRC cannot list them; a configuration names them).
-DEMO_NAMED_CONTROLS = ("MainGain", "MainMute", "FireAlarmActive", "PagingPriority")
 #: How long a stack waits for its Core before the test fails.
 CONNECT_TIMEOUT = 10.0
 
@@ -81,6 +79,8 @@ async def running_stack(
 ) -> AsyncIterator[QsysdStack]:
     """qsysd connected to ``emulator`` with the built-ins, ``plugins`` and their config.
 
+    ``named_controls`` default to the emulator design's (a real site's come from config).
+
     Start-up tasks and observers run as in the daemon, and are cancelled on exit.
     """
     from qsysd.access import CallPath, Principal
@@ -95,7 +95,8 @@ async def running_stack(
     registry = Registry(entry_points=entry_points, plugins=plugins, config=plugin_config)
     store = StateStore()
     config = CoreConfig(name="main", host=emulator.host, port=emulator.tcp_port)
-    named = DEMO_NAMED_CONTROLS if named_controls is None else tuple(named_controls)
+    # QRC cannot list named controls; the emulator knows its design's.
+    named = tuple(emulator.core.named) if named_controls is None else tuple(named_controls)
     link = CoreLink(config, store, named_controls=named)
     async with trio.open_nursery() as nursery:
         await nursery.start(link.run)

@@ -209,3 +209,28 @@ def test_resource_uris_need_their_own_scheme() -> None:
         Resource("qsys://mine", "mine", "Mine.", read_nothing)
     with pytest.raises(ValueError, match="scheme://path"):
         Resource("no scheme", "x", "X.", read_nothing)
+
+
+def test_plugin_listing_shows_source_version_hooks_tools_and_resources(tmp_path: Any) -> None:
+    import io
+    import json
+
+    from qsysd.plugins import print_plugins
+
+    (tmp_path / "extras_file.py").write_text(
+        "from qsysd.plugins import Resource, hookimpl\n"
+        "async def read(ctx):\n    return {}\n"
+        "@hookimpl\ndef qsysd_register_resources(register):\n"
+        "    register(Resource('extras://file', 'file', 'From a file.', read))\n"
+    )
+    registry = Registry(entry_points=False, plugin_dirs=[tmp_path])
+    out = io.StringIO()
+    assert print_plugins(registry=registry, out=out) == 0
+    text = out.getvalue()
+    assert "builtin.write (builtin)" in text and "tools: qsys_set" in text
+    assert "extras_file (folder)" in text and "resources: extras://file" in text
+    out = io.StringIO()
+    print_plugins(as_json=True, registry=registry, out=out)
+    listed = {p["name"]: p for p in json.loads(out.getvalue())["plugins"]}
+    assert listed["extras_file"]["hooks"] == ["qsysd_register_resources"]
+    assert listed["extras_file"]["resources"] == ["extras://file"]
