@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
 import mcp_types as types
+import orjson
 from mcp.shared.exceptions import MCPError
 
 T = TypeVar("T")
@@ -28,5 +28,5 @@ def page(items: list[T], cursor: str | None, size: int) -> tuple[list[T], str | 
 
 
 def to_json(data: Any) -> str:
-    """Compact JSON text for a tool result or a resource."""
-    return json.dumps(data, separators=(",", ":"), default=str, allow_nan=False)
+    """Compact JSON text for a tool result or a resource (NaN and infinities become null)."""
+    return orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
