@@ -128,31 +128,42 @@ class Daemon:
         log.warning("daemon.cores_not_ready", cores=waiting, waited_s=self.connect_wait)
 
     async def run(self, *, stdio: bool) -> None:
-        """Run until stdin closes (stdio) or a signal asks for a stop."""
+        """Run until stdin closes (stdio) or a signal asks for a stop.
+
+        The stdio door opens before the Cores are synced: ``initialize`` and ``tools/list``
+        are answered at once, and a tool call (or resource read) waits until the Cores are
+        synced, at most ``connect_wait`` seconds after start.
+        """
         registry = Registry(plugin_dirs=self.config.plugins.dirs)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_signals)
             async with self.running() as api:
                 server = build_mcp_server(api, registry)
-                await self.wait_cores()
-                notify("READY=1")
-                log.info(
-                    "daemon.ready",
-                    version=__version__,
-                    cores=list(self.links),
-                    tools=len(registry.tools()),
-                    stdio=stdio,
-                )
+                synced = trio.Event()
                 if stdio:
                     async with trio.open_nursery() as front:
+                        front.start_soon(self._announce_ready, registry, stdio, synced)
                         front.start_soon(_cancel_when, self._stop_requested, front.cancel_scope)
-                        await serve_stdio(server)
+                        await serve_stdio(server, hold=synced)
                         log.info("daemon.stdin_closed")
                         front.cancel_scope.cancel()
                 else:
+                    await self._announce_ready(registry, stdio, synced)
                     await self._stop_requested.wait()
             nursery.cancel_scope.cancel()
         log.info("daemon.stopped")
+
+    async def _announce_ready(self, registry: Registry, stdio: bool, synced: trio.Event) -> None:
+        await self.wait_cores()
+        synced.set()
+        notify("READY=1")
+        log.info(
+            "daemon.ready",
+            version=__version__,
+            cores=list(self.links),
+            tools=len(registry.tools()),
+            stdio=stdio,
+        )
 
     async def _watch_signals(self) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
