@@ -157,10 +157,14 @@ class Daemon:
         waiting = [name for name, link in self.links.items() if not link.connected]
         log.warning("daemon.cores_not_ready", cores=waiting, waited_s=self.connect_wait)
 
-    async def run(
-        self, *, stdio: bool, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        """Run until stdin closes (stdio) or a signal asks for a stop."""
+    async def run(self, *, stdio: bool) -> None:
+        """Run until stdin closes (stdio) or a signal asks for a stop.
+
+        The doors open before the Cores are synced: over stdio ``initialize`` and
+        ``tools/list`` are answered at once, and a tool call (or resource read) waits until the
+        Cores are synced, at most ``connect_wait`` seconds after start; HTTP's ``/ready``
+        answers 503 until then.
+        """
         plugins = self.config.plugins
         registry = Registry(plugin_dirs=plugins.dirs, config=plugins.config)
         async with trio.open_nursery() as nursery:
@@ -182,32 +186,37 @@ class Daemon:
                         snapshots=self.snapshots,
                     )
                     await doors.start(self.http.run)
-                await self.wait_cores()
-                notify("READY=1")
-                self._ready.set()
-                log.info(
-                    "daemon.ready",
-                    version=__version__,
-                    cores=list(self.links),
-                    tools=len(registry.tools()),
-                    stdio=stdio,
-                    http=self.http.urls if self.http else None,
-                )
-                task_status.started()
+                synced = trio.Event()
                 if stdio:
                     server = build_mcp_server(calls, principal=STDIO_PRINCIPAL)
                     async with trio.open_nursery() as front:
+                        front.start_soon(self._announce_ready, registry, stdio, synced)
                         front.start_soon(_cancel_when, self._stop_requested, front.cancel_scope)
-                        await serve_stdio(server)
+                        await serve_stdio(server, hold=synced)
                         log.info("daemon.stdin_closed")
                         front.cancel_scope.cancel()
                 else:
+                    await self._announce_ready(registry, stdio, synced)
                     await self._stop_requested.wait()
                 if self.http is not None:
                     # In-flight HTTP calls finish (within stop_grace) before the links stop.
                     self.http.stop()
             nursery.cancel_scope.cancel()
         log.info("daemon.stopped")
+
+    async def _announce_ready(self, registry: Registry, stdio: bool, synced: trio.Event) -> None:
+        await self.wait_cores()
+        synced.set()
+        notify("READY=1")
+        self._ready.set()
+        log.info(
+            "daemon.ready",
+            version=__version__,
+            cores=list(self.links),
+            tools=len(registry.tools()),
+            stdio=stdio,
+            http=self.http.urls if self.http else None,
+        )
 
     async def _watch_signals(self) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

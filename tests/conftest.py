@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,3 +25,16 @@ def _logs_to_stderr() -> None:
     from qsysd.logs import configure_logging
 
     configure_logging("debug", "console")
+
+
+@pytest.fixture
+def log_text() -> Iterator[Callable[[], str]]:
+    """What qsysd logs during the test, as JSON lines: ``log_text()`` reads it so far."""
+    from qsysd.logs import configure_logging
+
+    stream = io.StringIO()
+    configure_logging("debug", "json", stream=stream)
+    try:
+        yield stream.getvalue
+    finally:
+        configure_logging("debug", "console")

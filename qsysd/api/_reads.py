@@ -194,12 +194,11 @@ class QsysReads:
             if core is not None and prefix != name:
                 raise ToolInputError(f"{control!r} names Core {prefix!r}, not {name!r}")
             name = prefix
-        components = {c.name for c in self._store.components(name)}
         # Control names contain dots ("input.1.gain"); component names may too: try each split.
         parts = text.split(".")
         for i in range(1, len(parts)):
             comp, ctl = ".".join(parts[:i]), ".".join(parts[i:])
-            if comp in components:
+            if self._store.has_component(name, comp):
                 ref = ControlRef(core=name, component=comp, name=ctl)
                 self._store.read(ref)  # raises LookupFailed with close control names
                 return ref
@@ -211,8 +210,9 @@ class QsysReads:
         else:
             return named
         candidates = [m.control for m in self.find_controls(text, core=name, limit=3)]
-        if "." in text and text.split(".", 1)[0] not in components:
+        if "." in text and not self._store.has_component(name, text.split(".", 1)[0]):
             comp = text.split(".", 1)[0]
+            components = [c.name for c in self._store.components(name)]
             raise LookupFailed(
                 f"unknown component {comp!r} on Core {name!r}",
                 close_names(comp, components) or candidates,

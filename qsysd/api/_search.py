@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import fnmatch
+import heapq
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -222,17 +223,30 @@ def rank(
         ):
             alias_targets[target.split(":", 1)[-1]] = phrase
     scored: list[tuple[SearchEntry, float, str]] = []
+    memos: list[tuple[str, dict[tuple[str, ...], tuple[float, str | None]]]] = [
+        (word, {}) for word in words
+    ]
     for entry in entries:
-        name = str(entry.ref)
-        if name in alias_targets:
+        if alias_targets and (name := str(entry.ref)) in alias_targets:
             scored.append((entry, 2.0, f"configured alias {alias_targets[name]!r}"))
             continue
         total = 0.0
         why = []
-        names = entry.component_tokens + entry.control_tokens
-        for word in words:
-            score, hit = token_score(word, names)
-            type_score, type_hit = token_score(word, entry.type_tokens)
+        for word, memo in memos:
+            # token_score over component then control tokens, from per-part results that
+            # entries share (a component's tokens, a control name's, a type's): the same
+            # result as one call on the concatenation, without its cost per control.
+            comp = memo.get(entry.component_tokens)
+            if comp is None:
+                comp = memo[entry.component_tokens] = token_score(word, entry.component_tokens)
+            ctl = memo.get(entry.control_tokens)
+            if ctl is None:
+                ctl = memo[entry.control_tokens] = token_score(word, entry.control_tokens)
+            score, hit = ctl if ctl[0] > comp[0] else comp
+            typed = memo.get(entry.type_tokens)
+            if typed is None:
+                typed = memo[entry.type_tokens] = token_score(word, entry.type_tokens)
+            type_score, type_hit = typed
             if type_score * 0.6 > score:
                 score, hit = type_score * 0.6, type_hit
             if score > 0 and hit is not None:
@@ -242,11 +256,16 @@ def rank(
             continue
         score = total / len(words)
         score += _MAIN_CONTROLS.get(entry.ref.name, 0.0)
+        if score < 0.3:  # the penalty below only lowers it
+            continue
         unmatched = sum(
             1 for t in entry.control_tokens if not t.isdigit() and all(t not in w for w in why)
         )
         score -= 0.02 * unmatched
         if score >= 0.3:
             scored.append((entry, score, "matched " + ", ".join(why)))
+    if len(scored) > limit:  # order only the contenders: str() of every ref is costly
+        cutoff = heapq.nlargest(limit, (item[1] for item in scored))[-1]
+        scored = [item for item in scored if item[1] >= cutoff]
     scored.sort(key=lambda item: (-item[1], str(item[0].ref)))
     return scored[:limit]

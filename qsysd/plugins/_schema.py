@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import functools
 import math
+import re
 import types
 import typing
 from collections.abc import Iterator, Mapping, Sequence
@@ -148,6 +149,9 @@ def validate_arguments(cls: type, arguments: Mapping[str, Any] | None) -> None:
     if not_finite:
         where = ", ".join(f"{path or '<arguments>'} is {value!r}" for path, value in not_finite[:5])
         raise ToolInputError(f"invalid arguments: {where}; give a finite number")
+    accepts = _acceptor(cls)
+    if accepts is not None and accepts(arguments or {}):
+        return
     validator = _validator(cls)
     errors = sorted(validator.iter_errors(dict(arguments or {})), key=_error_sort_key)
     if not errors:
@@ -155,6 +159,116 @@ def validate_arguments(cls: type, arguments: Mapping[str, Any] | None) -> None:
     problems = [_describe_error(e) for e in errors[:5]]
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
     raise ToolInputError("invalid arguments: " + "; ".join(problems) + more)
+
+
+Check = typing.Callable[[Any], bool]
+#: Keywords that never reject anything (annotations; ``format`` asserts nothing here).
+_ANNOTATIONS = frozenset(
+    {"$schema", "title", "description", "default", "examples", "format", "deprecated"}
+)
+_TYPE_CHECKS: dict[str, Check] = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    # Integral floats (1.0) are integers to JSON Schema: left to the full validator.
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+}
+
+
+@functools.cache
+def _acceptor(cls: type) -> Check | None:
+    """A fast check that accepts only arguments the full validator accepts.
+
+    It never explains a refusal: when it says no, :func:`validate_arguments` runs the
+    jsonschema validator, whose errors are the ones reported. It is built once per class
+    from the schema; None when the schema uses a keyword it does not know.
+    """
+    try:
+        return _compile(json_schema(cls))
+    except _Unsupported:
+        return None
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def _compile(schema: Mapping[str, Any]) -> Check:
+    checks: list[Check] = []
+    for key, value in schema.items():
+        if key in _ANNOTATIONS:
+            continue
+        check = _keyword(key, value, schema)
+        if check is not None:
+            checks.append(check)
+    if len(checks) == 1:
+        return checks[0]
+    return lambda v: all(c(v) for c in checks)
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _keyword(key: str, value: Any, schema: Mapping[str, Any]) -> Check | None:
+    if key == "type":
+        kinds = [value] if isinstance(value, str) else list(value)
+        if not all(k in _TYPE_CHECKS for k in kinds):
+            raise _Unsupported(key)
+        tests = [_TYPE_CHECKS[k] for k in kinds]
+        return tests[0] if len(tests) == 1 else (lambda v: any(t(v) for t in tests))
+    if key == "enum":
+        # same type as well as equal: True is not 1, 1.0 is left to the full validator
+        options = [(type(o), o) for o in value]
+        return lambda v: any(type(v) is t and v == o for t, o in options)
+    if key == "properties":
+        subs = {name: _compile(sub) for name, sub in value.items()}
+        return lambda v: (
+            not isinstance(v, dict)
+            or all(name not in v or sub(v[name]) for name, sub in subs.items())
+        )
+    if key == "required":
+        needed = list(value)
+        return lambda v: not isinstance(v, dict) or all(name in v for name in needed)
+    if key == "additionalProperties":
+        known = frozenset(schema.get("properties", {}))
+        if value is False:
+            return lambda v: not isinstance(v, dict) or all(k in known for k in v)
+        if value is True:
+            return None
+        extra = _compile(value)
+        return lambda v: (
+            not isinstance(v, dict) or all(extra(item) for k, item in v.items() if k not in known)
+        )
+    if key == "items":
+        if not isinstance(value, Mapping):
+            raise _Unsupported(key)
+        item_check = _compile(value)
+        return lambda v: not isinstance(v, list) or all(item_check(i) for i in v)
+    if key == "anyOf":
+        options_ = [_compile(sub) for sub in value]
+        return lambda v: any(o(v) for o in options_)
+    if key == "pattern":
+        regex = re.compile(value)
+        return lambda v: not isinstance(v, str) or regex.search(v) is not None
+    bounds: dict[str, Check] = {
+        "minimum": lambda v: not _number(v) or v >= value,
+        "maximum": lambda v: not _number(v) or v <= value,
+        "exclusiveMinimum": lambda v: not _number(v) or v > value,
+        "exclusiveMaximum": lambda v: not _number(v) or v < value,
+        "minLength": lambda v: not isinstance(v, str) or len(v) >= value,
+        "maxLength": lambda v: not isinstance(v, str) or len(v) <= value,
+        "minItems": lambda v: not isinstance(v, list) or len(v) >= value,
+        "maxItems": lambda v: not isinstance(v, list) or len(v) <= value,
+    }
+    if key in bounds:
+        if not _number(value):
+            raise _Unsupported(key)
+        return bounds[key]
+    raise _Unsupported(key)
 
 
 def _non_finite(value: Any, path: str) -> Iterator[tuple[str, float]]:

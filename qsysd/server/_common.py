@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, TypeVar
 
 import mcp_types as types
+import orjson
 from mcp.shared.exceptions import MCPError
 
 T = TypeVar("T")
@@ -28,5 +30,20 @@ def page(items: list[T], cursor: str | None, size: int) -> tuple[list[T], str | 
 
 
 def to_json(data: Any) -> str:
-    """Compact JSON text for a tool result or a resource."""
-    return json.dumps(data, separators=(",", ":"), default=str, allow_nan=False)
+    """Compact JSON text for a tool result or a resource (NaN and infinities become null)."""
+    try:
+        text: str = orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        # A lone surrogate a caller sent (echoed in an error) is no UTF-8: escape it instead.
+        return json.dumps(_finite(data), separators=(",", ":"), default=str)
+    return text
+
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {str(k): _finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(v) for v in data]
+    return data

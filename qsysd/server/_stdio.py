@@ -4,6 +4,17 @@ The SDK's own ``stdio_server()`` moves every line through worker threads; here t
 a pair of :class:`trio.lowlevel.FdStream` on duplicates of fds 0 and 1, and fd 0 is then
 pointed at /dev/null and fd 1 at stderr, so a stray ``print()`` (ours, a plugin's, a child
 process's) cannot corrupt the JSON-RPC stream.
+
+Every line gets an answer: one that is not JSON (invalid syntax or UTF-8, a lone surrogate,
+nesting deeper than 1,024) is answered with a JSON-RPC -32700 error, one that is JSON but
+not a JSON-RPC message (not an object, no ``jsonrpc: "2.0"``, params not an object, a bad
+id) or longer than :data:`MAX_LINE_BYTES` with -32600; each is logged once. The SDK, which
+would drop them unanswered, never sees them.
+
+With ``hold``, requests that need the Cores' state (``tools/call``, ``resources/read``)
+wait until ``hold`` is set before they are passed on, so a tool called during start-up
+answers from synced state; everything else (``initialize``, ``tools/list``, ...) is
+answered at once. The daemon sets it once the Cores are synced or its connect wait ends.
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
+import orjson
 import structlog
 import trio
 from mcp.server.lowlevel import Server
@@ -24,16 +36,93 @@ log = structlog.get_logger(__name__)
 _CHUNK = 65536
 
 
-#: A longer line from the MCP client is dropped (and logged): no real request comes near it.
+#: A longer line from the MCP client is refused (and logged): no real request comes near it.
 MAX_LINE_BYTES = 16 * 1024 * 1024
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+#: Requests held until the Cores are synced (see ``hold``).
+HELD_METHODS = frozenset({"tools/call", "resources/read"})
+
+
+class _Writer:
+    """``write()``/``flush()`` of text onto a send stream (each write is one message line)."""
+
+    def __init__(self, stream: trio.abc.SendStream) -> None:
+        self._stream = stream
+        self._lock = trio.Lock()  # the SDK's writer and the reader's error answers share it
+
+    async def write(self, text: str) -> None:
+        async with self._lock:
+            await self._stream.send_all(text.encode("utf-8"))
+
+    async def flush(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+
+def _problem(line: bytes) -> tuple[int, str, Any] | None:
+    """(code, message, id) of the error answer a line needs; None if it is a message."""
+    try:
+        message = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return PARSE_ERROR, f"Parse error: {exc}", None
+    if not isinstance(message, dict):
+        return INVALID_REQUEST, "Invalid Request: a message must be a JSON object", None
+    msg_id = message.get("id")
+    if isinstance(msg_id, bool) or not isinstance(msg_id, str | int | None):
+        return INVALID_REQUEST, "Invalid Request: id must be a string or an integer", None
+    if message.get("jsonrpc") != "2.0":
+        return INVALID_REQUEST, 'Invalid Request: "jsonrpc" must be "2.0"', msg_id
+    if "method" in message:
+        if not isinstance(message["method"], str):
+            return INVALID_REQUEST, "Invalid Request: method must be a string", msg_id
+        if not isinstance(message.get("params", {}), dict):
+            return INVALID_REQUEST, "Invalid Request: params must be an object", msg_id
+    elif msg_id is None or ("result" not in message and "error" not in message):
+        return INVALID_REQUEST, "Invalid Request: neither a request nor a response", msg_id
+    return None
 
 
 class _LineReader:
-    """Async iteration over the UTF-8 lines of a receive stream, each at most ``limit`` bytes."""
+    """Async iteration over the JSON-RPC lines of a receive stream, each at most ``limit`` bytes.
 
-    def __init__(self, stream: trio.abc.ReceiveStream, limit: int = MAX_LINE_BYTES) -> None:
+    With a ``writer``, a line that is no JSON-RPC message is answered with an error there
+    (and logged) instead of being passed on; with ``hold``, see the module docstring.
+    """
+
+    def __init__(
+        self,
+        stream: trio.abc.ReceiveStream,
+        limit: int = MAX_LINE_BYTES,
+        *,
+        writer: _Writer | None = None,
+        hold: trio.Event | None = None,
+    ) -> None:
         self._stream = stream
         self._limit = limit
+        self._writer = writer
+        self._hold = hold
+
+    async def _refuse(self, code: int, message: str, msg_id: Any, size: int) -> None:
+        log.warning("mcp.stdio_bad_line", code=code, error=message[:200], line_bytes=size)
+        if self._writer is not None:
+            error = {"code": code, "message": message}
+            answer = {"jsonrpc": "2.0", "id": msg_id, "error": error}
+            await self._writer.write(orjson.dumps(answer).decode() + "\n")
+
+    async def _accept(self, line: bytes) -> bool:
+        """Whether to pass ``line`` on (a JSON-RPC message); answers and logs it if not."""
+        problem = _problem(line)
+        if problem is not None:
+            await self._refuse(*problem, len(line))
+            return False
+        hold = self._hold
+        if (
+            hold is not None
+            and not hold.is_set()
+            and orjson.loads(line).get("method") in HELD_METHODS
+        ):
+            await hold.wait()
+        return True
 
     async def __aiter__(self) -> AsyncIterator[str]:
         buffer = bytearray()
@@ -49,40 +138,37 @@ class _LineReader:
                 del buffer[: end + 1]
                 scanned = 0
                 if not skipping and len(line) > self._limit:
-                    log.error("mcp.stdio_line_too_long", limit_bytes=self._limit)
-                elif not skipping and line.strip():
-                    yield line.decode("utf-8", errors="replace")
+                    await self._too_long()
+                elif not skipping and line.strip() and await self._accept(line):
+                    yield line.decode("utf-8")
                 skipping = False
             if len(buffer) > self._limit:
                 if not skipping:
-                    log.error("mcp.stdio_line_too_long", limit_bytes=self._limit)
+                    await self._too_long()
                 skipping = True
                 buffer.clear()
             scanned = len(buffer)
-        if buffer.strip() and not skipping:
-            yield buffer.decode("utf-8", errors="replace")
+        if buffer.strip() and not skipping and await self._accept(bytes(buffer)):
+            yield buffer.decode("utf-8")
 
-
-class _Writer:
-    """``write()``/``flush()`` of text onto a send stream (each write is one message line)."""
-
-    def __init__(self, stream: trio.abc.SendStream) -> None:
-        self._stream = stream
-
-    async def write(self, text: str) -> None:
-        await self._stream.send_all(text.encode("utf-8"))
-
-    async def flush(self) -> None:
-        await trio.lowlevel.checkpoint()
+    async def _too_long(self) -> None:
+        message = f"Invalid Request: a line over {self._limit} bytes"
+        await self._refuse(INVALID_REQUEST, message, None, self._limit)
 
 
 async def serve_stdio(
-    server: Server[Any], *, stdin_fd: int = 0, stdout_fd: int = 1, divert: bool = True
+    server: Server[Any],
+    *,
+    stdin_fd: int = 0,
+    stdout_fd: int = 1,
+    divert: bool = True,
+    hold: trio.Event | None = None,
 ) -> None:
     """Serve one MCP connection over stdin/stdout until stdin closes.
 
     With ``divert`` (the default), fd ``stdin_fd`` reads /dev/null and fd ``stdout_fd``
-    writes to stderr while serving; both are restored on return.
+    writes to stderr while serving; both are restored on return. With ``hold``, tool calls
+    and resource reads wait until it is set (the rest is answered at once).
     """
     wire_in, wire_out = os.dup(stdin_fd), os.dup(stdout_fd)
     saved: list[tuple[int, int]] = []
@@ -94,14 +180,17 @@ async def serve_stdio(
         os.dup2(2, stdout_fd)
     receive = trio.lowlevel.FdStream(wire_in)
     send = trio.lowlevel.FdStream(wire_out)
+    writer = _Writer(send)
+    reader = _LineReader(receive, writer=writer, hold=hold)
     log.info("mcp.stdio_serving")
     try:
         async with (
             receive,
             send,
-            stdio_server(
-                stdin=cast(Any, _LineReader(receive)), stdout=cast(Any, _Writer(send))
-            ) as (read_stream, write_stream),
+            stdio_server(stdin=cast(Any, reader), stdout=cast(Any, writer)) as (
+                read_stream,
+                write_stream,
+            ),
         ):
             await server.run(read_stream, write_stream, server.create_initialization_options())
     finally:

@@ -346,6 +346,10 @@ class StateStore:
     def components(self, core: str) -> list[ComponentInfo]:
         return list(self._known_core(core).components.values())
 
+    def has_component(self, core: str, name: str) -> bool:
+        """True if ``core`` (a known Core) has a component called ``name``."""
+        return name in self._known_core(core).components
+
     def component(self, core: str, name: str) -> ComponentInfo:
         """One component; raise :class:`LookupFailed` with the closest names if unknown."""
         state = self._known_core(core)

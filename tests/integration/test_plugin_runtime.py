@@ -13,6 +13,7 @@ import mcp_types as types
 import pytest
 import trio
 import trio.testing
+from _logs import LogText
 
 from qsysd.api import ControlChange, QsysApi
 from qsysd.api._audit import AuditTrail
@@ -136,7 +137,7 @@ class Observers:
 
 
 async def test_a_slow_observer_never_delays_writes_and_its_drops_are_counted(
-    emulator: EmulatorServer, caplog: pytest.LogCaptureFixture
+    emulator: EmulatorServer, log_text: LogText
 ) -> None:
     slow, fast = Observers(), Observers()
     with trio.fail_after(WAIT):
@@ -152,7 +153,7 @@ async def test_a_slow_observer_never_delays_writes_and_its_drops_are_counted(
             blocked = stats[("slow", "qsysd_observe_writes")]
             # One taken by the blocked observer, two queued, the other three dropped.
             assert (blocked.pending, blocked.dropped) == (2, 3)
-            assert "plugin.observer_dropped" in caplog.text
+            assert "plugin.observer_dropped" in log_text()
             await fast.fast_done.wait()
             assert [e.after for e in fast.fast_seen] == [-11.0, -12.0, -13.0, -14.0, -15.0, -16.0]
             assert all(e.principal == "bob" and e.outcome == "ok" for e in fast.fast_seen)
@@ -181,7 +182,7 @@ class FailingObserver:
 
 
 async def test_a_failing_observer_is_logged_and_writes_go_on(
-    emulator: EmulatorServer, caplog: pytest.LogCaptureFixture
+    emulator: EmulatorServer, log_text: LogText
 ) -> None:
     with trio.fail_after(WAIT):
         failing = FailingObserver()
@@ -193,7 +194,7 @@ async def test_a_failing_observer_is_logged_and_writes_go_on(
             await trio.testing.wait_all_tasks_blocked()
             (stats,) = stack.runtime.statistics()
             assert (stats.failed, stats.delivered) == (2, 0)
-            assert "plugin.observer_failed" in caplog.text and "observer bug" in caplog.text
+            assert "plugin.observer_failed" in log_text() and "observer bug" in log_text()
 
 
 # start-up tasks --------------------------------------------------------------------------------
@@ -235,7 +236,7 @@ class BrokenHook:
 
 
 async def test_startup_tasks_run_as_their_plugin_and_are_cancelled_at_stop(
-    emulator: EmulatorServer, caplog: pytest.LogCaptureFixture
+    emulator: EmulatorServer, log_text: LogText
 ) -> None:
     background = Background()
     plugins = {"bg": background, "broken": BrokenStartup(), "hookbug": BrokenHook()}
@@ -250,7 +251,7 @@ async def test_startup_tasks_run_as_their_plugin_and_are_cancelled_at_stop(
             assert "qsys_get" in {t.name for t in stack.registry.tools()}
             assert not background.cancelled
         assert background.cancelled
-    assert "plugin.task_failed" in caplog.text and "building system" in caplog.text
+    assert "plugin.task_failed" in log_text() and "building system" in log_text()
 
 
 # resources ----------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 import pytest
+from _logs import LogText
 
 from qsysd.plugins import (
     PluginContext,
@@ -93,11 +94,11 @@ def test_builtins_have_public_names_for_block_lists() -> None:
 
 
 def test_old_private_builtin_names_still_block_with_a_deprecation_line(
-    caplog: pytest.LogCaptureFixture,
+    log_text: LogText,
 ) -> None:
     registry = Registry(entry_points=False, env={"QSYSD_BLOCK_PLUGINS": "qsysd.tools._write"})
     assert "qsys_set" not in {t.name for t in registry.tools()}
-    assert "plugin.deprecated_name" in caplog.text and "builtin.write" in caplog.text
+    assert "plugin.deprecated_name" in log_text() and "builtin.write" in log_text()
 
 
 # configuration -------------------------------------------------------------------------

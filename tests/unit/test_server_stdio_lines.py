@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any, cast
+
+import pytest
 import trio
 import trio.testing
 
-from qsysd.server._stdio import _LineReader
+from qsysd.server._stdio import _LineReader, _Writer
 
 
 async def read_all(chunks: list[bytes], limit: int) -> list[str]:
@@ -16,15 +20,20 @@ async def read_all(chunks: list[bytes], limit: int) -> list[str]:
     return [line async for line in _LineReader(receive, limit)]
 
 
+def ping(n: int) -> bytes:
+    return b'{"jsonrpc":"2.0","id":%d,"method":"ping"}' % n
+
+
 async def test_lines_are_split_across_and_within_chunks() -> None:
-    chunks = [b'{"a":', b"1}\n{", b'"b":2}\n\n{"c":3}']
-    assert await read_all(chunks, 100) == ['{"a":1}', '{"b":2}', '{"c":3}']
+    one, two, three = ping(1), ping(2), ping(3)
+    chunks = [one[:5], one[5:] + b"\n" + two[:9], two[9:] + b"\n\n" + three]
+    assert await read_all(chunks, 100) == [one.decode(), two.decode(), three.decode()]
 
 
 async def test_an_oversize_line_is_dropped_and_reading_goes_on() -> None:
-    chunks = [b"x" * 30, b"y" * 30, b"z\n", b"ok\n"]
+    chunks = [b"x" * 30, b"y" * 30, b"z\n", ping(1) + b"\n"]
     with trio.fail_after(5):
-        assert await read_all(chunks, 50) == ["ok"]
+        assert await read_all(chunks, 50) == [ping(1).decode()]
 
 
 async def test_an_endless_line_without_newline_never_grows_past_the_limit() -> None:
@@ -41,6 +50,111 @@ async def test_an_endless_line_without_newline_never_grows_past_the_limit() -> N
             nursery.start_soon(consume)
             for _ in range(200):
                 await send.send_all(b"a" * 900)
-            await send.send_all(b"\nlast\n")
+            await send.send_all(b"\n" + ping(7) + b"\n")
             await send.aclose()
-    assert lines == ["last"]
+    assert lines == [ping(7).decode()]
+
+
+class Answers:
+    """A send stream that keeps what the reader answers."""
+
+    def __init__(self) -> None:
+        self.lines: list[dict[str, Any]] = []
+
+    async def send_all(self, data: bytes) -> None:
+        self.lines.extend(json.loads(line) for line in data.splitlines())
+
+    async def wait_send_all_might_not_block(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def read_answering(chunks: list[bytes], limit: int = 100_000) -> tuple[list[str], list[Any]]:
+    send, receive = trio.testing.memory_stream_pair()
+    for chunk in chunks:
+        await send.send_all(chunk)
+    await send.aclose()
+    answers = Answers()
+    reader = _LineReader(receive, limit, writer=_Writer(cast(Any, answers)))
+    with trio.fail_after(5):
+        passed = [line async for line in reader]
+    return passed, answers.lines
+
+
+OK = b'{"jsonrpc":"2.0","id":9,"method":"ping"}\n'
+
+
+@pytest.mark.parametrize(
+    ("line", "code", "answer_id", "words"),
+    [
+        (b'{"jsonrpc":"2.0","id":1,"params":{"a":"\\ud800"}}', -32700, None, "surrogate"),
+        (b"[" * 2000 + b"]" * 2000, -32700, None, "depth"),
+        (b'{"jsonrpc":"2.0","id":1,', -32700, None, "Parse error"),
+        (b'{"jsonrpc":"2.0","id":1,"method":"x"}\xff', -32700, None, "UTF-8"),
+        (b'{"jsonrpc":"2.0","id":3,"method":"tools/call","params":[1]}', -32600, 3, "params"),
+        (b'{"jsonrpc":"2.0","id":4,"method":7}', -32600, 4, "method"),
+        (b'{"jsonrpc":"1.0","id":5,"method":"ping"}', -32600, 5, "jsonrpc"),
+        (b'{"jsonrpc":"2.0","id":true,"method":"ping"}', -32600, None, "id"),
+        (b'{"jsonrpc":"2.0","id":6}', -32600, 6, "neither"),
+        (b"[]", -32600, None, "object"),
+        (b"42", -32600, None, "object"),
+    ],
+)  # fmt: skip
+async def test_every_unparseable_line_gets_a_json_rpc_error_answer_and_reading_goes_on(
+    line: bytes, code: int, answer_id: Any, words: str
+) -> None:
+    passed, answers = await read_answering([line + b"\n" + OK])
+    assert passed == [OK.decode().strip()]
+    assert len(answers) == 1
+    answer = answers[0]
+    assert answer["jsonrpc"] == "2.0"
+    assert answer["id"] == answer_id
+    assert answer["error"]["code"] == code
+    assert words in answer["error"]["message"]
+
+
+async def test_an_over_long_line_is_answered_with_invalid_request() -> None:
+    passed, answers = await read_answering([b"x" * 3000 + b"\n", OK], limit=1000)
+    assert passed == [OK.decode().strip()]
+    assert [a["error"]["code"] for a in answers] == [-32600]
+    assert "1000 bytes" in answers[0]["error"]["message"]
+
+
+async def test_responses_and_notifications_pass_unchanged() -> None:
+    lines = [
+        b'{"jsonrpc":"2.0","method":"notifications/initialized"}',
+        b'{"jsonrpc":"2.0","id":"s-1","result":{}}',
+        b'{"jsonrpc":"2.0","id":2,"error":{"code":-1,"message":"no"}}',
+    ]
+    passed, answers = await read_answering([b"\n".join(lines) + b"\n"])
+    assert passed == [line.decode() for line in lines]
+    assert answers == []
+
+
+async def test_held_requests_wait_for_the_event_and_others_pass_at_once() -> None:
+    send, receive = trio.testing.memory_stream_pair()
+    hold = trio.Event()
+    reader = _LineReader(receive, 1000, hold=hold)
+    listing = b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}'
+    call = b'{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"t"}}'
+    passed: list[str] = []
+    got_listing, got_call = trio.Event(), trio.Event()
+
+    async def consume() -> None:
+        async for line in reader:
+            passed.append(line)
+            (got_call if "tools/call" in line else got_listing).set()
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(consume)
+            await send.send_all(listing + b"\n" + call + b"\n")
+            await got_listing.wait()
+            await trio.testing.wait_all_tasks_blocked()
+            assert passed == [listing.decode()]  # the tool call is held
+            hold.set()
+            await got_call.wait()
+            await send.aclose()
+    assert passed == [listing.decode(), call.decode()]

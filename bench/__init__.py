@@ -1,0 +1,1 @@
+"""qsysd's benchmarks: ``python -m bench`` (see docs/performance.md)."""
