@@ -141,7 +141,12 @@ class HttpFrontEnd:
         from mcp.server.transport_security import TransportSecuritySettings
 
         # Imported here: a stdio-only daemon never loads Quart or prometheus-client.
-        from qsysd.server._metrics import MetricsSources, build_registry, render_metrics
+        from qsysd.server._metrics import (
+            HttpStatistics,
+            MetricsSources,
+            build_registry,
+            render_metrics,
+        )
         from qsysd.server._rest import build_rest_app
 
         c = self.config
@@ -179,6 +184,11 @@ class HttpFrontEnd:
                 registry=self.registry,
                 journal=self.journal,
                 snapshots=self.snapshots,
+                http=lambda: HttpStatistics(
+                    refused=dict(self.gateway.rejected) if self.gateway else {},
+                    event_streams=rest.streams,
+                    events_published=events.published,
+                ),
             )
         )
         rest = build_rest_app(

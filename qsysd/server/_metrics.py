@@ -29,7 +29,7 @@ from qsysd.core import CoreLink
 from qsysd.plugins import Registry
 from qsysd.state import Journal, SnapshotTask, StateStore
 
-__all__ = ["CONTENT_TYPE", "MetricsSources", "render_metrics"]
+__all__ = ["CONTENT_TYPE", "HttpStatistics", "MetricsSources", "render_metrics"]
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 
@@ -46,7 +46,16 @@ class MetricsSources:
     registry: Registry
     journal: Journal | None = None
     snapshots: SnapshotTask | None = None
-    extra: Callable[[], Iterator[Metric]] | None = None
+    http: Callable[[], HttpStatistics] | None = None
+
+
+@attrs.frozen
+class HttpStatistics:
+    """The HTTP front end's own counts: requests refused before any route, by status."""
+
+    refused: Mapping[int, int]
+    event_streams: int
+    events_published: int
 
 
 def _histogram(
@@ -200,8 +209,23 @@ class _Collector(Collector):
         yield GaugeMetricFamily(
             "qsysd_plugin_load_errors", "Plugins skipped", value=reg["load_errors"]
         )
-        if s.extra is not None:
-            yield from s.extra()
+        if s.http is not None:
+            http = s.http()
+            refused = CounterMetricFamily(
+                "qsysd_http_refused",
+                "HTTP requests refused before reaching a route, by status",
+                labels=["status"],
+            )
+            for status, count in sorted(http.refused.items()):
+                refused.add_metric([str(status)], count)
+            yield refused
+            yield GaugeMetricFamily(
+                "qsysd_http_event_streams", "Open /api/v1/events streams", value=http.event_streams
+            )
+            yield CounterMetricFamily(
+                "qsysd_events_published", "Events numbered for /api/v1/events",
+                value=http.events_published,
+            )  # fmt: skip
 
 
 def build_registry(sources: MetricsSources) -> CollectorRegistry:

@@ -317,6 +317,9 @@ async def test_ready_follows_the_core_and_metrics_count_calls(emulator: Emulator
             assert calls[("rest", "qsys_status", "ok")] == 1
             assert calls[("rest", "(unknown)", "rejected")] == 1
             assert "qsysd_core_connected" in families and "qsysd_state_controls" in families
+            await s.client.get("/health", headers={"Host": "evil.example"})
+            again_text = (await s.client.get("/metrics")).text
+            assert 'qsysd_http_refused_total{status="421"} 1.0' in again_text
             assert "qsysd_process_resident_memory_bytes" in families or (
                 "qsysd_process_resident_memory" in families
             )
