@@ -154,6 +154,9 @@ python -m bench --json bench/results.json      # a few minutes; --quick is CI's 
 python -m bench.render bench/results.json docs/performance.md
 ```
 
+`bench/bench_emulator.py` (design load, AutoPoll push rate) and `bench/bench_state.py`
+(StateStore memory per control, `apply()` throughput) measure single components.
+
 ## Method
 
 - The emulator (`qsysd emulate`) runs in its own process; the daemon is `qsysd serve --stdio`
