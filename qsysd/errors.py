@@ -22,6 +22,7 @@ Every error qsysd raises on purpose derives from :class:`QsysdError`::
     │       └── LogonRequired (10)
     ├── LookupFailed                a Core, component, control, tool or prompt name is unknown
     ├── PolicyViolation             a write was refused by the safety policy
+    ├── AuthenticationFailed        no credentials, or credentials that are not valid (401)
     ├── PermissionDenied            the caller's role lacks the permission a tool needs
     ├── WriteFailed                 no control of a write was written (``results`` says why)
     └── ToolInputError              a tool's arguments are invalid
@@ -41,6 +42,7 @@ from typing import Any, ClassVar
 import attrs
 
 __all__ = [
+    "AuthenticationFailed",
     "BadPageRequest",
     "ChangeGroupsExhausted",
     "ConfigError",
@@ -288,6 +290,19 @@ class ToolInputError(QsysdError):
     """A tool's arguments are invalid."""
 
 
+class AuthenticationFailed(QsysdError):
+    """The request carries no credentials, or credentials that are not valid.
+
+    ``error`` is the RFC 6750 error code for ``WWW-Authenticate`` (``invalid_token``), or
+    None when no credentials were sent at all (the challenge then carries no error).
+    The message never contains the credentials.
+    """
+
+    def __init__(self, message: str, *, error: str | None = "invalid_token") -> None:
+        self.error = error
+        super().__init__(message)
+
+
 class PermissionDenied(QsysdError):
     """The caller's role lacks the permission a tool needs."""
 
@@ -349,6 +364,8 @@ def _status(exc: QsysdError) -> int:
         return 422
     if isinstance(exc, LookupFailed):
         return 404
+    if isinstance(exc, AuthenticationFailed):
+        return 401
     if isinstance(exc, PermissionDenied | PolicyViolation):
         return 403
     if isinstance(exc, WriteFailed):

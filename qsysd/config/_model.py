@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import attrs
@@ -77,6 +78,8 @@ class HttpConfig:
     max_event_streams: int = 32
     event_history: int = 10_000
     stop_grace: float = 10.0
+    #: Listening beyond loopback with ``auth.mode = "none"`` is refused unless this says so.
+    allow_unauthenticated_network: bool = False
 
     def listen_addresses(self) -> list[str]:
         return [self.listen] if isinstance(self.listen, str) else list(self.listen)
@@ -84,11 +87,16 @@ class HttpConfig:
 
 @attrs.frozen
 class AuthConfig:
-    """Authentication of HTTP clients; stdio is trusted (its parent process started it)."""
+    """Who may call: HTTP clients authenticate; stdio runs as a configured principal and role."""
 
     mode: Literal["none", "token"] = "none"
-    tokens: Secret | None = None
+    #: The tokens file (hashes only); default ``tokens.json`` in ``state.dir``.
     tokens_file: str | None = None
+    #: stdio is trusted as the child of the process that started it: who it acts as.
+    stdio_principal: str = "stdio"
+    stdio_role: str = "operator"
+    #: Custom roles: name -> permissions (``read``, ``write``, ``admin``).
+    roles: dict[str, list[str]] = attrs.Factory(dict)
 
 
 @attrs.frozen
@@ -158,7 +166,11 @@ class Config:
                 return core
         raise KeyError(name)
 
+    def tokens_path(self) -> str:
+        """Where the API tokens file is."""
+        return self.auth.tokens_file or str(Path(self.state.dir) / "tokens.json")
+
     def secrets(self) -> list[str]:
         """Every secret value, for the log redaction filter."""
-        found = [c.password for c in self.cores] + [self.auth.tokens, self.state.redis_url]
+        found = [c.password for c in self.cores] + [self.state.redis_url]
         return [s.reveal() for s in found if s is not None and s.reveal()]

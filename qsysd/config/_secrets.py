@@ -47,7 +47,7 @@ def resolve_secret(
 
 
 def resolve_secrets(config: Config, env: Mapping[str, str], problems: list[str]) -> Config:
-    """``config`` with every secret resolved (Core passwords, auth tokens, the Redis URL)."""
+    """``config`` with every secret resolved (Core passwords, the Redis URL)."""
     cores = [
         attrs.evolve(
             core,
@@ -62,9 +62,6 @@ def resolve_secrets(config: Config, env: Mapping[str, str], problems: list[str])
         )
         for i, core in enumerate(config.cores)
     ]
-    tokens = resolve_secret(
-        config.auth.tokens, config.auth.tokens_file, "auth-tokens", "auth.tokens", env, problems
-    )
     redis_url = resolve_secret(
         config.state.redis_url,
         config.state.redis_url_file,
@@ -76,6 +73,5 @@ def resolve_secrets(config: Config, env: Mapping[str, str], problems: list[str])
     return attrs.evolve(
         config,
         cores=cores,
-        auth=attrs.evolve(config.auth, tokens=tokens),
         state=attrs.evolve(config.state, redis_url=redis_url),
     )

@@ -23,7 +23,7 @@ from mcp.shared.exceptions import MCPDeprecationWarning
 from openapi_spec_validator import validate as validate_openapi
 from prometheus_client.parser import text_string_to_metric_families
 
-from qsysd.access import CallPath
+from qsysd.access import Authenticator, CallPath
 from qsysd.api import QsysApi
 from qsysd.config import HttpConfig, PolicyConfig
 from qsysd.emulator import EmulatorServer
@@ -51,7 +51,10 @@ class Stack:
 
 @asynccontextmanager
 async def http_stack(
-    emu: EmulatorServer, policy: PolicyConfig | None = None, **http: Any
+    emu: EmulatorServer,
+    policy: PolicyConfig | None = None,
+    authenticator: Authenticator | None = None,
+    **http: Any,
 ) -> AsyncIterator[Stack]:
     store = StateStore()
     async with running_link(core_config(emu), store, named_controls=NAMED) as link:
@@ -64,6 +67,7 @@ async def http_stack(
             links={"main": link},
             store=store,
             registry=registry,
+            authenticator=authenticator or Authenticator(),
         )
         async with trio.open_nursery() as nursery:
             urls = await nursery.start(front.run)

@@ -1,0 +1,169 @@
+"""Access control on the HTTP doors: tokens, roles, 401 challenges, token administration.
+
+Real clients over loopback: httpx for REST, the MCP SDK's Streamable HTTP client for /mcp.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx2
+import pytest
+import trio
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from test_http_front import WAIT, http_stack, problem
+
+from qsysd.access import Authenticator, Roles, TokenStore
+from qsysd.emulator import EmulatorServer
+from qsysd.plugins import Registry
+
+SET = {"changes": [{"control": "Bar.gain", "value": -7}]}
+
+
+def token_auth(tmp_path: Path) -> tuple[Authenticator, TokenStore]:
+    roles = Roles({"panel": ["read", "write"]})
+    tokens = TokenStore(tmp_path / "tokens.json", roles=roles.__contains__)
+    tokens.load()
+    return Authenticator("token", tokens=tokens, roles=roles), tokens
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_without_a_token_only_health_and_the_metadata_answer(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    auth, _ = token_auth(tmp_path)
+    with trio.fail_after(WAIT):
+        async with http_stack(emulator, authenticator=auth) as s:
+            assert (await s.client.get("/health")).status_code == 200
+            for method, path in [("GET", "/api/v1/tools"), ("POST", "/api/v1/tools/qsys_set"),
+                                 ("GET", "/metrics"), ("GET", "/ready"),
+                                 ("GET", "/api/v1/events"), ("GET", "/api/v1/admin/tokens"),
+                                 ("POST", "/mcp")]:  # fmt: skip
+                r = await s.client.request(method, path, json={} if method == "POST" else None)
+                doc = problem(r, 401, "authentication-failed")
+                assert "Bearer <token>" in doc["detail"] and doc["request_id"]
+                assert r.headers["www-authenticate"] == (
+                    f'Bearer resource_metadata="{s.base}/.well-known/oauth-protected-resource/mcp"'
+                )
+            r = await s.client.post("/mcp", json={}, headers=bearer("qsysd_wrong"))
+            problem(r, 401, "authentication-failed")
+            challenge = r.headers["www-authenticate"]
+            assert 'error="invalid_token"' in challenge and "qsysd_wrong" not in challenge
+            metadata = await s.client.get("/.well-known/oauth-protected-resource/mcp")
+            assert metadata.status_code == 200
+            assert metadata.json()["resource"] == f"{s.base}/mcp"
+            assert metadata.json()["bearer_methods_supported"] == ["header"]
+            assert emulator.get_value("Bar", "gain") != -7
+
+
+async def test_a_viewer_reads_but_cannot_write_an_operator_writes(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    auth, tokens = token_auth(tmp_path)
+    viewer = tokens.create("wall-panel", "viewer")
+    operator = tokens.create("automation", "operator")
+    with trio.fail_after(WAIT):
+        async with http_stack(emulator, authenticator=auth) as s:
+            listed = (await s.client.get("/api/v1/tools", headers=bearer(viewer))).json()["tools"]
+            names = {t["name"] for t in listed}
+            assert "qsys_get" in names and "qsys_set" not in names
+            assert {t["permission"] for t in listed} == {"read"}
+            r = await s.client.post("/api/v1/tools/qsys_set", json=SET, headers=bearer(viewer))
+            doc = problem(r, 403, "permission-denied")
+            assert "write" in doc["detail"]
+            r = await s.client.post("/api/v1/tools/qsys_get", json={"controls": ["Bar.gain"]},
+                                    headers=bearer(viewer))  # fmt: skip
+            assert r.status_code == 200, r.text
+            r = await s.client.post("/api/v1/tools/qsys_set", json=SET, headers=bearer(operator))
+            assert r.status_code == 200, r.text
+            assert emulator.get_value("Bar", "gain") == -7
+            listed = (await s.client.get("/api/v1/tools", headers=bearer(operator))).json()
+            names = {t["name"] for t in listed["tools"]}
+            assert "qsys_set" in names and "qsys_snapshot_save" not in names  # admin only
+            r = await s.client.get("/api/v1/admin/tokens", headers=bearer(operator))
+            problem(r, 403, "permission-denied")
+
+
+async def test_mcp_clients_see_only_their_tools_and_a_clear_refusal(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    auth, tokens = token_auth(tmp_path)
+    viewer = tokens.create("agent", "viewer")
+    with trio.fail_after(WAIT):
+        async with (
+            http_stack(emulator, authenticator=auth) as s,
+            httpx2.AsyncClient(headers=bearer(viewer), timeout=WAIT) as http,
+            Client(streamable_http_client(f"{s.base}/mcp", http_client=http)) as client,
+        ):
+            names = {t.name for t in (await client.list_tools()).tools}
+            read_only = {t.name for t in Registry(entry_points=False).tools()
+                         if t.permission == "read"}  # fmt: skip
+            assert names == read_only
+            result = await client.call_tool("qsys_set", SET)
+            assert result.is_error
+            text = " ".join(getattr(c, "text", "") for c in result.content)
+            assert "agent" in text and "write" in text, text
+            assert emulator.get_value("Bar", "gain") != -7
+
+
+async def test_revoking_a_token_stops_it_at_once(emulator: EmulatorServer, tmp_path: Path) -> None:
+    auth, tokens = token_auth(tmp_path)
+    operator = tokens.create("automation", "operator")
+    with trio.fail_after(WAIT):
+        async with http_stack(emulator, authenticator=auth) as s:
+            assert (await s.client.get("/api/v1/tools", headers=bearer(operator))).is_success
+            # `qsysd token revoke` in another process: a new file renamed over the old one.
+            TokenStore(tokens.path).revoke("automation")
+            r = await s.client.get("/api/v1/tools", headers=bearer(operator))
+            problem(r, 401, "authentication-failed")
+
+
+async def test_an_admin_creates_lists_and_revokes_tokens_over_http(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    auth, tokens = token_auth(tmp_path)
+    admin = tokens.create("root", "admin")
+    with trio.fail_after(WAIT):
+        async with http_stack(emulator, authenticator=auth) as s:
+            h = bearer(admin)
+            r = await s.client.post(
+                "/api/v1/admin/tokens",
+                headers=h,
+                json={"name": "panel", "role": "panel", "expires_days": 30},
+            )
+            assert r.status_code == 201, r.text
+            created = r.json()
+            assert created["token"].startswith("qsysd_") and created["role"] == "panel"
+            assert created["expires"] is not None
+            listed = (await s.client.get("/api/v1/admin/tokens", headers=h)).json()["tokens"]
+            assert {t["name"] for t in listed} == {"root", "panel"}
+            assert all("sha256" not in t and "token" not in t for t in listed)
+            r = await s.client.post("/api/v1/tools/qsys_set", json=SET,
+                                    headers=bearer(created["token"]))  # fmt: skip
+            assert r.status_code == 200, r.text
+            for body in ({"name": "panel", "role": "viewer"}, {"name": "x", "role": "god"},
+                         {"name": 3}, [1]):  # fmt: skip
+                r = await s.client.post("/api/v1/admin/tokens", headers=h, json=body)
+                problem(r, 422, "tool-input-error")
+            r = await s.client.delete("/api/v1/admin/tokens/panel", headers=h)
+            assert r.status_code == 200 and r.json()["revoked"]["name"] == "panel"
+            r = await s.client.delete("/api/v1/admin/tokens/panel", headers=h)
+            problem(r, 404, "lookup-failed")
+            r = await s.client.get("/api/v1/tools", headers=bearer(created["token"]))
+            problem(r, 401, "authentication-failed")
+
+
+@pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer", "qsysd_abc"])
+async def test_malformed_authorization_is_refused(
+    emulator: EmulatorServer, tmp_path: Path, header: str
+) -> None:
+    auth, _ = token_auth(tmp_path)
+    with trio.fail_after(WAIT):
+        async with http_stack(emulator, authenticator=auth) as s:
+            r = await s.client.get("/api/v1/tools", headers={"Authorization": header})
+            problem(r, 401, "authentication-failed")
+            assert 'error="invalid_request"' in r.headers["www-authenticate"]
