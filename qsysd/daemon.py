@@ -29,7 +29,7 @@ import trio
 
 from qsysd import __version__
 from qsysd._systemd import notify, watchdog_interval
-from qsysd.access import Authenticator, CallPath, Principal
+from qsysd.access import Authenticator, CallPath, Principal, RateLimits
 from qsysd.api import QsysApi
 from qsysd.config import Config, CoreConfig, HttpConfig, StateConfig, load_config
 from qsysd.core import CoreLink
@@ -144,7 +144,7 @@ class Daemon:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_signals)
             async with self.running() as api, trio.open_nursery() as doors:
-                calls = CallPath(api, registry)
+                calls = CallPath(api, registry, limits=RateLimits.from_config(self.config.auth))
                 if self.config.http.enabled:
                     self.http = HttpFrontEnd(
                         self.config.http,

@@ -24,6 +24,7 @@ Every error qsysd raises on purpose derives from :class:`QsysdError`::
     ├── PolicyViolation             a write was refused by the safety policy
     ├── AuthenticationFailed        no credentials, or credentials that are not valid (401)
     ├── PermissionDenied            the caller's role lacks the permission a tool needs
+    ├── RateLimited                 the caller spent its budget of calls (429, retry later)
     ├── WriteFailed                 no control of a write was written (``results`` says why)
     └── ToolInputError              a tool's arguments are invalid
 
@@ -68,6 +69,7 @@ __all__ = [
     "ProtocolError",
     "QrcError",
     "QsysdError",
+    "RateLimited",
     "RequestTimeout",
     "ServerError",
     "ToolInputError",
@@ -307,6 +309,22 @@ class PermissionDenied(QsysdError):
     """The caller's role lacks the permission a tool needs."""
 
 
+class RateLimited(QsysdError):
+    """The caller spent its budget of calls; ``retry_after`` says in how many seconds to retry.
+
+    ``budget`` names the budget (``write``, ``read``, ``failed-authentication``).
+    """
+
+    retryable = True
+
+    def __init__(self, budget: str, limit: str, retry_after: int) -> None:
+        self.budget = budget
+        self.retry_after = max(1, retry_after)
+        super().__init__(
+            f"rate limit of {limit} for {budget} calls reached; retry in {self.retry_after} s"
+        )
+
+
 class WriteFailed(QsysdError):
     """No control of a write was written; ``results`` (per-control results) says why."""
 
@@ -366,6 +384,8 @@ def _status(exc: QsysdError) -> int:
         return 404
     if isinstance(exc, AuthenticationFailed):
         return 401
+    if isinstance(exc, RateLimited):
+        return 429
     if isinstance(exc, PermissionDenied | PolicyViolation):
         return 403
     if isinstance(exc, WriteFailed):

@@ -92,6 +92,14 @@ def _check_auth(config: Config, problems: list[str]) -> None:
             )
     if auth.stdio_role not in builtin and auth.stdio_role not in auth.roles:
         problems.append(f"auth.stdio_role: unknown role {auth.stdio_role!r}")
+    from qsysd.access._limits import parse_rate
+
+    for key in ("rate_limit_reads", "rate_limit_writes", "rate_limit_address_reads",
+                "rate_limit_address_writes", "rate_limit_failed_auth"):  # fmt: skip
+        try:
+            parse_rate(getattr(auth, key))
+        except ValueError as exc:
+            problems.append(f"auth.{key}: {exc}")
     if not auth.stdio_principal.strip():
         problems.append("auth.stdio_principal: must not be empty")
 

@@ -97,6 +97,13 @@ class AuthConfig:
     stdio_role: str = "operator"
     #: Custom roles: name -> permissions (``read``, ``write``, ``admin``).
     roles: dict[str, list[str]] = attrs.Factory(dict)
+    #: Budgets of the HTTP doors ("N/second", "N/minute", "N/hour" or "off"): per principal,
+    #: per client address, and failed authentications per client address.
+    rate_limit_reads: str = "3000/minute"
+    rate_limit_writes: str = "600/minute"
+    rate_limit_address_reads: str = "6000/minute"
+    rate_limit_address_writes: str = "1200/minute"
+    rate_limit_failed_auth: str = "30/minute"
 
 
 @attrs.frozen

@@ -14,6 +14,7 @@ Stop goes through Hypercorn's ``shutdown_trigger``: listeners close, in-flight r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -28,7 +29,7 @@ from qsysd.access import Authenticator, CallPath, Door, Principal
 from qsysd.config import HttpConfig, is_loopback, parse_listen_address
 from qsysd.config._check import UNAUTHENTICATED_NETWORK
 from qsysd.core import CoreLink
-from qsysd.errors import AuthenticationFailed, ConfigError
+from qsysd.errors import AuthenticationFailed, ConfigError, RateLimited
 from qsysd.plugins import Registry
 from qsysd.server._asgi import (
     PRINCIPAL_KEY,
@@ -267,6 +268,7 @@ class HttpFrontEnd:
             await manager.handle_request(scope, receive, send)
 
         authenticator = self.authenticator
+        limits = self.calls.limits
 
         async def authenticated(app: Any, scope: Scope, receive: Receive, send: Send) -> None:
             client = scope.get("client")
@@ -280,13 +282,26 @@ class HttpFrontEnd:
                 scope[PRINCIPAL_KEY] = anonymous_principal(address)
                 await app(scope, receive, send)
                 return
+            authorization = _authorization(scope)
             try:
-                scope[PRINCIPAL_KEY] = authenticator.authenticate(
-                    _authorization(scope), door, address
-                )
+                if authenticator.required and authorization is not None:
+                    # Once an address failed too often, no credentials are even looked at.
+                    limits.check("failed-authentication", address=address)
+                scope[PRINCIPAL_KEY] = authenticator.authenticate(authorization, door, address)
+            except RateLimited as exc:
+                log.info("auth.rate_limited", door=door, client=address, path=path)
+                await send_problem(
+                    send, 429, "rate-limited", "Too many failed authentications", str(exc),
+                    headers=[(b"retry-after", str(exc.retry_after).encode())], retryable=True,
+                    request_id=scope.get("qsysd.request_id"),
+                )  # fmt: skip
+                return
             except AuthenticationFailed as exc:
                 log.info("auth.failed", door=door, client=address, path=path,
                          reason=str(exc)[:200])  # fmt: skip
+                if exc.error is not None:  # a first request without credentials is no guess
+                    with contextlib.suppress(RateLimited):
+                        limits.spend("failed-authentication", principal=None, address=address)
                 await send_problem(
                     send, 401, "authentication-failed", "Authentication required", str(exc),
                     headers=[(b"www-authenticate", challenge(scope, exc))],

@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException
 from qsysd import __version__
 from qsysd.access import CallPath, Principal, TokenStore
 from qsysd.core import CoreLink
-from qsysd.errors import ErrorReport, describe
+from qsysd.errors import ErrorReport, RateLimited, describe
 from qsysd.server._asgi import PRINCIPAL_KEY, problem_body
 from qsysd.server._common import to_json
 from qsysd.server._events import EventFilter, EventHub
@@ -121,7 +121,10 @@ def build_rest_app(
         try:
             return await calls.call_tool(_principal(), name, arguments, request_id=_request_id())
         except Exception as exc:
-            return _report_response(describe(exc, tool=name), tool=name)
+            response = _report_response(describe(exc, tool=name), tool=name)
+            if isinstance(exc, RateLimited):
+                response.headers["Retry-After"] = str(exc.retry_after)
+            return response
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Response:

@@ -14,7 +14,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from test_http_front import WAIT, http_stack, problem
 
-from qsysd.access import Authenticator, Roles, TokenStore
+from qsysd.access import Authenticator, RateLimits, Roles, TokenStore
 from qsysd.emulator import EmulatorServer
 from qsysd.plugins import Registry
 
@@ -167,3 +167,79 @@ async def test_malformed_authorization_is_refused(
             r = await s.client.get("/api/v1/tools", headers={"Authorization": header})
             problem(r, 401, "authentication-failed")
             assert 'error="invalid_request"' in r.headers["www-authenticate"]
+
+
+async def test_a_write_burst_gets_429_with_retry_after_and_others_are_unaffected(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    auth, tokens = token_auth(tmp_path)
+    busy = tokens.create("busy", "operator")
+    calm = tokens.create("calm", "operator")
+    limits = RateLimits(read="100/minute", write="3/minute", address_write="4/minute")
+    with trio.fail_after(WAIT):
+        async with http_stack(emulator, authenticator=auth, limits=limits) as s:
+            for value in (-9, -8, -6):
+                set_value = {"changes": [{"control": "Bar.gain", "value": value}]}
+                r = await s.client.post("/api/v1/tools/qsys_set", json=set_value,
+                                        headers=bearer(busy))  # fmt: skip
+                assert r.status_code == 200, r.text
+            r = await s.client.post("/api/v1/tools/qsys_set", json=SET, headers=bearer(busy))
+            doc = problem(r, 429, "rate-limited")
+            assert doc["retryable"] and "3 per 1 minute per principal for write" in doc["detail"]
+            assert 1 <= int(r.headers["retry-after"]) <= 60
+            assert emulator.get_value("Bar", "gain") == -6
+            # The other principal has its own writes, and reads have their own budget.
+            calm_set = {"changes": [{"control": "Bar.gain", "value": -5}]}
+            r = await s.client.post("/api/v1/tools/qsys_set", json=calm_set, headers=bearer(calm))
+            assert r.status_code == 200, r.text
+            r = await s.client.post("/api/v1/tools/qsys_get", json={"controls": ["Bar.gain"]},
+                                    headers=bearer(busy))  # fmt: skip
+            assert r.status_code == 200, r.text
+            metrics = (await s.client.get("/metrics", headers=bearer(calm))).text
+            assert 'qsysd_rate_limited_total{budget="write",key="principal"} 1.0' in metrics
+            assert 'outcome="limited"' in metrics
+            # Both come from one address: its own budget (4 writes) is spent now.
+            r = await s.client.post("/api/v1/tools/qsys_set", json=calm_set, headers=bearer(calm))
+            doc = problem(r, 429, "rate-limited")
+            assert "4 per 1 minute per address" in doc["detail"]
+
+
+async def test_guessing_tokens_is_stopped_per_address(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    auth, tokens = token_auth(tmp_path)
+    good = tokens.create("svc", "viewer")
+    limits = RateLimits(failed_authentication="2/minute")
+    with trio.fail_after(WAIT):
+        async with http_stack(emulator, authenticator=auth, limits=limits) as s:
+            assert (await s.client.get("/api/v1/tools")).status_code == 401  # no guess
+            for guess in ("qsysd_a", "qsysd_b"):
+                r = await s.client.get("/api/v1/tools", headers=bearer(guess))
+                problem(r, 401, "authentication-failed")
+            r = await s.client.get("/api/v1/tools", headers=bearer("qsysd_c"))
+            doc = problem(r, 429, "rate-limited")
+            assert "failed-authentication" in doc["detail"] and r.headers["retry-after"]
+            # Locked out: from this address not even a valid token is looked at for a while.
+            r = await s.client.get("/api/v1/tools", headers=bearer(good))
+            problem(r, 429, "rate-limited")
+            assert s.http.calls.limits.statistics() == {("failed-authentication", "address"): 2}
+
+
+async def test_mcp_says_clearly_when_a_rate_limit_is_reached(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    auth, tokens = token_auth(tmp_path)
+    agent = tokens.create("agent", "viewer")
+    with trio.fail_after(WAIT):
+        async with (
+            http_stack(emulator, authenticator=auth, limits=RateLimits(read="1/minute")) as s,
+            httpx2.AsyncClient(headers=bearer(agent), timeout=WAIT) as http,
+            Client(streamable_http_client(f"{s.base}/mcp", http_client=http)) as client,
+        ):
+            first = await client.call_tool("qsys_get", {"controls": ["Bar.gain"]})
+            assert not first.is_error
+            second = await client.call_tool("qsys_get", {"controls": ["Bar.gain"]})
+            assert second.is_error
+            text = " ".join(getattr(c, "text", "") for c in second.content)
+            assert "rate limit of 1 per 1 minute per principal for read calls" in text, text
+            assert "retry in" in text

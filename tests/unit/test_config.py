@@ -231,3 +231,10 @@ def test_redacted_view_hides_every_secret(tmp_path: Path) -> None:
     assert "pin-1234" not in text and "hunter2" not in text
     assert redacted(config)["cores"][0]["password"] == "***"
     assert sorted(config.secrets()) == ["pin-1234", "redis://:hunter2@db"]
+
+
+def test_rate_limits_are_checked() -> None:
+    with pytest.raises(ConfigError, match=r"auth.rate_limit_writes: 'lots' is not a rate like"):
+        load_config(None, env={"QSYSD_AUTH__RATE_LIMIT_WRITES": "lots"})
+    config = load_config(None, env={"QSYSD_AUTH__RATE_LIMIT_READS": "off"})
+    assert config.auth.rate_limit_reads == "off"
