@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import httpx2
 import pytest
 import trio
@@ -243,3 +244,29 @@ async def test_mcp_says_clearly_when_a_rate_limit_is_reached(
             text = " ".join(getattr(c, "text", "") for c in second.content)
             assert "rate limit of 1 per 1 minute per principal for read calls" in text, text
             assert "retry in" in text
+
+
+async def test_hsts_only_over_tls_and_no_cors_grant(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made = await trio.run_process(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+        capture_stdout=True, capture_stderr=True, check=False,
+    )  # fmt: skip
+    if made.returncode != 0:
+        pytest.fail(f"openssl could not make a test certificate: {made.stderr[-300:]!r}")
+    with trio.fail_after(WAIT):
+        async with http_stack(emulator, tls_cert=str(cert), tls_key=str(key)) as s:
+            assert s.base.startswith("https://")
+            async with httpx.AsyncClient(base_url=s.base, verify=False, timeout=WAIT) as tls:
+                r = await tls.get("/health", headers={"Origin": "http://127.0.0.1:9"})
+            assert r.status_code == 200
+            assert r.headers["strict-transport-security"] == "max-age=31536000"
+            assert "access-control-allow-origin" not in r.headers
+        async with http_stack(emulator) as plain:
+            r = await plain.client.get("/health")
+            assert "strict-transport-security" not in r.headers
+            r = await plain.client.get("/health", headers={"Origin": "https://evil.example"})
+            problem(r, 403, "origin-not-allowed")
