@@ -80,7 +80,7 @@ class CallPath:
                 if principal.door != "stdio":
                     known = self.registry.has_tool(name)
                     reads = not known or self.registry.tool(name).permission == "read"
-                    self.limits.spend(
+                    await self.limits.spend(
                         "read" if reads else "write",
                         principal=principal.name,
                         address=principal.address,

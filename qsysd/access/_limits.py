@@ -2,7 +2,10 @@
 
 Reads and writes have separate budgets (a chatty dashboard never blocks the operator's
 writes), and failed authentications have one per client address against token guessing.
-The storage is in memory: each qsysd instance keeps its own budgets.
+The storage is in memory (each instance keeps its own budgets) or Redis, where several
+instances share them; the Redis client is synchronous, so its calls run in a worker thread.
+If Redis cannot be reached a call is let through (logged): an outage of the limiter must not
+take the control of a venue down with it.
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
+import structlog
+import trio
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
+from limits.errors import ConfigurationError
+from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
 
-from qsysd.errors import RateLimited
+from qsysd.errors import ConfigError, RateLimited
 
 if TYPE_CHECKING:
     from qsysd.config import AuthConfig
@@ -24,6 +30,10 @@ if TYPE_CHECKING:
 __all__ = ["Budget", "RateLimits", "parse_rate"]
 
 Budget = Literal["read", "write", "failed-authentication"]
+
+log = structlog.get_logger("qsysd.access")
+#: Redis URL schemes the limits library's Redis storage takes.
+REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://")
 
 
 def parse_rate(text: str) -> RateLimitItem | None:
@@ -49,6 +59,7 @@ class RateLimits:
         address_read: str = "off",
         address_write: str = "off",
         failed_authentication: str = "off",
+        storage: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         # (budget, "principal" | "address") -> limit; several principals may share an
@@ -60,9 +71,24 @@ class RateLimits:
             ("write", "address"): parse_rate(address_write),
             ("failed-authentication", "address"): parse_rate(failed_authentication),
         }
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        backend: Storage = MemoryStorage()
+        if storage is not None:
+            try:
+                backend = RedisStorage(
+                    storage,
+                    key_prefix="qsysd-limits",
+                    socket_timeout=2.0,
+                    socket_connect_timeout=2.0,
+                )
+            except ConfigurationError as exc:  # redis-py is not installed
+                raise ConfigError(
+                    [f"auth.rate_limit_storage: {exc}; install qsysd[redis]"]
+                ) from None
+        self._threaded = storage is not None
+        self._limiter = MovingWindowRateLimiter(backend)
         self._clock = clock
         self.refused: Counter[tuple[Budget, str]] = Counter()
+        self.storage_errors = 0
 
     @classmethod
     def from_config(cls, auth: AuthConfig) -> RateLimits:
@@ -72,17 +98,39 @@ class RateLimits:
             address_read=auth.rate_limit_address_reads,
             address_write=auth.rate_limit_address_writes,
             failed_authentication=auth.rate_limit_failed_auth,
+            storage=auth.rate_limit_storage.reveal() if auth.rate_limit_storage else None,
         )
+
+    async def _run(self, fn: Callable[[], None]) -> None:
+        if not self._threaded:
+            fn()
+            return
+        try:
+            await trio.to_thread.run_sync(fn)
+        except RateLimited:
+            raise
+        except Exception as exc:  # Redis down or slow: let the call through, say so
+            self.storage_errors += 1
+            if self.storage_errors == 1 or self.storage_errors % 100 == 0:
+                log.error("limits.storage_failed", error=type(exc).__name__,
+                          failures=self.storage_errors)  # fmt: skip
 
     def _retry_after(self, item: RateLimitItem, key: str) -> int:
         reset = self._limiter.get_window_stats(item, key).reset_time
         return int(reset - self._clock()) + 1
 
-    def spend(self, budget: Budget, *, principal: str | None, address: str | None) -> None:
+    async def spend(self, budget: Budget, *, principal: str | None, address: str | None) -> None:
         """Spend one call of ``budget`` for the principal and for the address, or RateLimited.
 
         Nothing is spent when either budget is exhausted.
         """
+        await self._run(lambda: self._spend(budget, principal, address))
+
+    async def check(self, budget: Budget, *, address: str | None) -> None:
+        """RateLimited if ``address`` has no ``budget`` left (spends nothing)."""
+        await self._run(lambda: self._check(budget, address))
+
+    def _spend(self, budget: Budget, principal: str | None, address: str | None) -> None:
         keys = [
             (kind, item, f"{budget}:{kind}:{value}")
             for kind, value in (("principal", principal), ("address", address))
@@ -95,8 +143,7 @@ class RateLimits:
         for _, item, key in keys:
             self._limiter.hit(item, key)
 
-    def check(self, budget: Budget, *, address: str | None) -> None:
-        """RateLimited if ``address`` has no ``budget`` left (spends nothing)."""
+    def _check(self, budget: Budget, address: str | None) -> None:
         item = self._items.get((budget, "address"))
         if item is None or address is None:
             return

@@ -100,6 +100,14 @@ def _check_auth(config: Config, problems: list[str]) -> None:
             parse_rate(getattr(auth, key))
         except ValueError as exc:
             problems.append(f"auth.{key}: {exc}")
+    if auth.rate_limit_storage is not None:
+        from qsysd.access._limits import REDIS_SCHEMES
+
+        if not auth.rate_limit_storage.reveal().startswith(REDIS_SCHEMES):
+            problems.append(
+                "auth.rate_limit_storage: must be a redis://, rediss:// or redis+unix:// URL "
+                "(leave it out to keep budgets in memory)"
+            )
     if not auth.stdio_principal.strip():
         problems.append("auth.stdio_principal: must not be empty")
 

@@ -104,6 +104,9 @@ class AuthConfig:
     rate_limit_address_reads: str = "6000/minute"
     rate_limit_address_writes: str = "1200/minute"
     rate_limit_failed_auth: str = "30/minute"
+    #: Where budgets are kept: None in memory; a ``redis://`` URL shares them between instances.
+    rate_limit_storage: Secret | None = None
+    rate_limit_storage_file: str | None = None
 
 
 @attrs.frozen
@@ -179,5 +182,6 @@ class Config:
 
     def secrets(self) -> list[str]:
         """Every secret value, for the log redaction filter."""
-        found = [c.password for c in self.cores] + [self.state.redis_url]
+        found = [c.password for c in self.cores]
+        found += [self.state.redis_url, self.auth.rate_limit_storage]
         return [s.reveal() for s in found if s is not None and s.reveal()]

@@ -171,9 +171,7 @@ class Gateway:
         sent_bytes = [0]
         id_header = (b"x-request-id", request_id.encode())
         security = (
-            (*SECURITY_HEADERS, HSTS_HEADER)
-            if scope.get("scheme") == "https"
-            else SECURITY_HEADERS
+            (*SECURITY_HEADERS, HSTS_HEADER) if scope.get("scheme") == "https" else SECURITY_HEADERS
         )
 
         async def send_with_headers(message: Message) -> None:

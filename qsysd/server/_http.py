@@ -286,7 +286,7 @@ class HttpFrontEnd:
             try:
                 if authenticator.required and authorization is not None:
                     # Once an address failed too often, no credentials are even looked at.
-                    limits.check("failed-authentication", address=address)
+                    await limits.check("failed-authentication", address=address)
                 scope[PRINCIPAL_KEY] = authenticator.authenticate(authorization, door, address)
             except RateLimited as exc:
                 log.info("auth.rate_limited", door=door, client=address, path=path)
@@ -301,7 +301,7 @@ class HttpFrontEnd:
                          reason=str(exc)[:200])  # fmt: skip
                 if exc.error is not None:  # a first request without credentials is no guess
                     with contextlib.suppress(RateLimited):
-                        limits.spend("failed-authentication", principal=None, address=address)
+                        await limits.spend("failed-authentication", principal=None, address=address)
                 await send_problem(
                     send, 401, "authentication-failed", "Authentication required", str(exc),
                     headers=[(b"www-authenticate", challenge(scope, exc))],

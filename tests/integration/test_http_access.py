@@ -5,6 +5,7 @@ Real clients over loopback: httpx for REST, the MCP SDK's Streamable HTTP client
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,7 @@ import trio
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from test_http_front import WAIT, http_stack, problem
+from test_state_redis import REDIS_SERVER, free_port, redis_url  # noqa: F401 (a fixture)
 
 from qsysd.access import Authenticator, RateLimits, Roles, TokenStore
 from qsysd.emulator import EmulatorServer
@@ -270,3 +272,54 @@ async def test_hsts_only_over_tls_and_no_cors_grant(
             assert "strict-transport-security" not in r.headers
             r = await plain.client.get("/health", headers={"Origin": "https://evil.example"})
             problem(r, 403, "origin-not-allowed")
+
+
+@pytest.fixture
+def shared_redis(request: pytest.FixtureRequest) -> str:
+    if REDIS_SERVER is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("redis-server is missing in CI (.ci/run installs it)")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    url: str = request.getfixturevalue("redis_url")
+    return url
+
+
+async def test_a_redis_backed_budget_is_shared_by_two_instances(
+    emulator: EmulatorServer, tmp_path: Path, shared_redis: str
+) -> None:
+    auth, tokens = token_auth(tmp_path)
+    operator = tokens.create("automation", "operator")
+
+    def limits() -> RateLimits:
+        return RateLimits(write="2/minute", storage=shared_redis)
+
+    with trio.fail_after(WAIT):
+        async with (
+            http_stack(emulator, authenticator=auth, limits=limits()) as one,
+            http_stack(emulator, authenticator=auth, limits=limits()) as two,
+        ):
+            for value, stack in ((-9, one), (-8, two)):
+                body = {"changes": [{"control": "Bar.gain", "value": value}]}
+                r = await stack.client.post("/api/v1/tools/qsys_set", json=body,
+                                            headers=bearer(operator))  # fmt: skip
+                assert r.status_code == 200, r.text
+            for stack in (one, two):
+                r = await stack.client.post("/api/v1/tools/qsys_set", json=SET,
+                                            headers=bearer(operator))  # fmt: skip
+                problem(r, 429, "rate-limited")
+            assert emulator.get_value("Bar", "gain") == -8
+
+
+async def test_an_unreachable_redis_lets_calls_through_and_says_so(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    auth, tokens = token_auth(tmp_path)
+    operator = tokens.create("automation", "operator")
+    limits = RateLimits(write="1/minute", storage=f"redis://127.0.0.1:{free_port()}")
+    with trio.fail_after(WAIT):
+        async with http_stack(emulator, authenticator=auth, limits=limits) as s:
+            for _ in range(2):
+                r = await s.client.post("/api/v1/tools/qsys_set", json=SET,
+                                        headers=bearer(operator))  # fmt: skip
+                assert r.status_code == 200, r.text
+            assert limits.storage_errors >= 2
