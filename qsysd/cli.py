@@ -95,6 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_call_arguments(call)
 
+    token = commands.add_parser(
+        "token",
+        help="create, list and revoke API tokens",
+        description="Administer the API tokens of the HTTP front end (auth.mode = 'token').",
+    )
+    from qsysd.access._cli import add_token_arguments
+
+    add_token_arguments(token, _add_config_option)
+
     config = commands.add_parser("config", help="configuration tools")
     config_commands = config.add_subparsers(dest="config_command", metavar="COMMAND")
     check = config_commands.add_parser(
@@ -191,6 +200,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from qsysd._call import run_call
 
             return run_call(args)
+        if args.command == "token":
+            if args.token_command is None:
+                parser.parse_args(["token", "--help"])
+            from qsysd.access._cli import run_token
+
+            return run_token(args)
         if args.command == "plugins":
             return _plugins(args)
         if args.command == "plugin" and args.plugin_command == "new":

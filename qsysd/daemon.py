@@ -29,7 +29,7 @@ import trio
 
 from qsysd import __version__
 from qsysd._systemd import notify, watchdog_interval
-from qsysd.access import CallPath, Principal
+from qsysd.access import Authenticator, CallPath, Principal, RateLimits
 from qsysd.api import QsysApi
 from qsysd.config import (
     Config,
@@ -55,8 +55,6 @@ STOP_GRACE_SECONDS = 10.0
 #: How long start-up waits for the Cores before serving anyway (tools then say "unreachable").
 CONNECT_WAIT_SECONDS = 10.0
 SNAPSHOT_FILE = "snapshot.json"
-#: stdio is trusted: the process that started qsysd is its client.
-STDIO_PRINCIPAL = Principal("stdio", door="stdio")
 JOURNAL_FILE = "journal.sqlite3"
 
 
@@ -80,6 +78,7 @@ class Daemon:
     journal: Journal | None = None
     snapshots: SnapshotTask | None = None
     http: HttpFrontEnd | None = None
+    authenticator: Authenticator | None = None
     _stop_requested: trio.Event = attrs.field(factory=trio.Event)
     _ready: trio.Event = attrs.field(factory=trio.Event)
 
@@ -167,6 +166,8 @@ class Daemon:
         """
         plugins = self.config.plugins
         registry = Registry(plugin_dirs=plugins.dirs, config=plugins.config)
+        authenticator = Authenticator.from_config(self.config)  # a bad tokens file: ConfigError
+        self.authenticator = authenticator
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_signals)
             async with (
@@ -174,7 +175,7 @@ class Daemon:
                 running_plugins(registry, api),
                 trio.open_nursery() as doors,
             ):
-                calls = CallPath(api, registry)
+                calls = CallPath(api, registry, limits=RateLimits.from_config(self.config.auth))
                 if self.config.http.enabled:
                     self.http = HttpFrontEnd(
                         self.config.http,
@@ -182,13 +183,14 @@ class Daemon:
                         links=self.links,
                         store=self.store,
                         registry=registry,
+                        authenticator=authenticator,
                         journal=self.journal,
                         snapshots=self.snapshots,
                     )
                     await doors.start(self.http.run)
                 synced = trio.Event()
                 if stdio:
-                    server = build_mcp_server(calls, principal=STDIO_PRINCIPAL)
+                    server = build_mcp_server(calls, principal=stdio_principal(self.config))
                     async with trio.open_nursery() as front:
                         front.start_soon(self._announce_ready, registry, stdio, synced)
                         front.start_soon(_cancel_when, self._stop_requested, front.cancel_scope)
@@ -219,10 +221,34 @@ class Daemon:
         )
 
     async def _watch_signals(self) -> None:
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
             async for signum in signals:
                 log.info("daemon.signal", signal=signal.Signals(signum).name)
-                self.stop()
+                if signum == signal.SIGHUP:
+                    self.reload()
+                else:
+                    self.stop()
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the tokens file (an invalid one is logged; no token works then)."""
+        tokens = self.authenticator.tokens if self.authenticator else None
+        if tokens is not None:
+            tokens.reload_if_changed(force=True)
+            log.info("daemon.reloaded", tokens=len(tokens.records()))
+
+
+def stdio_principal(config: Config) -> Principal:
+    """Who stdio acts as: trusted as the child of the process that started qsysd."""
+    from qsysd.access import Roles
+
+    auth = config.auth
+    roles = Roles(auth.roles)
+    return Principal(
+        auth.stdio_principal,
+        door="stdio",
+        role=auth.stdio_role,
+        permissions=roles.permissions(auth.stdio_role),
+    )
 
 
 async def _cancel_when(event: trio.Event, scope: trio.CancelScope) -> None:

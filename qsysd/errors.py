@@ -23,7 +23,9 @@ Every error qsysd raises on purpose derives from :class:`QsysdError`::
     │       └── LogonRequired (10)
     ├── LookupFailed                a Core, component, control, tool or prompt name is unknown
     ├── PolicyViolation             a write was refused by the safety policy
+    ├── AuthenticationFailed        no credentials, or credentials that are not valid (401)
     ├── PermissionDenied            the caller's role lacks the permission a tool needs
+    ├── RateLimited                 the caller spent its budget of calls (429, retry later)
     ├── WriteFailed                 no control of a write was written (``results`` says why)
     └── ToolInputError              a tool's arguments are invalid
 
@@ -43,6 +45,7 @@ from typing import Any, ClassVar
 import attrs
 
 __all__ = [
+    "AuthenticationFailed",
     "BadPageRequest",
     "ChangeGroupsExhausted",
     "ConfigError",
@@ -68,6 +71,7 @@ __all__ = [
     "ProtocolError",
     "QrcError",
     "QsysdError",
+    "RateLimited",
     "RequestTimeout",
     "ServerError",
     "StartupError",
@@ -308,8 +312,37 @@ class ToolInputError(QsysdError):
     """A tool's arguments are invalid."""
 
 
+class AuthenticationFailed(QsysdError):
+    """The request carries no credentials, or credentials that are not valid.
+
+    ``error`` is the RFC 6750 error code for ``WWW-Authenticate`` (``invalid_token``), or
+    None when no credentials were sent at all (the challenge then carries no error).
+    The message never contains the credentials.
+    """
+
+    def __init__(self, message: str, *, error: str | None = "invalid_token") -> None:
+        self.error = error
+        super().__init__(message)
+
+
 class PermissionDenied(QsysdError):
     """The caller's role lacks the permission a tool needs."""
+
+
+class RateLimited(QsysdError):
+    """The caller spent its budget of calls; ``retry_after`` says in how many seconds to retry.
+
+    ``budget`` names the budget (``write``, ``read``, ``failed-authentication``).
+    """
+
+    retryable = True
+
+    def __init__(self, budget: str, limit: str, retry_after: int) -> None:
+        self.budget = budget
+        self.retry_after = max(1, retry_after)
+        super().__init__(
+            f"rate limit of {limit} for {budget} calls reached; retry in {self.retry_after} s"
+        )
 
 
 class WriteFailed(QsysdError):
@@ -369,6 +402,10 @@ def _status(exc: QsysdError) -> int:
         return 422
     if isinstance(exc, LookupFailed):
         return 404
+    if isinstance(exc, AuthenticationFailed):
+        return 401
+    if isinstance(exc, RateLimited):
+        return 429
     if isinstance(exc, PermissionDenied | PolicyViolation):
         return 403
     if isinstance(exc, WriteFailed):

@@ -5,14 +5,35 @@ back into its bytes; :class:`CallPath` does everything between (authorization, v
 the tool, logging and metrics), the same way for every door.
 """
 
+from qsysd.access._authn import Authenticator as Authenticator
 from qsysd.access._calls import (
     CallPath as CallPath,
     CallStatistics as CallStatistics,
 )
+from qsysd.access._limits import RateLimits as RateLimits
 from qsysd.access._principal import (
     DOORS as DOORS,
     Door as Door,
     Principal as Principal,
 )
+from qsysd.access._roles import BUILTIN_ROLES as BUILTIN_ROLES, Roles as Roles
+from qsysd.access._tokens import (
+    TOKEN_PREFIX as TOKEN_PREFIX,
+    TokenRecord as TokenRecord,
+    TokenStore as TokenStore,
+)
 
-__all__ = ["DOORS", "CallPath", "CallStatistics", "Door", "Principal"]
+__all__ = [
+    "BUILTIN_ROLES",
+    "DOORS",
+    "TOKEN_PREFIX",
+    "Authenticator",
+    "CallPath",
+    "CallStatistics",
+    "Door",
+    "Principal",
+    "RateLimits",
+    "Roles",
+    "TokenRecord",
+    "TokenStore",
+]

@@ -9,10 +9,11 @@ from typing import Any
 import attrs
 import structlog
 
+from qsysd.access._limits import RateLimits
 from qsysd.access._principal import DOORS, Door, Principal
 from qsysd.api import QsysApi
 from qsysd.core import RequestCounters
-from qsysd.errors import PermissionDenied, QsysdError, describe
+from qsysd.errors import PermissionDenied, QsysdError, RateLimited, describe
 from qsysd.logs import bound_context
 from qsysd.plugins import Registry, Tool, ToolContext
 
@@ -30,7 +31,8 @@ class CallStatistics:
 
     Outcomes: ``ok``; ``rejected`` (the caller's mistake or a refusal: bad arguments, unknown
     name, policy); ``denied`` (the role lacks the permission); ``failed`` (the Core or qsysd
-    could not do it); ``crashed`` (a bug: an exception outside the tree).
+    could not do it); ``limited`` (a rate limit); ``crashed`` (a bug: an exception outside
+    the tree).
     """
 
     door: Door
@@ -43,9 +45,14 @@ class CallStatistics:
 class CallPath:
     """Every door's tool calls and listings go through here, and nowhere else."""
 
-    def __init__(self, api: QsysApi, registry: Registry) -> None:
+    def __init__(
+        self, api: QsysApi, registry: Registry, *, limits: RateLimits | None = None
+    ) -> None:
         self.api = api
         self.registry = registry
+        #: Per-principal and per-address budgets of the network doors (stdio is one trusted
+        #: client, so it has none).
+        self.limits = limits or RateLimits()
         self._counters = {door: RequestCounters() for door in DOORS}
 
     def tools(self, principal: Principal) -> list[Tool]:
@@ -70,6 +77,14 @@ class CallPath:
         outcome = "crashed"
         with bound_context(request_id=request_id, door=principal.door):
             try:
+                if principal.door != "stdio":
+                    known = self.registry.has_tool(name)
+                    reads = not known or self.registry.tool(name).permission == "read"
+                    await self.limits.spend(
+                        "read" if reads else "write",
+                        principal=principal.name,
+                        address=principal.address,
+                    )
                 output = await self.registry.call_tool(
                     name,
                     arguments,
@@ -111,6 +126,8 @@ def _outcome(exc: QsysdError, status: int) -> str:
     """The bounded outcome label of a failed call."""
     if isinstance(exc, PermissionDenied):
         return "denied"
+    if isinstance(exc, RateLimited):
+        return "limited"
     return "rejected" if status < 500 else "failed"
 
 

@@ -9,7 +9,7 @@ Sources, lowest precedence first:
    ``QSYSD_CORES__0__PORT``); values are read as TOML values when they parse as one
    (``1711``, ``true``, ``["a", "b"]``), otherwise as plain strings.
 
-A secret (a Core's password, the auth tokens, a Redis URL) comes from, in order: the key's
+A secret (a Core's password, a Redis URL) comes from, in order: the key's
 ``<key>_file`` companion, the key itself, ``$CREDENTIALS_DIRECTORY/<credential>`` (systemd
 ``LoadCredential=``), then ``/run/secrets/<credential>`` (Docker, Kubernetes). Secrets are
 :class:`Secret` objects whose repr is redacted; a whole number is taken as its digits (Q-SYS
@@ -23,6 +23,7 @@ from qsysd.config._check import (
     ListenAddress as ListenAddress,
     config_warnings as config_warnings,
     is_loopback as is_loopback,
+    network_allowed as network_allowed,
     parse_listen as parse_listen,
     parse_listen_address as parse_listen_address,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "default_state_dir",
     "is_loopback",
     "load_config",
+    "network_allowed",
     "parse_listen",
     "parse_listen_address",
     "redacted",

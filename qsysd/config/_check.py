@@ -44,11 +44,7 @@ def check(config: Config, problems: list[str]) -> None:
         if core.password is not None and not core.username:
             problems.append(f"{where}.username: required when a password is set")
     _check_http(config, problems)
-    if config.auth.mode == "token":
-        problems.append(
-            "auth.mode: 'token' is not available yet (access control is the next release); "
-            "use 'none' and keep [http] listening on loopback"
-        )
+    _check_auth(config, problems)
     if config.state.backend == "redis" and config.state.redis_url is None:
         problems.append("state.redis_url: required when state.backend is 'redis'")
     if not config.state.dir.strip():
@@ -69,6 +65,56 @@ def check(config: Config, problems: list[str]) -> None:
         problems.append("policy.max_gain_step_window_s: must be 0 (off) to 86400 seconds")
 
 
+UNAUTHENTICATED_NETWORK = (
+    "with auth.mode = 'none' anyone who reaches the port controls the Cores, so qsysd serves "
+    "HTTP only on 127.0.0.1, ::1, localhost or a unix socket: set auth.mode = 'token', or "
+    "http.allow_unauthenticated_network = true if another layer authenticates"
+)
+
+
+def network_allowed(config: Config) -> bool:
+    """Whether the HTTP front end may listen beyond loopback."""
+    return config.auth.mode != "none" or config.http.allow_unauthenticated_network
+
+
+def _check_auth(config: Config, problems: list[str]) -> None:
+    from qsysd.plugins import PERMISSIONS
+
+    auth = config.auth
+    builtin = ("viewer", "operator", "admin")
+    for name, permissions in auth.roles.items():
+        if name in builtin:
+            problems.append(f"auth.roles.{name}: a built-in role cannot be redefined")
+        elif not _NAME.match(name):
+            problems.append(f"auth.roles: {name!r} must be 1-64 letters, digits, '_', '.' or '-'")
+        unknown = [p for p in permissions if p not in PERMISSIONS]
+        if unknown:
+            problems.append(
+                f"auth.roles.{name}: unknown permission(s) {', '.join(map(repr, unknown))}; "
+                f"use {', '.join(PERMISSIONS)}"
+            )
+    if auth.stdio_role not in builtin and auth.stdio_role not in auth.roles:
+        problems.append(f"auth.stdio_role: unknown role {auth.stdio_role!r}")
+    from qsysd.access._limits import parse_rate
+
+    for key in ("rate_limit_reads", "rate_limit_writes", "rate_limit_address_reads",
+                "rate_limit_address_writes", "rate_limit_failed_auth"):  # fmt: skip
+        try:
+            parse_rate(getattr(auth, key))
+        except ValueError as exc:
+            problems.append(f"auth.{key}: {exc}")
+    if auth.rate_limit_storage is not None:
+        from qsysd.access._limits import REDIS_SCHEMES
+
+        if not auth.rate_limit_storage.reveal().startswith(REDIS_SCHEMES):
+            problems.append(
+                "auth.rate_limit_storage: must be a redis://, rediss:// or redis+unix:// URL "
+                "(leave it out to keep budgets in memory)"
+            )
+    if not auth.stdio_principal.strip():
+        problems.append("auth.stdio_principal: must not be empty")
+
+
 def _check_http(config: Config, problems: list[str]) -> None:
     http = config.http
     addresses = http.listen_addresses()
@@ -79,11 +125,8 @@ def _check_http(config: Config, problems: list[str]) -> None:
         except ValueError as exc:
             problems.append(f"{where}: {exc}")
             continue
-        if address.kind == "tcp" and not is_loopback(address.host):
-            problems.append(
-                f"{where}: {listen!r} is beyond loopback; without access control (the next "
-                "release) qsysd serves HTTP only on 127.0.0.1, ::1, localhost or a unix socket"
-            )
+        if address.kind == "tcp" and not is_loopback(address.host) and not network_allowed(config):
+            problems.append(f"{where}: {listen!r} is beyond loopback; {UNAUTHENTICATED_NETWORK}")
     if (http.tls_cert is None) != (http.tls_key is None):
         problems.append("http.tls_cert, http.tls_key: give both (a certificate and its key)")
     for key in ("tls_cert", "tls_key"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 import attrs
@@ -79,6 +80,8 @@ class HttpConfig:
     max_event_streams: int = 32
     event_history: int = 10_000
     stop_grace: float = 10.0
+    #: Listening beyond loopback with ``auth.mode = "none"`` is refused unless this says so.
+    allow_unauthenticated_network: bool = False
 
     def listen_addresses(self) -> list[str]:
         return [self.listen] if isinstance(self.listen, str) else list(self.listen)
@@ -86,11 +89,26 @@ class HttpConfig:
 
 @attrs.frozen
 class AuthConfig:
-    """Authentication of HTTP clients; stdio is trusted (its parent process started it)."""
+    """Who may call: HTTP clients authenticate; stdio runs as a configured principal and role."""
 
     mode: Literal["none", "token"] = "none"
-    tokens: Secret | None = None
+    #: The tokens file (hashes only); default ``tokens.json`` in ``state.dir``.
     tokens_file: str | None = None
+    #: stdio is trusted as the child of the process that started it: who it acts as.
+    stdio_principal: str = "stdio"
+    stdio_role: str = "operator"
+    #: Custom roles: name -> permissions (``read``, ``write``, ``admin``).
+    roles: dict[str, list[str]] = attrs.Factory(dict)
+    #: Budgets of the HTTP doors ("N/second", "N/minute", "N/hour" or "off"): per principal,
+    #: per client address, and failed authentications per client address.
+    rate_limit_reads: str = "3000/minute"
+    rate_limit_writes: str = "600/minute"
+    rate_limit_address_reads: str = "6000/minute"
+    rate_limit_address_writes: str = "1200/minute"
+    rate_limit_failed_auth: str = "30/minute"
+    #: Where budgets are kept: None in memory; a ``redis://`` URL shares them between instances.
+    rate_limit_storage: Secret | None = None
+    rate_limit_storage_file: str | None = None
 
 
 @attrs.frozen
@@ -165,7 +183,12 @@ class Config:
                 return core
         raise KeyError(name)
 
+    def tokens_path(self) -> str:
+        """Where the API tokens file is."""
+        return self.auth.tokens_file or str(Path(self.state.dir) / "tokens.json")
+
     def secrets(self) -> list[str]:
         """Every secret value, for the log redaction filter."""
-        found = [c.password for c in self.cores] + [self.auth.tokens, self.state.redis_url]
+        found = [c.password for c in self.cores]
+        found += [self.state.redis_url, self.auth.rate_limit_storage]
         return [s.reveal() for s in found if s is not None and s.reveal()]

@@ -47,7 +47,7 @@ def resolve_secret(
 
 
 def resolve_secrets(config: Config, env: Mapping[str, str], problems: list[str]) -> Config:
-    """``config`` with every secret resolved (Core passwords, auth tokens, the Redis URL)."""
+    """``config`` with every secret resolved (Core passwords, the Redis URLs)."""
     cores = [
         attrs.evolve(
             core,
@@ -62,9 +62,6 @@ def resolve_secrets(config: Config, env: Mapping[str, str], problems: list[str])
         )
         for i, core in enumerate(config.cores)
     ]
-    tokens = resolve_secret(
-        config.auth.tokens, config.auth.tokens_file, "auth-tokens", "auth.tokens", env, problems
-    )
     redis_url = resolve_secret(
         config.state.redis_url,
         config.state.redis_url_file,
@@ -73,9 +70,17 @@ def resolve_secrets(config: Config, env: Mapping[str, str], problems: list[str])
         env,
         problems,
     )
+    limits_url = resolve_secret(
+        config.auth.rate_limit_storage,
+        config.auth.rate_limit_storage_file,
+        "rate-limit-storage",
+        "auth.rate_limit_storage",
+        env,
+        problems,
+    )
     return attrs.evolve(
         config,
         cores=cores,
-        auth=attrs.evolve(config.auth, tokens=tokens),
+        auth=attrs.evolve(config.auth, rate_limit_storage=limits_url),
         state=attrs.evolve(config.state, redis_url=redis_url),
     )

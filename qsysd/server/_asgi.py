@@ -37,13 +37,15 @@ access_log = structlog.get_logger("qsysd.http.access")
 #: Where the gateway puts the authenticated Principal in the ASGI scope.
 PRINCIPAL_KEY = "qsysd.principal"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-#: Security headers on every answer (the access-control work adds HSTS with TLS).
+#: Security headers on every answer; HSTS is added to answers served over TLS.
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
     (b"cache-control", b"no-store"),
 )
+#: Over TLS: browsers keep to HTTPS for a year (RFC 6797); never sent over plain HTTP.
+HSTS_HEADER = (b"strict-transport-security", b"max-age=31536000")
 
 
 def problem_body(
@@ -168,6 +170,9 @@ class Gateway:
         status_seen: list[int] = [0]
         sent_bytes = [0]
         id_header = (b"x-request-id", request_id.encode())
+        security = (
+            (*SECURITY_HEADERS, HSTS_HEADER) if scope.get("scheme") == "https" else SECURITY_HEADERS
+        )
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -177,7 +182,7 @@ class Gateway:
                     for k, v in message.get("headers", [])
                     if k.lower() not in (b"server", b"x-request-id")
                 ]
-                message = {**message, "headers": [*headers, id_header, *SECURITY_HEADERS]}
+                message = {**message, "headers": [*headers, id_header, *security]}
             elif message["type"] == "http.response.body":
                 sent_bytes[0] += len(message.get("body", b""))
             try:

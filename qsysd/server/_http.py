@@ -14,6 +14,8 @@ Stop goes through Hypercorn's ``shutdown_trigger``: listeners close, in-flight r
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import socket
 from collections.abc import Mapping
@@ -23,10 +25,11 @@ import attrs
 import structlog
 import trio
 
-from qsysd.access import CallPath, Principal
+from qsysd.access import Authenticator, CallPath, Door, Principal
 from qsysd.config import HttpConfig, is_loopback, parse_listen_address
+from qsysd.config._check import UNAUTHENTICATED_NETWORK
 from qsysd.core import CoreLink
-from qsysd.errors import ConfigError
+from qsysd.errors import AuthenticationFailed, ConfigError, RateLimited
 from qsysd.plugins import Registry
 from qsysd.server._asgi import (
     PRINCIPAL_KEY,
@@ -46,11 +49,48 @@ __all__ = ["HttpFrontEnd", "local_principal"]
 log = structlog.get_logger("qsysd.http")
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+#: Paths anyone may read: liveness, and where a client learns how to authenticate (RFC 9728).
+OPEN_PATHS = ("/health",)
+RESOURCE_METADATA_PATH = "/.well-known/oauth-protected-resource"
 
 
 def local_principal(door: str, address: str | None) -> Principal:
     """The caller on a loopback-only server without access control: every permission."""
     return Principal("local", door="mcp" if door == "mcp" else "rest", address=address)
+
+
+def anonymous_principal(address: str | None) -> Principal:
+    """The caller of an open path when authentication is on: no permission at all."""
+    return Principal("anonymous", door="rest", role="", permissions=frozenset(), address=address)
+
+
+def _base_url(scope: Scope) -> str:
+    """This server's URL as the client addressed it (the Host header passed the gateway)."""
+    host = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"host"), None)
+    if host is None:
+        server = scope.get("server") or ("localhost", None)
+        host = f"{server[0]}:{server[1]}" if server[1] else str(server[0])
+    return f"{scope.get('scheme', 'http')}://{host}"
+
+
+def resource_metadata(scope: Scope) -> dict[str, Any]:
+    """The OAuth protected-resource metadata (RFC 9728) of the MCP endpoint."""
+    base = _base_url(scope)
+    return {
+        "resource": f"{base}/mcp",
+        "authorization_servers": [],
+        "bearer_methods_supported": ["header"],
+        "resource_name": "qsysd",
+    }
+
+
+def challenge(scope: Scope, exc: AuthenticationFailed) -> bytes:
+    """The ``WWW-Authenticate`` value of a 401 (RFC 6750, with the RFC 9728 metadata URL)."""
+    parts = [f'resource_metadata="{_base_url(scope)}{RESOURCE_METADATA_PATH}/mcp"']
+    if exc.error is not None:
+        description = str(exc).replace('"', "'").replace("\\", "")
+        parts += [f'error="{exc.error}"', f'error_description="{description}"']
+    return ("Bearer " + ", ".join(parts)).encode("latin-1", "replace")
 
 
 def _default_hosts(config: HttpConfig) -> tuple[str, ...]:
@@ -64,7 +104,7 @@ def _default_origins(config: HttpConfig) -> tuple[str, ...]:
     return (*local, *config.allowed_origins)
 
 
-def check_inherited_socket(fd: int) -> None:
+def check_inherited_socket(fd: int, *, network_allowed: bool = False) -> None:
     """An ``fd://`` socket must be a listening stream socket on loopback or a unix path."""
     try:
         sock = socket.socket(fileno=fd)
@@ -77,15 +117,35 @@ def check_inherited_socket(fd: int) -> None:
             raise ConfigError([f"http.listen: fd://{fd} is not a stream socket"])
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             host = sock.getsockname()[0]
-            if not is_loopback(host):
+            if not is_loopback(host) and not network_allowed:
                 raise ConfigError(
-                    [
-                        f"http.listen: fd://{fd} is bound to {host}, beyond loopback; without "
-                        "access control qsysd serves HTTP only on loopback or a unix socket"
-                    ]
-                )
+                    [f"http.listen: fd://{fd} is bound to {host}, beyond loopback; "
+                     f"{UNAUTHENTICATED_NETWORK}"]
+                )  # fmt: skip
     finally:
         sock.detach()  # the descriptor stays open for Hypercorn
+
+
+def _authorization(scope: Scope) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == b"authorization":
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def send_json(send: Send, document: Any) -> None:
+    body = json.dumps(document, separators=(",", ":")).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 @attrs.define
@@ -97,6 +157,7 @@ class HttpFrontEnd:
     links: Mapping[str, CoreLink]
     store: StateStore
     registry: Registry
+    authenticator: Authenticator = attrs.Factory(Authenticator)
     journal: Journal | None = None
     snapshots: SnapshotTask | None = None
     gateway: Gateway | None = None
@@ -120,7 +181,10 @@ class HttpFrontEnd:
         hc.bind = [parse_listen_address(a).bind() for a in c.listen_addresses()]
         for address in map(parse_listen_address, c.listen_addresses()):
             if address.kind == "fd":
-                check_inherited_socket(address.fd)
+                check_inherited_socket(
+                    address.fd,
+                    network_allowed=self.authenticator.required or c.allow_unauthenticated_network,
+                )
         if c.tls_cert and c.tls_key:
             hc.certfile = c.tls_cert
             hc.keyfile = c.tls_key
@@ -201,6 +265,7 @@ class HttpFrontEnd:
             max_body_bytes=c.max_body_bytes,
             read_timeout=c.read_timeout,
             stopping=self._stopping,
+            tokens=self.authenticator.tokens,
         )
 
         async def mcp_app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -212,11 +277,47 @@ class HttpFrontEnd:
                 return
             await manager.handle_request(scope, receive, send)
 
+        authenticator = self.authenticator
+        limits = self.calls.limits
+
         async def authenticated(app: Any, scope: Scope, receive: Receive, send: Send) -> None:
             client = scope.get("client")
             address = client[0] if client else None
-            door = "mcp" if scope["path"] == "/mcp" or scope["path"].startswith("/mcp/") else "rest"
-            scope[PRINCIPAL_KEY] = local_principal(door, address)
+            path = scope["path"]
+            door: Door = "mcp" if path == "/mcp" or path.startswith("/mcp/") else "rest"
+            if path == RESOURCE_METADATA_PATH or path.startswith(RESOURCE_METADATA_PATH + "/"):
+                await send_json(send, resource_metadata(scope))
+                return
+            if authenticator.required and path in OPEN_PATHS:
+                scope[PRINCIPAL_KEY] = anonymous_principal(address)
+                await app(scope, receive, send)
+                return
+            authorization = _authorization(scope)
+            try:
+                if authenticator.required and authorization is not None:
+                    # Once an address failed too often, no credentials are even looked at.
+                    await limits.check("failed-authentication", address=address)
+                scope[PRINCIPAL_KEY] = authenticator.authenticate(authorization, door, address)
+            except RateLimited as exc:
+                log.info("auth.rate_limited", door=door, client=address, path=path)
+                await send_problem(
+                    send, 429, "rate-limited", "Too many failed authentications", str(exc),
+                    headers=[(b"retry-after", str(exc.retry_after).encode())], retryable=True,
+                    request_id=scope.get("qsysd.request_id"),
+                )  # fmt: skip
+                return
+            except AuthenticationFailed as exc:
+                log.info("auth.failed", door=door, client=address, path=path,
+                         reason=str(exc)[:200])  # fmt: skip
+                if exc.error is not None:  # a first request without credentials is no guess
+                    with contextlib.suppress(RateLimited):
+                        await limits.spend("failed-authentication", principal=None, address=address)
+                await send_problem(
+                    send, 401, "authentication-failed", "Authentication required", str(exc),
+                    headers=[(b"www-authenticate", challenge(scope, exc))],
+                    request_id=scope.get("qsysd.request_id"),
+                )  # fmt: skip
+                return
             await app(scope, receive, send)
 
         async def mcp_route(scope: Scope, receive: Receive, send: Send) -> None:

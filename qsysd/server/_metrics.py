@@ -92,6 +92,14 @@ class _Collector(Collector):
             for (tool, outcome), count in sorted(door.calls.items()):
                 requests.add_metric([door.door, tool, outcome], count)
         yield requests
+        limited = CounterMetricFamily(
+            "qsysd_rate_limited",
+            "Calls refused by a rate limit, by budget and by what was limited",
+            labels=["budget", "key"],
+        )
+        for (budget, key), count in sorted(s.calls.limits.statistics().items()):
+            limited.add_metric([budget, key], count)
+        yield limited
         yield _histogram(
             "qsysd_request_duration_seconds",
             "Tool call latency by door",

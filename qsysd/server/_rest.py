@@ -19,9 +19,9 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from qsysd import __version__
-from qsysd.access import CallPath, Principal
+from qsysd.access import CallPath, Principal, TokenStore
 from qsysd.core import CoreLink
-from qsysd.errors import ErrorReport, describe
+from qsysd.errors import ErrorReport, RateLimited, describe
 from qsysd.server._asgi import PRINCIPAL_KEY, problem_body
 from qsysd.server._common import to_json
 from qsysd.server._events import EventFilter, EventHub
@@ -104,6 +104,7 @@ def build_rest_app(
     max_body_bytes: int = 1_048_576,
     read_timeout: float = 30.0,
     stopping: trio.Event | None = None,
+    tokens: TokenStore | None = None,
 ) -> RestApp:
     """The Quart-Trio app of the REST door, health, readiness and metrics."""
     app = QuartTrio("qsysd", static_folder=None)
@@ -120,7 +121,10 @@ def build_rest_app(
         try:
             return await calls.call_tool(_principal(), name, arguments, request_id=_request_id())
         except Exception as exc:
-            return _report_response(describe(exc, tool=name), tool=name)
+            response = _report_response(describe(exc, tool=name), tool=name)
+            if isinstance(exc, RateLimited):
+                response.headers["Retry-After"] = str(exc.retry_after)
+            return response
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Response:
@@ -296,6 +300,79 @@ def build_rest_app(
                 "controls": page,
             }
         )
+
+    # token administration (admin only) ----------------------------------------------------
+
+    def admin_refusal() -> Response | None:
+        principal = _principal()
+        if tokens is None:
+            return _problem(
+                404, "not-found", "Not Found", "this server has no tokens file (auth.tokens_file)"
+            )
+        if not principal.may("admin"):
+            log.info("access.refused", principal=principal.name, role=principal.role,
+                     door=principal.door, client=principal.address, path=request.path)  # fmt: skip
+            return _problem(
+                403, "permission-denied", "The caller's role lacks the permission",
+                f"{principal.name!r} (role {principal.role!r}) may not administer tokens; "
+                "that needs the admin permission",
+            )  # fmt: skip
+        return None
+
+    @app.get("/api/v1/admin/tokens")
+    async def list_tokens() -> Response:
+        refused = admin_refusal()
+        if refused is not None or tokens is None:
+            return refused or _problem(404, "not-found", "Not Found", "no tokens file")
+        return _json_response({"tokens": [r.public() for r in tokens.records()]})
+
+    @app.post("/api/v1/admin/tokens")
+    async def create_token() -> Response:
+        refused = admin_refusal()
+        if refused is not None or tokens is None:
+            return refused or _problem(404, "not-found", "Not Found", "no tokens file")
+        try:
+            body = json.loads(await request.get_data(as_text=False) or b"{}")
+        except (ValueError, RecursionError):
+            body = None
+        name, role = (body.get("name"), body.get("role")) if isinstance(body, dict) else (0, 0)
+        expires = body.get("expires_days") if isinstance(body, dict) else None
+        if (
+            not isinstance(name, str)
+            or not isinstance(role, str)
+            or not (expires is None or (isinstance(expires, int | float)
+                                        and not isinstance(expires, bool)))
+        ):  # fmt: skip
+            return _problem(
+                422, "tool-input-error", "A tool's arguments are invalid",
+                'the body must be {"name": str, "role": str, "expires_days": number (optional)}',
+            )  # fmt: skip
+        principal = _principal()
+        try:
+            token = await trio.to_thread.run_sync(
+                lambda: tokens.create(name, role, expires_days=expires)
+            )
+        except Exception as exc:
+            return _report_response(describe(exc))
+        log.info("access.token_created", by=principal.name, role=principal.role,
+                 door=principal.door, client=principal.address, name=name,
+                 token_role=role)  # fmt: skip
+        record = next(r for r in tokens.records() if r.name == name)
+        return _json_response({**record.public(), "token": token}, status=201)
+
+    @app.delete("/api/v1/admin/tokens/<name>")
+    async def revoke_token(name: str) -> Response:
+        refused = admin_refusal()
+        if refused is not None or tokens is None:
+            return refused or _problem(404, "not-found", "Not Found", "no tokens file")
+        principal = _principal()
+        try:
+            record = await trio.to_thread.run_sync(tokens.revoke, name)
+        except Exception as exc:
+            return _report_response(describe(exc))
+        log.info("access.token_revoked", by=principal.name, role=principal.role,
+                 door=principal.door, client=principal.address, name=name)  # fmt: skip
+        return _json_response({"revoked": record.public()})
 
     # live events ---------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from mcp.shared.exceptions import MCPDeprecationWarning
 from openapi_spec_validator import validate as validate_openapi
 from prometheus_client.parser import text_string_to_metric_families
 
-from qsysd.access import CallPath
+from qsysd.access import Authenticator, CallPath, RateLimits
 from qsysd.api import QsysApi
 from qsysd.config import HttpConfig, PolicyConfig
 from qsysd.emulator import EmulatorServer
@@ -52,7 +52,11 @@ class Stack:
 
 @asynccontextmanager
 async def http_stack(
-    emu: EmulatorServer, policy: PolicyConfig | None = None, **http: Any
+    emu: EmulatorServer,
+    policy: PolicyConfig | None = None,
+    authenticator: Authenticator | None = None,
+    limits: RateLimits | None = None,
+    **http: Any,
 ) -> AsyncIterator[Stack]:
     store = StateStore()
     async with running_link(core_config(emu), store, named_controls=NAMED) as link:
@@ -61,10 +65,11 @@ async def http_stack(
         registry = Registry(entry_points=False)
         front = HttpFrontEnd(
             HttpConfig(enabled=True, listen="127.0.0.1:0", **http),
-            CallPath(api, registry),
+            CallPath(api, registry, limits=limits),
             links={"main": link},
             store=store,
             registry=registry,
+            authenticator=authenticator or Authenticator(),
         )
         async with trio.open_nursery() as nursery:
             urls = await nursery.start(front.run)

@@ -177,9 +177,33 @@ def test_missing_secret_file_is_a_problem(tmp_path: Path) -> None:
         load_config(path, env={})
 
 
-def test_token_auth_is_refused_until_access_control_exists() -> None:
-    with pytest.raises(ConfigError, match=r"auth\.mode: 'token' is not available yet"):
-        load_config(None, env={"QSYSD_AUTH__MODE": "token"})
+def test_beyond_loopback_needs_token_auth_or_the_loud_setting(tmp_path: Path) -> None:
+    wide = {"QSYSD_HTTP__LISTEN": "0.0.0.0:8765"}
+    with pytest.raises(ConfigError, match=r"beyond loopback; with auth.mode = 'none'"):
+        load_config(None, env=wide)
+    config = load_config(None, env={**wide, "QSYSD_AUTH__MODE": "token"})
+    assert config.auth.mode == "token"
+    assert config.tokens_path() == str(Path(config.state.dir) / "tokens.json")
+    opened = load_config(None, env={**wide, "QSYSD_HTTP__ALLOW_UNAUTHENTICATED_NETWORK": "true"})
+    assert opened.auth.mode == "none"
+
+
+def test_roles_and_the_stdio_role_are_checked(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[auth]\nstdio_role = "nobody"\nstdio_principal = " "\n'
+        '[auth.roles]\npanel = ["read", "fly"]\nadmin = ["read"]\n"bad name" = []\n',
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    problems = "\n".join(caught.value.problems)
+    assert "auth.roles.panel: unknown permission(s) 'fly'" in problems
+    assert "auth.roles.admin: a built-in role cannot be redefined" in problems
+    assert "auth.roles: 'bad name' must be" in problems
+    assert "auth.stdio_role: unknown role 'nobody'" in problems
+    assert "auth.stdio_principal: must not be empty" in problems
+    good = write(tmp_path, '[auth]\nstdio_role = "panel"\n[auth.roles]\npanel = ["read"]\n')
+    assert load_config(good, env={}).auth.roles == {"panel": ["read"]}
 
 
 def test_http_listen_takes_one_address_or_a_list_and_refuses_beyond_loopback() -> None:
@@ -207,13 +231,20 @@ def test_redacted_view_hides_every_secret(tmp_path: Path) -> None:
             "QSYSD_CORES__0__HOST": "h",
             "QSYSD_CORES__0__USERNAME": "u",
             "QSYSD_CORES__0__PASSWORD": "pin-1234",
-            "QSYSD_AUTH__TOKENS": "tok-abcdef",
+            "QSYSD_STATE__REDIS_URL": "redis://:hunter2@db",
         },
     )
     text = repr(redacted(config))
-    assert "pin-1234" not in text and "tok-abcdef" not in text
+    assert "pin-1234" not in text and "hunter2" not in text
     assert redacted(config)["cores"][0]["password"] == "***"
-    assert sorted(config.secrets()) == ["pin-1234", "tok-abcdef"]
+    assert sorted(config.secrets()) == ["pin-1234", "redis://:hunter2@db"]
+
+
+def test_rate_limits_are_checked() -> None:
+    with pytest.raises(ConfigError, match=r"auth.rate_limit_writes: 'lots' is not a rate like"):
+        load_config(None, env={"QSYSD_AUTH__RATE_LIMIT_WRITES": "lots"})
+    config = load_config(None, env={"QSYSD_AUTH__RATE_LIMIT_READS": "off"})
+    assert config.auth.rate_limit_reads == "off"
 
 
 CORE = '[[cores]]\nname = "main"\nhost = "h"\nusername = "operator"\n'
@@ -240,14 +271,14 @@ def test_pin_from_the_environment_is_taken_as_written(tmp_path: Path, pin: str) 
 def test_a_wrong_typed_secret_is_refused_without_showing_it(
     tmp_path: Path, toml: str, kind: str
 ) -> None:
-    path = write(tmp_path, CORE + f"password = {toml}\n[auth]\ntokens = {toml}\n")
+    path = write(tmp_path, CORE + f"password = {toml}\n[state]\nredis_url = {toml}\n")
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
     assert "4711" not in str(info.value)
     assert f"cores[0].password: expected a string or a whole number (a PIN), got {kind}" in str(
         info.value
     )
-    assert any(p.startswith("auth.tokens: expected a string") for p in info.value.problems)
+    assert any(p.startswith("state.redis_url: expected a string") for p in info.value.problems)
 
 
 def test_a_boolean_secret_is_refused_as_a_boolean(tmp_path: Path) -> None:
