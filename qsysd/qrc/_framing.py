@@ -93,13 +93,14 @@ class RecordSplitter:
     many small records in one read costs time linear in its size.
     """
 
-    def __init__(self, delimiter: bytes, max_size: int) -> None:
+    def __init__(self, delimiter: bytes, max_size: int, *, noun: str = "record") -> None:
         if len(delimiter) != 1:
             raise ValueError("the delimiter must be one byte")
         if max_size < 1:
             raise ValueError("max_size must be positive")
         self.delimiter = delimiter
         self.max_size = max_size
+        self.noun = noun  # what a record is called in errors: "frame", "line"
         self._buffer = bytearray()
         self._start = 0  # first byte of _buffer not yet handed out
         self._scanned = 0  # bytes of _buffer from _start known to hold no delimiter
@@ -131,7 +132,7 @@ class RecordSplitter:
                     self._start = self._scanned = 0
                     self._skipping = True
                     raise FrameTooLarge(
-                        f"record exceeds {self.max_size} bytes ({held} held without a "
+                        f"{self.noun} exceeds {self.max_size} bytes ({held} held without a "
                         f"{self.delimiter!r} delimiter); skipping it"
                     )
                 else:
@@ -143,7 +144,7 @@ class RecordSplitter:
                 continue
             if end - start > self.max_size:
                 raise FrameTooLarge(
-                    f"record of {end - start} bytes exceeds the limit of {self.max_size}"
+                    f"{self.noun} of {end - start} bytes exceeds the limit of {self.max_size}"
                 )
             return bytes(buffer[start:end])
 
@@ -168,7 +169,7 @@ class FrameDecoder:
         if max_frame_size < 1:
             raise ValueError("max_frame_size must be positive")
         self.max_frame_size = max_frame_size
-        self._splitter = RecordSplitter(b"\0", max_frame_size)
+        self._splitter = RecordSplitter(b"\0", max_frame_size, noun="frame")
 
     @property
     def buffered(self) -> int:
