@@ -31,13 +31,18 @@ def check(config: Config, problems: list[str]) -> None:
             port = getattr(core, key)
             if port is not None and not 1 <= port <= 65535:
                 problems.append(f"{where}.{key}: {port} is not a TCP port (1-65535)")
-        for key in ("request_timeout", "keepalive_interval", "poll_rate"):
+        for key in ("request_timeout", "keepalive_interval", "poll_rate", "reconnect_initial"):
             if getattr(core, key) <= 0:
                 problems.append(f"{where}.{key}: must be greater than 0")
         if core.keepalive_interval >= 60:
             problems.append(
                 f"{where}.keepalive_interval: {core.keepalive_interval} s is not below the "
                 "Core's 60 s idle timeout"
+            )
+        if not core.reconnect_initial <= core.reconnect_max <= 3600:
+            problems.append(
+                f"{where}.reconnect_max: {core.reconnect_max} s must lie between "
+                f"reconnect_initial ({core.reconnect_initial} s) and 3600 s"
             )
         if core.discovery_concurrency < 1:
             problems.append(f"{where}.discovery_concurrency: must be at least 1")

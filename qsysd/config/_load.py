@@ -106,6 +106,10 @@ _SECRET_KEYS = frozenset(
 )
 
 
+#: Highest Core count QSYSD_CORES__<N>__* may reach: N builds a list of N entries.
+MAX_ENV_CORES = 256
+
+
 def _merge_env(data: dict[str, Any], env: Mapping[str, str], problems: list[str]) -> None:
     """Apply ``QSYSD_<SECTION>__<KEY>`` variables onto the raw config mapping."""
     for var, raw in sorted(env.items()):
@@ -119,6 +123,13 @@ def _merge_env(data: dict[str, Any], env: Mapping[str, str], problems: list[str]
                 last = i == len(parts) - 1
                 if isinstance(node, list):
                     index = int(part)
+                    if not 0 <= index < MAX_ENV_CORES:
+                        problems.append(
+                            f"{var}: Core index {part} is out of range: environment variables "
+                            f"can set Cores 0 to {MAX_ENV_CORES - 1} (use the config file "
+                            "for more)"
+                        )
+                        break
                     while len(node) <= index:
                         node.append({})
                     if last:

@@ -58,6 +58,8 @@ class CoreConfig:
     request_timeout: float = 5.0
     keepalive_interval: float = 20.0
     poll_rate: float = 0.1
+    reconnect_initial: float = 0.1
+    reconnect_max: float = 2.0
     discovery_concurrency: int = 8
     named_controls: list[str] = attrs.Factory(list)
 

@@ -19,8 +19,9 @@ class Backoff:
     connection ends: a session that stayed healthy ``healthy_after`` seconds resets the delay.
     """
 
-    initial: float = 0.5
-    maximum: float = 30.0
+    # CoreConfig's reconnect_initial / reconnect_max are the defaults a link uses
+    initial: float = 0.1
+    maximum: float = 2.0
     multiplier: float = 2.0
     healthy_after: float = 10.0
     random: Callable[[], float] = attrs.field(default=random.random, repr=False)

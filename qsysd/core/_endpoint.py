@@ -187,11 +187,13 @@ class Endpoint:
 
     async def _serve(self, connection: QrcConnection) -> CoreError:
         """Log on and read the status, then wait until the connection closes; return why."""
-        connection.on_notification("EngineStatus", self._update_engine)
         config = self.settings.config
         if config.username:
             password = config.password.reveal() if config.password else ""
             await connection.logon(config.username, password)
+        # Followed only once logged on: a status pushed before would make the link start a
+        # session whose requests fail with "Logon required" while the logon is still refused.
+        connection.on_notification("EngineStatus", self._update_engine)
         status = await self.request(connection, "StatusGet", 0)
         try:
             engine = engine_status_from_wire(status)

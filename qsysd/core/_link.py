@@ -97,7 +97,9 @@ class CoreLink(CoreCommands):
             on_down=self._endpoint_down,
             on_closed=self._notify_change,
         )
-        template = backoff or Backoff()
+        template = backoff or Backoff(
+            initial=config.reconnect_initial, maximum=config.reconnect_max
+        )
         endpoints = [endpoint(role="primary", host=config.host, port=config.port, backoff=template)]
         if config.backup_host:
             backup_port = config.backup_port or config.port
@@ -275,6 +277,9 @@ class CoreLink(CoreCommands):
         except (RequestTimeout, TransportError) as exc:
             outcome = "timeout" if isinstance(exc, RequestTimeout) else "transport_error"
             self._counters.record(method, outcome, trio.current_time() - start)
+            # qsys_status shows why requests fail, not only why a connection ended
+            self._last_error = str(exc)
+            self._publish_status()
             if count_breaker:
                 self._breaker.record_failure()
             raise
@@ -345,12 +350,15 @@ class CoreLink(CoreCommands):
                 redeployed = engine is not None and engine.design_code != session.design_code
                 if moved or reconnected or redeployed:
                     reason = (
-                        "design redeployed"
+                        f"design changed (DesignCode {session.design_code} -> "
+                        f"{engine.design_code if engine else None}); rediscovering"
                         if redeployed and not (moved or reconnected)
                         else "failover"
                         if moved and chosen is not None
                         else "connection lost"
                     )
+                    if reason != "connection lost":  # a lost connection says why itself
+                        self._last_error = reason
                     # a redundant pair shares its state: a failover keeps values fresh
                     self._end_session(reason, keep_fresh=reason == "failover")
                     session = None
@@ -442,9 +450,10 @@ class CoreLink(CoreCommands):
                     f'Core "{self.name}" has no Active Core in its redundant pair '
                     f"({self._pair.describe_states()}) since {since}; waiting for a failover"
                 )
+            after = f" after: {self._last_error}" if self._last_error else ""
             return (
-                f'Core "{self.name}" is connecting (discovering and subscribing) since {since}; '
-                "try again in a few seconds"
+                f'Core "{self.name}" is connecting (discovering and subscribing) since {since}'
+                f"{after}; try again in a few seconds"
             )
         reason = self._last_error or "not connected yet"
         ceiling = max(e.retry_ceiling for e in self._pair.endpoints)

@@ -13,6 +13,7 @@ from qsysd.qrc._connection import (
 from qsysd.qrc._framing import (
     DEFAULT_MAX_FRAME_SIZE as DEFAULT_MAX_FRAME_SIZE,
     FrameDecoder as FrameDecoder,
+    RecordSplitter as RecordSplitter,
     decode_frame as decode_frame,
     encode_frame as encode_frame,
     encode_text as encode_text,
@@ -44,6 +45,7 @@ __all__ = [
     "Notification",
     "NotificationHandler",
     "QrcConnection",
+    "RecordSplitter",
     "Request",
     "Response",
     "TcpTransport",

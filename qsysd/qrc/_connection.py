@@ -47,6 +47,7 @@ class ConnectionStatistics:
     replies: int
     timeouts: int
     late_replies: int
+    wrong_ids: int  # replies with an id this connection never sent
     notifications: int
     invalid_frames: int
     keepalives: int
@@ -55,6 +56,7 @@ class ConnectionStatistics:
 @attrs.define
 class _Pending:
     method: str
+    sent_at: float = 0.0  # trio time
     done: trio.Event = attrs.Factory(trio.Event)
     reply: Response | ErrorResponse | None = None
     failure: CoreError | None = None
@@ -109,6 +111,14 @@ class QrcConnection:
         self._notifications = 0
         self._invalid_frames = 0
         self._keepalives = 0
+        self._last_id = 0
+        # What came instead of answers, to name the real cause when a request times out:
+        # (trio time, description) of the last reply with an id we never sent, and of the
+        # last invalid frame, plus how many of each.
+        self._wrong_ids = 0
+        self._last_wrong_id: tuple[float, str] | None = None
+        self._last_invalid: tuple[float, str] | None = None
+        self._probe_wanted = trio.Event()
 
     @property
     def peer(self) -> str:
@@ -149,8 +159,8 @@ class QrcConnection:
             await trio.lowlevel.checkpoint()  # fail fast, but never in a loop without a yield
             raise self._closed_error()
         timeout = self.request_timeout if timeout is None else timeout
-        msg_id = next(self._ids)
-        pending = _Pending(method)
+        msg_id = self._last_id = next(self._ids)
+        pending = _Pending(method, trio.current_time())
         self._pending[msg_id] = pending
         try:
             with trio.move_on_after(timeout):
@@ -170,7 +180,25 @@ class QrcConnection:
         if isinstance(pending.reply, ErrorResponse):
             raise pending.reply.to_exception()
         self._timeouts += 1
-        raise RequestTimeout(f'Core "{self.name}" did not answer {method} within {timeout:g} s')
+        # A Core that answers nothing within the deadline may be frozen: probe it now rather
+        # than at the next keepalive, so a stall ends the connection one deadline later.
+        self._probe_wanted.set()
+        raise RequestTimeout(
+            f'Core "{self.name}" did not answer {method} within {timeout:g} s'
+            + self._timeout_cause(pending.sent_at)
+        )
+
+    def _timeout_cause(self, since: float) -> str:
+        """What arrived instead of the answer since ``since``, said as a clause, or ''."""
+        causes = []
+        if self._last_wrong_id is not None and self._last_wrong_id[0] >= since:
+            causes.append(
+                f"replies with ids it was never sent arrived instead ({self._wrong_ids} so far, "
+                f"last {self._last_wrong_id[1]}): the peer is not following QRC's request ids"
+            )
+        if self._last_invalid is not None and self._last_invalid[0] >= since:
+            causes.append(f"an invalid frame arrived instead ({self._last_invalid[1]})")
+        return "; " + "; ".join(causes) if causes else ""
 
     async def logon(self, user: str, password: str) -> None:
         """Log on; wrong credentials raise LogonRequired with a message free of the password."""
@@ -210,6 +238,7 @@ class QrcConnection:
             replies=self._replies,
             timeouts=self._timeouts,
             late_replies=self._late_replies,
+            wrong_ids=self._wrong_ids,
             notifications=self._notifications,
             invalid_frames=self._invalid_frames,
             keepalives=self._keepalives,
@@ -254,8 +283,13 @@ class QrcConnection:
                 log.debug("qrc.unexpected_request", core=self.name, method=message.method)
 
     def _reply(self, message: Response | ErrorResponse) -> None:
-        pending = self._pending.get(_id_key(message.id))
+        key = _id_key(message.id)
+        pending = self._pending.get(key)
         if pending is None or pending.done.is_set():
+            ours = isinstance(key, int) and not isinstance(key, bool) and 0 < key <= self._last_id
+            if message.id is not None and not ours:
+                self._wrong_id(message.id)
+                return
             self._late_replies += 1
             if isinstance(message, ErrorResponse) and message.id is None:
                 # the Core could not read something we sent; that request will time out
@@ -271,6 +305,22 @@ class QrcConnection:
         self._replies += 1
         pending.reply = message
         pending.done.set()
+
+    def _wrong_id(self, msg_id: JsonId) -> None:
+        self._wrong_ids += 1
+        shown = repr(msg_id)[:40]
+        self._last_wrong_id = (trio.current_time(), shown)
+        count = self._wrong_ids
+        # the first, then the 10th, 100th...: a peer echoing wrong ids must not flood the log
+        if count & (count - 1) == 0 or str(count).rstrip("0") == "1":
+            log.warning(
+                "qrc.reply_with_unknown_id",
+                core=self.name,
+                peer=self.peer,
+                id=shown,
+                count=count,
+                last_id_sent=self._last_id,
+            )
 
     def _notify(self, message: Notification) -> None:
         self._notifications += 1
@@ -292,12 +342,9 @@ class QrcConnection:
         while recent and recent[0] < now - self.invalid_frame_window:
             recent.popleft()
         # The codec's messages carry at most a short preview of the frame, never all of it.
-        log.warning(
-            "qrc.invalid_frame",
-            core=self.name,
-            peer=self.peer,
-            error=f"{type(exc).__name__}: {str(exc)[:200]}",
-        )
+        error = f"{type(exc).__name__}: {str(exc)[:200]}"
+        self._last_invalid = (now, error)
+        log.warning("qrc.invalid_frame", core=self.name, peer=self.peer, error=error)
         if len(recent) > self.max_invalid_frames:
             self.close(
                 TransportError(
@@ -308,16 +355,21 @@ class QrcConnection:
 
     async def _keepalive_loop(self, interval: float) -> None:
         # NoOp on a fixed beat, busy or not: it both resets the Core's 60 s idle timer and
-        # proves the Core still answers (pushes alone do not).
+        # proves the Core still answers (pushes alone do not). A timed-out request asks for
+        # the NoOp at once: a stall then shows one deadline after it, not a beat later.
         while True:
-            await trio.sleep(interval)
+            with trio.move_on_after(interval):
+                await self._probe_wanted.wait()
+            after_timeout = self._probe_wanted.is_set()
+            self._probe_wanted = trio.Event()
             self._keepalives += 1
             try:
                 await self.request("NoOp", {})
             except RequestTimeout:
+                why = "after a request timed out" if after_timeout else "as keepalive"
                 self.close(
                     TransportError(
-                        f"{self.peer}: keepalive got no answer within "
+                        f"{self.peer}: stalled: a NoOp sent {why} got no answer within "
                         f"{self.request_timeout:g} s; connection considered dead"
                     )
                 )

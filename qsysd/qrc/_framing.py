@@ -1,4 +1,6 @@
-"""Sans-IO framing: NUL-terminated JSON over TCP (QRC) and one object per text frame (QRWC).
+"""Sans-IO framing: NUL-terminated JSON over TCP (QRC), one object per text frame (QRWC).
+
+:class:`RecordSplitter` is the one delimiter splitter (NUL for QRC, newline for stdio).
 
 No sockets and no trio here; the connection and the emulator feed bytes in and take
 messages out, so both sides share one codec.
@@ -15,13 +17,13 @@ from qsysd.qrc._messages import Message, from_wire, to_wire
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
     "FrameDecoder",
+    "RecordSplitter",
     "decode_frame",
     "encode_frame",
     "encode_text",
 ]
 
 DEFAULT_MAX_FRAME_SIZE = 32 * 1024 * 1024
-_NUL = 0
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 # Text holding lone surrogates (legal as JSON escapes, not encodable as UTF-8) goes out escaped.
 _ascii_encoder = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
@@ -78,6 +80,83 @@ def _preview(frame: str) -> str:
     return frame[:60] + ("..." if len(frame) > 60 else "")
 
 
+class RecordSplitter:
+    """Sans-IO splitting of a byte stream into records ended by ``delimiter``.
+
+    Feed bytes with :meth:`receive_data`, then call :meth:`next_record` until it returns
+    None; at end of stream :meth:`finish` hands over an unterminated last record. A record
+    longer than ``max_size`` raises :class:`FrameTooLarge` once, as soon as it is known to be
+    too long, and is then skipped up to its delimiter: the splitter never holds more than
+    ``max_size`` bytes plus one read, and splitting goes on with the next record.
+
+    Consumed bytes are dropped once per :meth:`receive_data`, not per record, so a burst of
+    many small records in one read costs time linear in its size.
+    """
+
+    def __init__(self, delimiter: bytes, max_size: int, *, noun: str = "record") -> None:
+        if len(delimiter) != 1:
+            raise ValueError("the delimiter must be one byte")
+        if max_size < 1:
+            raise ValueError("max_size must be positive")
+        self.delimiter = delimiter
+        self.max_size = max_size
+        self.noun = noun  # what a record is called in errors: "frame", "line"
+        self._buffer = bytearray()
+        self._start = 0  # first byte of _buffer not yet handed out
+        self._scanned = 0  # bytes of _buffer from _start known to hold no delimiter
+        self._skipping = False  # inside an oversize record: drop bytes up to its delimiter
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held that do not yet form a whole record."""
+        return len(self._buffer) - self._start
+
+    def receive_data(self, data: bytes) -> None:
+        if self._start:
+            del self._buffer[: self._start]
+            self._start = 0
+        self._buffer += data
+
+    def next_record(self) -> bytes | None:
+        """The next whole record (without its delimiter), or None when more bytes are needed."""
+        buffer = self._buffer
+        while True:
+            end = buffer.find(self.delimiter, self._start + self._scanned)
+            if end < 0:
+                held = len(buffer) - self._start
+                if self._skipping:
+                    buffer.clear()
+                    self._start = self._scanned = 0
+                elif held > self.max_size:
+                    buffer.clear()
+                    self._start = self._scanned = 0
+                    self._skipping = True
+                    raise FrameTooLarge(
+                        f"{self.noun} exceeds {self.max_size} bytes ({held} held without a "
+                        f"{self.delimiter!r} delimiter); skipping it"
+                    )
+                else:
+                    self._scanned = held
+                return None
+            start, self._start, self._scanned = self._start, end + 1, 0
+            if self._skipping:
+                self._skipping = False
+                continue
+            if end - start > self.max_size:
+                raise FrameTooLarge(
+                    f"{self.noun} of {end - start} bytes exceeds the limit of {self.max_size}"
+                )
+            return bytes(buffer[start:end])
+
+    def finish(self) -> bytes | None:
+        """At end of stream: the unterminated last record, if any (never an oversize one)."""
+        record = None if self._skipping else bytes(self._buffer[self._start :])
+        self._buffer.clear()
+        self._start = self._scanned = 0
+        self._skipping = False
+        return record or None
+
+
 class FrameDecoder:
     """Incremental decoder for a NUL-framed QRC byte stream.
 
@@ -90,47 +169,19 @@ class FrameDecoder:
         if max_frame_size < 1:
             raise ValueError("max_frame_size must be positive")
         self.max_frame_size = max_frame_size
-        self._buffer = bytearray()
-        self._scanned = 0  # bytes of _buffer already known to hold no NUL
-        self._discarding = False  # inside an oversize frame: drop bytes up to its NUL
+        self._splitter = RecordSplitter(b"\0", max_frame_size, noun="frame")
 
     @property
     def buffered(self) -> int:
         """Bytes held that do not yet form a whole frame."""
-        return len(self._buffer)
+        return self._splitter.buffered
 
     def receive_data(self, data: bytes) -> None:
-        self._buffer += data
+        self._splitter.receive_data(data)
 
     def next_message(self) -> Message | None:
         """The next whole message, or None when more bytes are needed."""
-        while True:
-            end = self._buffer.find(_NUL, self._scanned)
-            if end < 0:
-                self._scanned = len(self._buffer)
-                if self._discarding:
-                    self._buffer.clear()
-                    self._scanned = 0
-                elif len(self._buffer) > self.max_frame_size:
-                    size = len(self._buffer)
-                    self._buffer.clear()
-                    self._scanned = 0
-                    self._discarding = True
-                    raise FrameTooLarge(
-                        f"frame exceeds {self.max_frame_size} bytes ({size} buffered without "
-                        "a NUL terminator); discarding it"
-                    )
-                return None
-            frame = bytes(self._buffer[:end])
-            del self._buffer[: end + 1]
-            self._scanned = 0
-            if self._discarding:
-                self._discarding = False
-                continue
-            if len(frame) > self.max_frame_size:
-                raise FrameTooLarge(
-                    f"frame of {len(frame)} bytes exceeds the limit of {self.max_frame_size}"
-                )
-            if not frame.strip():
-                continue  # stray whitespace between frames
-            return decode_frame(frame)
+        while (frame := self._splitter.next_record()) is not None:
+            if frame.strip():  # stray whitespace between frames is skipped
+                return decode_frame(frame)
+        return None

@@ -11,7 +11,7 @@ from _stacks import core_config as _core_config, running_link
 
 from qsysd.config import CoreConfig, Secret
 from qsysd.emulator import EmulatorServer
-from qsysd.errors import CoreError, CoreUnavailable, RequestTimeout, TransportError
+from qsysd.errors import CoreError, CoreUnavailable, RequestTimeout
 from qsysd.state import ControlRef, StateStore
 
 
@@ -57,25 +57,45 @@ async def test_dropped_connection_is_reconnected_and_resubscribed(
             await wait_for_value(store, ref, -42.0)
 
 
-async def test_stalled_core_is_declared_dead_by_keepalive_and_requests_fail_fast(
+async def test_a_stall_with_a_request_in_flight_is_probed_at_once_after_its_timeout(
+    emulator: EmulatorServer,
+) -> None:
+    # a keepalive far beyond the wait: only the probe after the timeout can find the stall
+    config = core_config(emulator, keepalive_interval=30.0)
+    with trio.fail_after(WAIT):
+        async with running_link(config) as link:
+            await link.wait_connected()
+            emulator.stall()
+            with pytest.raises(RequestTimeout):
+                await link.request("StatusGet", 0)
+            await link.wait_disconnected()
+            assert not link.status().connected
+            assert "NoOp sent after a request timed out got no answer" in (
+                link.status().last_error or ""
+            )
+            start = trio.current_time()
+            with pytest.raises(CoreUnavailable, match="stalled"):
+                await link.request("StatusGet", 0)
+            assert trio.current_time() - start < config.request_timeout / 5  # no wait at all
+            emulator.stall(False)
+            emulator.drop_connections()  # a stalled Core's half-open sockets go with it
+            await link.wait_connected()
+            assert await link.request("StatusGet", 0)
+
+
+async def test_an_idle_stalled_core_is_declared_dead_by_the_keepalive(
     emulator: EmulatorServer,
 ) -> None:
     with trio.fail_after(WAIT):
         async with running_link(core_config(emulator)) as link:
             await link.wait_connected()
             emulator.stall()
-            with pytest.raises(RequestTimeout):
-                await link.request("StatusGet", 0)
-            await link.wait_disconnected()
-            start = trio.current_time()
-            with pytest.raises(CoreUnavailable):
-                await link.request("StatusGet", 0)
-            assert trio.current_time() - start < 0.1
-            assert "keepalive" in (link.status().last_error or "") or link.status().last_error
+            await link.wait_disconnected()  # no request sent: the keepalive found it
+            status = link.status()
+            assert not status.connected
+            assert "NoOp sent as keepalive got no answer" in (status.last_error or "")
             emulator.stall(False)
-            emulator.drop_connections()  # a stalled Core's half-open sockets go with it
-            await link.wait_connected()
-            assert await link.request("StatusGet", 0)
+            emulator.drop_connections()
 
 
 async def test_slow_core_within_the_deadline_is_served(emulator: EmulatorServer) -> None:
@@ -91,21 +111,32 @@ async def test_slow_core_within_the_deadline_is_served(emulator: EmulatorServer)
 async def test_too_slow_core_opens_the_breaker_and_requests_fail_at_once(
     emulator: EmulatorServer,
 ) -> None:
-    config = core_config(emulator, request_timeout=0.2, keepalive_interval=5.0)
+    # replies take 0.5 s: the probe (deadline 2 s) proves the Core alive, each 0.2 s request
+    # times out, and the breaker, not a reconnect, stops sending
+    config = core_config(emulator, request_timeout=2.0, keepalive_interval=5.0)
     with trio.fail_after(WAIT):
         async with running_link(config) as link:
             await link.wait_connected()
             emulator.set_reply_delay(0.5)
-            failures: list[type[BaseException]] = []
-            while len(failures) < 6:
+            timeouts = 0
+            while True:
                 try:
-                    await link.request("StatusGet", 0)
-                except (RequestTimeout, CoreUnavailable, TransportError) as exc:
-                    failures.append(type(exc))
-                    if isinstance(exc, CoreUnavailable):
-                        break
-            assert failures[-1] is CoreUnavailable
-            assert link.status().breaker in ("open", "half-open") or not link.connected
+                    await link.request("StatusGet", 0, timeout=0.2)
+                except RequestTimeout:
+                    timeouts += 1
+                    continue
+                except CoreUnavailable as exc:
+                    assert "circuit breaker open" in str(exc)
+                    break
+            assert timeouts == 5  # the breaker's default threshold
+            assert link.connected and link.status().breaker == "open"
+            sent = link.statistics().requests
+            start = trio.current_time()
+            with pytest.raises(CoreUnavailable, match="circuit breaker open"):
+                await link.request("StatusGet", 0, timeout=0.2)
+            assert trio.current_time() - start < 0.05  # refused without waiting for the Core
+            after = link.statistics().requests
+            assert after[("StatusGet", "timeout")] == sent[("StatusGet", "timeout")]
             emulator.set_reply_delay(0)
 
 
@@ -178,6 +209,8 @@ async def test_new_design_code_in_engine_status_push_rediscovers(emulator: Emula
             await link.wait_connected()
             assert store.design_code("main") == "pushedCode01"
             assert link.statistics().discoveries == 2
+            assert "design changed (DesignCode " in (link.status().last_error or "")
+            assert "-> pushedCode01" in (link.status().last_error or "")
 
 
 async def test_wrong_password_is_reported_without_the_password(
@@ -192,6 +225,7 @@ async def test_wrong_password_is_reported_without_the_password(
             with pytest.raises(CoreUnavailable) as info:
                 await link.request("StatusGet", 0)
             assert "wrong username or password" in str(info.value)
+            assert "wrong username or password" in (link.status().last_error or "")
             assert "9999-wrong" not in str(info.value)
             assert "9999-wrong" not in (link.status().last_error or "")
         good = core_config(emu, username="admin", password=Secret("1234"))

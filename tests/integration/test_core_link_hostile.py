@@ -19,7 +19,8 @@ import trio
 
 from qsysd.config import CoreConfig
 from qsysd.core import Backoff, CoreLink
-from qsysd.qrc import FrameDecoder, Request
+from qsysd.errors import RequestTimeout
+from qsysd.qrc import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, Request
 from qsysd.state import ComponentInfo, ControlInfo, ControlRef, ControlValue, StateStore
 
 WAIT = 10.0
@@ -408,3 +409,40 @@ async def test_a_component_the_core_never_describes_fails_setup_not_the_link() -
                 assert "did not answer Component.GetControls" in (link.status().last_error or "")
                 silent.clear()
                 await link.wait_connected()
+
+
+async def test_replies_with_wrong_ids_are_named_as_the_cause_of_a_timeout() -> None:
+    with trio.fail_after(WAIT):
+        async with hostile_core() as core, running_link(core) as link:
+            await link.wait_connected()
+            core.replies["Component.Get"] = lambda _: {"id": 987654, **result({"Controls": []})}
+            with pytest.raises(RequestTimeout) as info:
+                await link.request("Component.Get", {"Name": "Gain1", "Controls": []})
+            assert "ids it was never sent arrived instead" in str(info.value)
+            assert "last 987654" in str(info.value)
+            assert "ids it was never sent" in (link.status().last_error or "")
+
+
+async def test_an_oversized_frame_is_named_as_the_cause_of_a_timeout() -> None:
+    asked = trio.Event()
+
+    def ask(_: Any) -> object:
+        asked.set()
+        return SILENT
+
+    with trio.fail_after(WAIT):
+        async with hostile_core() as core, running_link(core) as link:
+            await link.wait_connected()
+            core.replies["Component.Get"] = ask
+            async with trio.open_nursery() as nursery:
+
+                async def push_huge() -> None:
+                    await asked.wait()
+                    await core.push(b'{"result":"' + b"a" * DEFAULT_MAX_FRAME_SIZE + b'"}\0')
+
+                nursery.start_soon(push_huge)
+                with pytest.raises(RequestTimeout) as info:
+                    await link.request("Component.Get", {"Name": "Gain1", "Controls": []})
+            assert "an invalid frame arrived instead (FrameTooLarge: frame of" in str(info.value)
+            assert "FrameTooLarge" in (link.status().last_error or "")
+            await roundtrip(link)  # one oversized frame does not end the connection

@@ -282,13 +282,19 @@ async def test_timeout_says_the_write_may_or_may_not_have_happened(
 ) -> None:
     with trio.fail_after(WAIT):
         async with (
-            tool_stack(emulator, request_timeout=0.3) as (server, _, _),
+            tool_stack(emulator, request_timeout=0.3) as (server, _, link),
             Client(server) as client,
         ):
             emulator.stall()
             text = error_text(await qsys_set(client, {"control": "Bar.gain", "value": -12}))
             assert "no write was confirmed" in text and "nothing was written" not in text
             assert "may or may not" in text
+            # the timeout's probe drops the stalled connection: stall a fresh one
+            await link.wait_disconnected()
+            emulator.stall(False)
+            emulator.drop_connections()
+            await link.wait_connected()
+            emulator.stall()
             mixer = {"mixer": "Ballroom_Mics", "target": "input", "inputs": "1", "gain": -3}
             text = error_text(await client.call_tool("qsys_mixer_set", mixer))
             assert "no write was confirmed" in text and "may or may not" in text

@@ -127,6 +127,24 @@ def test_environment_overrides_file_with_typed_values(tmp_path: Path) -> None:
     assert config.policy.protected == ["X.*", "Y.gain"]
 
 
+@pytest.mark.parametrize("index", ["99999999", "256", "-1"])
+def test_an_environment_core_index_out_of_range_is_refused_without_building_it(
+    tmp_path: Path, index: str
+) -> None:
+    path = write(tmp_path, '[[cores]]\nname = "main"\nhost = "a"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={f"QSYSD_CORES__{index}__HOST": "b"})
+    assert f"QSYSD_CORES__{index}__HOST: Core index {index} is out of range" in str(info.value)
+    assert "Cores 0 to 255" in str(info.value)
+
+
+def test_the_highest_environment_core_index_is_accepted(tmp_path: Path) -> None:
+    env = {"QSYSD_CORES__0__NAME": "a", "QSYSD_CORES__0__HOST": "a"}
+    env |= {f"QSYSD_CORES__{i}__NAME": f"c{i}" for i in range(1, 256)}
+    env |= {f"QSYSD_CORES__{i}__HOST": "h" for i in range(1, 256)}
+    assert len(load_config(env=env, cwd=tmp_path).cores) == 256
+
+
 def test_config_path_from_environment(tmp_path: Path) -> None:
     path = write(tmp_path, '[logging]\nlevel = "debug"\n')
     assert load_config(None, env={"QSYSD_CONFIG": str(path)}).logging.level == "debug"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 import trio
 import trio.testing
 
+from qsysd.config import CoreConfig
 from qsysd.core import Backoff, BreakerState, CircuitBreaker
 
 
@@ -26,7 +29,41 @@ def test_backoff_full_jitter_draws_between_zero_and_the_ceiling() -> None:
 def test_backoff_survives_a_very_long_outage() -> None:
     backoff = Backoff(random=lambda: 1.0)
     for _ in range(5000):
-        assert backoff.next_delay() <= 30.0
+        assert backoff.next_delay() <= 2.0
+
+
+async def reconnect_wait_after_return(outage: float, seed: int) -> float:
+    """On trio's clock: a Core down for ``outage`` s; how long after its return until the
+    link's reconnect loop (attempt, then sleep the next delay) tries again and succeeds."""
+    config = CoreConfig(name="main", host="core")
+    backoff = Backoff(
+        initial=config.reconnect_initial,
+        maximum=config.reconnect_max,
+        random=random.Random(seed).random,
+    )
+    down_at = trio.current_time()
+    back_at = down_at + outage
+    while trio.current_time() < back_at:  # noqa: ASYNC110 -- Endpoint.run's loop, modelled
+        await trio.sleep(backoff.next_delay())  # a refused connect fails at once on a LAN
+    return trio.current_time() - back_at
+
+
+@pytest.mark.parametrize("outage", [0.5, 5.0, 30.0, 123.4, 600.0])
+def test_default_backoff_tries_again_within_2_s_p95_of_a_return_after_any_outage(
+    outage: float,
+) -> None:
+    # 2 s leaves a second of the 3 s recovery target for connect, logon and subscribe
+    waits = sorted(
+        trio.run(
+            reconnect_wait_after_return,
+            outage,
+            seed,
+            clock=trio.testing.MockClock(autojump_threshold=0),
+        )
+        for seed in range(200)
+    )
+    assert waits[int(len(waits) * 0.95)] <= 2.0
+    assert waits[-1] <= CoreConfig(name="main", host="core").reconnect_max
 
 
 def test_backoff_resets_only_after_a_healthy_session() -> None:

@@ -56,7 +56,7 @@ async def test_a_reply_with_an_odd_string_id_is_dropped_and_the_connection_stays
                 assert await conn.request("NoOp", {}) is True
             assert not conn.closed
             stats = conn.statistics()
-            assert stats.late_replies == 1 and stats.in_flight == 0
+            assert stats.wrong_ids == 1 and stats.late_replies == 0 and stats.in_flight == 0
 
 
 async def test_a_push_its_handler_cannot_read_counts_as_an_invalid_frame() -> None:
