@@ -111,7 +111,7 @@ class RecordSplitter:
         """Bytes held that do not yet form a whole record."""
         return len(self._buffer) - self._start
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray) -> None:
         if self._start:
             del self._buffer[: self._start]
             self._start = 0

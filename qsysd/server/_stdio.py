@@ -29,6 +29,9 @@ import trio
 from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 
+from qsysd.errors import FrameTooLarge
+from qsysd.qrc import RecordSplitter
+
 __all__ = ["serve_stdio"]
 
 log = structlog.get_logger(__name__)
@@ -125,31 +128,22 @@ class _LineReader:
         return True
 
     async def __aiter__(self) -> AsyncIterator[str]:
-        buffer = bytearray()
-        scanned = 0  # bytes of buffer known to hold no newline
-        skipping = False  # inside an oversize line: drop bytes up to its newline
-        while True:
-            data = await self._stream.receive_some(_CHUNK)
-            if not data:
-                break
-            buffer += data
-            while (end := buffer.find(b"\n", scanned)) >= 0:
-                line = bytes(buffer[:end])
-                del buffer[: end + 1]
-                scanned = 0
-                if not skipping and len(line) > self._limit:
+        splitter = RecordSplitter(b"\n", self._limit, noun="line")
+        while data := await self._stream.receive_some(_CHUNK):
+            splitter.receive_data(data)
+            while True:
+                try:
+                    line = splitter.next_record()
+                except FrameTooLarge:
                     await self._too_long()
-                elif not skipping and line.strip() and await self._accept(line):
+                    continue
+                if line is None:
+                    break
+                if line.strip() and await self._accept(line):
                     yield line.decode("utf-8")
-                skipping = False
-            if len(buffer) > self._limit:
-                if not skipping:
-                    await self._too_long()
-                skipping = True
-                buffer.clear()
-            scanned = len(buffer)
-        if buffer.strip() and not skipping and await self._accept(bytes(buffer)):
-            yield buffer.decode("utf-8")
+        last = splitter.finish()
+        if last is not None and last.strip() and await self._accept(last):
+            yield last.decode("utf-8")
 
     async def _too_long(self) -> None:
         message = f"Invalid Request: a line over {self._limit} bytes"
