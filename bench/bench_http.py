@@ -1,0 +1,591 @@
+"""Tool calls per second and p50/p99 latency over HTTP, 50 connections, with same-run baselines.
+
+Every server runs in its own process, and so does every load generator:
+
+- an emulated Core (``python -m qsysd emulate``, the demo design);
+- ``python -m qsysd serve`` with ``[http]`` on 127.0.0.1 port 0 (the URL is read from its
+  ``http.listening`` log line; its stderr is drained all along);
+- baseline A: a bare Quart-Trio route on Hypercorn (trio) answering a small JSON body;
+- baseline B: a bare MCP SDK low-level server with a no-op tool over Streamable HTTP on Hypercorn.
+
+REST and the bare route are loaded by ``wrk`` (Debian package ``wrk``) with a Lua script for the
+POST body. ``/mcp`` is loaded by a Python client in its own process (httpx on trio, one connection
+per worker), sending the JSON-RPC POSTs the SDK's Streamable HTTP client sends, in both protocol
+eras: 2025-11-25 (``initialize``, then ``mcp-session-id`` on every call) and 2026-07-28 (no
+session, ``_meta`` and ``mcp-method`` on every call). That client's own CPU use is printed: on two
+cores it competes with the server. Loops are bounded in count and time, loopback only.
+
+    python bench/bench_http.py [--duration 10] [--connections 50] [--json] [--quick]
+
+Results are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import trio
+
+HERE = Path(__file__).resolve()
+START_TIMEOUT = 60.0
+TARGETS = {"mcp": 1500.0, "rest": 2000.0, "p99_ms": 50.0}
+MODERN = "2026-07-28"
+LEGACY = "2025-11-25"
+CLIENT_INFO = {"name": "bench_http", "version": "1"}
+ACCEPT = "application/json, text/event-stream"
+
+
+# ---------------------------------------------------------------- child processes
+
+
+class LineTail:
+    """Reads a child's stderr (or stdout) line by line as it comes, so the child never blocks."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._arrived = trio.Event()
+
+    async def follow(self, stream: trio.abc.ReceiveStream) -> None:
+        buffer = b""
+        while chunk := await stream.receive_some(65536):
+            *lines, buffer = (buffer + chunk).split(b"\n")
+            # Keep only what we look for: access-log lines at 3,000/s would grow without bound.
+            for line in lines:
+                text = line.decode(errors="replace")
+                if '"http.request"' not in text:
+                    self.lines.append(text)
+            self._arrived.set()
+            self._arrived = trio.Event()
+
+    async def wait_for(self, predicate: Callable[[str], bool]) -> str:
+        seen = 0
+        while True:
+            for line in self.lines[seen:]:
+                if predicate(line):
+                    return line
+            seen = len(self.lines)
+            await self._arrived.wait()
+
+
+@asynccontextmanager
+async def child(
+    argv: list[str], *, ready: Callable[[str], bool], name: str
+) -> AsyncIterator[tuple[trio.Process, str]]:
+    """Start ``argv``, drain its stderr and stdout, yield once a line satisfies ``ready``."""
+    async with trio.open_nursery() as nursery:
+        process: trio.Process = await nursery.start(
+            functools.partial(
+                trio.run_process,
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=dict(os.environ, QSYSD_LOAD_PLUGINS=""),
+                check=False,
+            )
+        )
+        assert process.stderr is not None and process.stdout is not None
+        tail = LineTail()
+        nursery.start_soon(tail.follow, process.stderr)
+        nursery.start_soon(tail.follow, process.stdout)
+        try:
+            with trio.fail_after(START_TIMEOUT):
+                line = await tail.wait_for(ready)
+        except trio.TooSlowError:
+            process.kill()
+            raise SystemExit(f"{name} did not start: " + "\n".join(tail.lines[-20:])) from None
+        try:
+            yield process, line
+        finally:
+            if process.returncode is None:
+                process.terminate()
+                with trio.move_on_after(15):
+                    await process.wait()
+                if process.returncode is None:
+                    process.kill()
+
+
+def _event(line: str, event: str) -> dict[str, Any] | None:
+    if f'"{event}"' not in line:
+        return None
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if record.get("event") == event else None
+
+
+# ---------------------------------------------------------------- baseline servers
+
+
+def serve_bare_quart() -> None:
+    """Baseline A: one Quart-Trio route answering a small JSON body, Hypercorn (trio)."""
+    import logging
+
+    from hypercorn.config import Config
+    from hypercorn.trio import serve
+    from quart_trio import QuartTrio
+
+    app = QuartTrio("bare", static_folder=None)
+
+    @app.post("/echo")
+    async def echo() -> Any:
+        return {"ok": True, "value": -20.0}
+
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    config.errorlog = logging.getLogger("bare")
+    config.accesslog = None
+
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+            urls = await nursery.start(functools.partial(serve, app, config))
+            print(json.dumps({"event": "bare.listening", "urls": urls}), flush=True)
+
+    trio.run(run)
+
+
+def serve_bare_mcp() -> None:
+    """Baseline B: the MCP SDK's low-level server, one no-op tool, Streamable HTTP, Hypercorn."""
+    import logging
+
+    from hypercorn.config import Config
+    from hypercorn.trio import serve
+    from mcp import types
+    from mcp.server.lowlevel import Server
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+    async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+        tool = types.Tool(name="noop", description="Does nothing.", input_schema={"type": "object"})
+        return types.ListToolsResult(tools=[tool])
+
+    async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        return types.CallToolResult(content=[types.TextContent(type="text", text="ok")])
+
+    server: Server[Any] = Server("bare", on_list_tools=list_tools, on_call_tool=call_tool)
+    manager = StreamableHTTPSessionManager(app=server)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            message = await receive()
+            await send({"type": "lifespan.startup.complete"})
+            message = await receive()
+            assert message["type"] == "lifespan.shutdown"
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await manager.handle_request(scope, receive, send)
+
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    config.errorlog = logging.getLogger("bare")
+    config.accesslog = None
+
+    async def run() -> None:
+        async with manager.run(), trio.open_nursery() as nursery:
+            urls = await nursery.start(functools.partial(serve, app, config))
+            print(json.dumps({"event": "bare.listening", "urls": urls}), flush=True)
+
+    trio.run(run)
+
+
+# ---------------------------------------------------------------- the /mcp load generator
+
+
+def _mcp_headers(era: str, session: str | None, method: str, name: str | None) -> dict[str, str]:
+    headers = {"accept": ACCEPT, "content-type": "application/json"}
+    if era == "modern":
+        headers["mcp-protocol-version"] = MODERN
+        headers["mcp-method"] = method
+        if name is not None:
+            headers["mcp-name"] = name
+    elif session is not None:
+        headers["mcp-session-id"] = session
+        headers["mcp-protocol-version"] = LEGACY
+    return headers
+
+
+def _modern_meta() -> dict[str, Any]:
+    return {
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientInfo": CLIENT_INFO,
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+
+
+async def _legacy_session(client: Any, url: str) -> str:
+    init = {
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "initialize",
+        "params": {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": CLIENT_INFO},
+    }
+    r = await client.post(url, json=init, headers=_mcp_headers("legacy", None, "initialize", None))
+    r.raise_for_status()
+    session = str(r.headers["mcp-session-id"])
+    note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    headers = _mcp_headers("legacy", session, "notifications/initialized", None)
+    (await client.post(url, json=note, headers=headers)).raise_for_status()
+    return session
+
+
+def _answer_ok(response: Any) -> bool:
+    """A 200 whose JSON-RPC answer (JSON or one SSE ``data:`` event) is a result, not an error."""
+    if response.status_code != 200:
+        return False
+    text = response.text
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        data = [line[5:] for line in text.splitlines() if line.startswith("data:")]
+        text = data[-1] if data else "{}"
+    message = json.loads(text)
+    result = message.get("result")
+    return isinstance(result, dict) and not result.get("isError", False)
+
+
+def mcp_load(args: argparse.Namespace) -> None:
+    """Child process: ``connections`` workers, one HTTP connection each, calling one tool."""
+    import httpx
+
+    tool_args = json.loads(args.tool_args)
+    alternate = json.loads(args.alternate) if args.alternate else None
+
+    async def run() -> dict[str, Any]:
+        samples: list[float] = []
+        errors = 0
+        connected = 0
+        all_connected = trio.Event()
+        clock: dict[str, Any] = {}
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+
+        async def worker(index: int) -> None:
+            nonlocal errors, connected
+            async with httpx.AsyncClient(timeout=10.0, limits=limits) as client:
+                session = await _legacy_session(client, args.url) if args.era == "legacy" else None
+                headers = _mcp_headers(args.era, session, "tools/call", args.tool)
+                connected += 1
+                if connected == args.connections:
+                    clock["deadline"] = trio.current_time() + args.duration
+                    clock["wall0"] = time.perf_counter()
+                    clock["cpu0"] = resource.getrusage(resource.RUSAGE_SELF)
+                    all_connected.set()
+                await all_connected.wait()  # the clock runs once every session is open
+                for i in range(args.max_calls):
+                    if trio.current_time() >= clock["deadline"]:
+                        break
+                    arguments = alternate if alternate and i % 2 else tool_args
+                    params: dict[str, Any] = {"name": args.tool, "arguments": arguments}
+                    if args.era == "modern":
+                        params["_meta"] = _modern_meta()
+                    body = {"jsonrpc": "2.0", "id": i + 1, "method": "tools/call", "params": params}
+                    t0 = time.perf_counter()
+                    try:
+                        response = await client.post(args.url, json=body, headers=headers)
+                        ok = _answer_ok(response)
+                    except (httpx.HTTPError, ValueError):
+                        ok = False
+                    samples.append((time.perf_counter() - t0) * 1000)
+                    errors += not ok
+                if session is not None:
+                    with contextlib.suppress(httpx.HTTPError):
+                        await client.delete(args.url, headers=headers)
+
+        async with trio.open_nursery() as nursery:
+            for index in range(args.connections):
+                nursery.start_soon(worker, index)
+        wall = time.perf_counter() - clock["wall0"]
+        cpu0 = clock["cpu0"]
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+        return {"samples": samples, "errors": errors, "wall_s": wall, "client_cpu_s": cpu}
+
+    result = trio.run(run)
+    samples = sorted(result.pop("samples"))
+    result.update(
+        calls=len(samples),
+        p50_ms=_percentile(samples, 0.50),
+        p99_ms=_percentile(samples, 0.99),
+    )
+    print(json.dumps({"event": "load.done", **result}), flush=True)
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def run_mcp_load(
+    url: str, era: str, tool: str, tool_args: Any, opts: argparse.Namespace, alternate: Any = None
+) -> dict[str, Any]:
+    argv = [
+        sys.executable, str(HERE), "--_mcp-load", "--url", url, "--era", era, "--tool", tool,
+        "--tool-args", json.dumps(tool_args), "--alternate", json.dumps(alternate or ""),
+        "--connections", str(opts.connections), "--duration", str(opts.duration),
+        "--max-calls", str(opts.max_calls),
+    ]  # fmt: skip
+    with trio.fail_after(opts.duration + START_TIMEOUT):
+        async with child(
+            argv, ready=lambda ln: _event(ln, "load.done") is not None, name="load"
+        ) as (
+            _,
+            line,
+        ):
+            record = _event(line, "load.done")
+            assert record is not None
+    calls = record["calls"]
+    return {
+        "calls": calls,
+        "calls_per_s": calls / record["wall_s"],
+        "p50_ms": record["p50_ms"],
+        "p99_ms": record["p99_ms"],
+        "errors": record["errors"],
+        "generator": "python httpx+trio",
+        "client_cpu_pct": 100.0 * record["client_cpu_s"] / record["wall_s"],
+    }
+
+
+# ---------------------------------------------------------------- wrk
+
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local bodies = {%s}
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, nil, nil, bodies[(n %% #bodies) + 1])
+end
+"""
+
+
+def _wrk_ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    assert match, text
+    value, unit = float(match[1]), match[2]
+    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+async def run_wrk(url: str, bodies: list[Any], opts: argparse.Namespace) -> dict[str, Any]:
+    lua = ", ".join(json.dumps(json.dumps(b)) for b in bodies)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % lua)
+    try:
+        argv = [
+            "wrk", "-t1", f"-c{opts.connections}", f"-d{max(1, round(opts.duration))}s",
+            "--timeout", "10s", "--latency", "-s", script.name, url,
+        ]  # fmt: skip
+        with trio.fail_after(opts.duration + START_TIMEOUT):
+            done = await trio.run_process(argv, capture_stdout=True, capture_stderr=True)
+    finally:
+        os.unlink(script.name)
+    out = done.stdout.decode()
+    requests = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
+    assert requests, out
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
+    errors = int(non_2xx[1]) if non_2xx else 0
+    if socket_errors:
+        errors += sum(int(x) for x in socket_errors.groups())
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert rps, out
+    return {
+        "calls": int(requests[1]),
+        "calls_per_s": float(rps[1]),
+        "p50_ms": _wrk_ms(latency["50"]),
+        "p99_ms": _wrk_ms(latency["99"]),
+        "errors": errors,
+        "generator": "wrk -t1",
+        "client_cpu_pct": None,
+    }
+
+
+# ---------------------------------------------------------------- the run
+
+
+def _config(tmp: Path, emulator_port: int) -> Path:
+    config = tmp / "qsysd.toml"
+    config.write_text(
+        f'[[cores]]\nname = "venue"\nhost = "127.0.0.1"\nport = {emulator_port}\n'
+        f'[state]\ndir = "{tmp / "state"}"\n'
+        "[policy]\nmax_gain_step_db = 120.0\n"
+        '[http]\nenabled = true\nlisten = "127.0.0.1:0"\n'
+        # info: the http.listening line tells the port; it also keeps the access log on, as
+        # a production daemon runs.
+        '[logging]\nformat = "json"\nlevel = "info"\n'
+    )
+    return config
+
+
+async def _wait_connected(base: str) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        with trio.fail_after(START_TIMEOUT):
+            while True:
+                r = await client.post(f"{base}/api/v1/tools/qsys_status", json={})
+                cores = r.json().get("cores", []) if r.status_code == 200 else []
+                if cores and all(core.get("connected") for core in cores):
+                    return
+                await trio.sleep(0.1)
+
+
+def _listening_url(line: str) -> str | None:
+    record = _event(line, "http.listening") or _event(line, "bare.listening")
+    return str(record["urls"][0]).rstrip("/") if record else None
+
+
+def _is_listening(line: str) -> bool:
+    return _listening_url(line) is not None
+
+
+async def measure(opts: argparse.Namespace) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    read_args = {"controls": ["Bar.gain"]}
+    write_a = {"changes": [{"control": "Bar.gain", "value": -20.0}]}
+    write_b = {"changes": [{"control": "Bar.gain", "value": -21.0}]}
+    qsysd = [sys.executable, "-m", "qsysd"]
+
+    def add(name: str, baseline: str | None, kind: str, result: dict[str, Any]) -> None:
+        rows.append({"name": name, "baseline": baseline, "kind": kind, **result})
+        print(f"  measured {name}: {result['calls_per_s']:.0f} calls/s", file=sys.stderr)
+
+    async with child(
+        [sys.executable, str(HERE), "--_serve-bare-quart"], ready=_is_listening, name="bare quart"
+    ) as (_, line):
+        url = _listening_url(line)
+        add(
+            "bare Quart-Trio POST /echo",
+            None,
+            "bare-rest",
+            await run_wrk(f"{url}/echo", [{}], opts),
+        )
+    async with child(
+        [sys.executable, str(HERE), "--_serve-bare-mcp"], ready=_is_listening, name="bare mcp"
+    ) as (_, line):
+        url = f"{_listening_url(line)}/mcp"
+        for era in ("legacy", "modern"):
+            result = await run_mcp_load(url, era, "noop", {}, opts)
+            add(f"bare MCP SDK no-op tool ({era})", None, f"bare-mcp-{era}", result)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        emulate = [*qsysd, "emulate", "--listen", "127.0.0.1:0", "--ws-listen", "off"]
+        async with child(
+            emulate, ready=lambda ln: _event(ln, "emulator.listening") is not None, name="emulator"
+        ) as (_, line):
+            record = _event(line, "emulator.listening")
+            assert record is not None
+            config = _config(Path(tmp), int(record["tcp_port"]))
+            serve = [*qsysd, "serve", "--config", str(config)]
+            async with child(serve, ready=_is_listening, name="qsysd serve") as (_, line):
+                base = _listening_url(line)
+                assert base is not None
+                await _wait_connected(base)
+                tools = f"{base}/api/v1/tools"
+                add(
+                    "REST qsys_get (cached read)",
+                    "bare-rest",
+                    "rest",
+                    await run_wrk(f"{tools}/qsys_get", [read_args], opts),
+                )
+                add(
+                    "REST qsys_set (write)",
+                    "bare-rest",
+                    "rest",
+                    await run_wrk(f"{tools}/qsys_set", [write_a, write_b], opts),
+                )
+                for era in ("legacy", "modern"):
+                    result = await run_mcp_load(f"{base}/mcp", era, "qsys_get", read_args, opts)
+                    add(f"/mcp qsys_get ({era})", f"bare-mcp-{era}", "mcp", result)
+                result = await run_mcp_load(
+                    f"{base}/mcp", "legacy", "qsys_set", write_a, opts, alternate=write_b
+                )
+                add("/mcp qsys_set (legacy)", "bare-mcp-legacy", "mcp", result)
+    return rows
+
+
+def _verdict(row: dict[str, Any]) -> str:
+    target = TARGETS.get(row["kind"])
+    if target is None:
+        return "baseline"
+    ok = row["calls_per_s"] >= target and row["p99_ms"] <= TARGETS["p99_ms"]
+    return f"{'meets' if ok else 'MISSES'} >={target:.0f}/s p99<={TARGETS['p99_ms']:.0f}ms"
+
+
+def print_table(rows: list[dict[str, Any]], opts: argparse.Namespace) -> None:
+    by_kind = {row["kind"]: row for row in rows}
+    print(
+        f"HTTP tool calls, {opts.connections} concurrent connections, {opts.duration:g} s per row, "
+        f"{os.cpu_count()} CPUs (server, load generator and emulator share them)"
+    )
+    head = f"{'row':<34}{'calls/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'vs base':>9}  "
+    print(head + "client CPU  target")
+    for row in rows:
+        base = by_kind.get(row["baseline"] or "")
+        ratio = f"{row['calls_per_s'] / base['calls_per_s']:8.2f}x" if base else f"{'-':>9}"
+        cpu = row["client_cpu_pct"]
+        cpu_text = f"{cpu:5.0f} %" if cpu is not None else "  wrk  "
+        print(
+            f"{row['name']:<34}{row['calls_per_s']:9.0f}{row['p50_ms']:9.2f}{row['p99_ms']:9.2f}"
+            f"{row['errors']:8d}{ratio}  {cpu_text:<10}  {_verdict(row)}"
+        )
+    print(
+        "vs base = calls/s over the same-run baseline (REST: bare Quart-Trio; /mcp: bare MCP SDK "
+        "server in the same era). client CPU = the Python load generator's own CPU share."
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per row")
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--max-calls", type=int, default=100_000, help="per connection")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    parser.add_argument("--quick", action="store_true", help="2 s per row: proves it runs")
+    # Internal: the same file is the baseline servers and the /mcp load generator.
+    parser.add_argument("--_serve-bare-quart", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--_serve-bare-mcp", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--_mcp-load", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--era", choices=["legacy", "modern"], help=argparse.SUPPRESS)
+    parser.add_argument("--tool", help=argparse.SUPPRESS)
+    parser.add_argument("--tool-args", default="{}", help=argparse.SUPPRESS)
+    parser.add_argument("--alternate", default="", help=argparse.SUPPRESS)
+    opts = parser.parse_args()
+    if opts._serve_bare_quart:
+        return serve_bare_quart()
+    if opts._serve_bare_mcp:
+        return serve_bare_mcp()
+    if opts._mcp_load:
+        return mcp_load(opts)
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench_http needs wrk: apt-get install -y wrk")
+    if opts.quick:
+        opts.duration, opts.max_calls = 2.0, 2_000
+    rows = trio.run(measure, opts)
+    if opts.json:
+        print(json.dumps({"connections": opts.connections, "duration_s": opts.duration,
+                          "targets": TARGETS, "rows": rows}, indent=2))  # fmt: skip
+    else:
+        print_table(rows, opts)
+
+
+if __name__ == "__main__":
+    main()
