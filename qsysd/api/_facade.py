@@ -292,6 +292,17 @@ class QsysApi(QsysReads):
                 f"{mixer!r} is a {info.type} component, not a mixer (it has no input.N.gain or "
                 "output.N.gain controls); find mixers with qsys_list_components type='mixer'"
             )
+        # Channels that cannot take effect are refused, not ignored: the caller meant something.
+        if target == "input" and outputs is not None:
+            raise ToolInputError(
+                "outputs: an input target sets whole inputs (to every output); leave outputs "
+                "out, or use target 'crosspoint' for input-to-output gains"
+            )
+        if target == "output" and inputs is not None:
+            raise ToolInputError(
+                "inputs: an output target sets whole outputs; leave inputs out, or use target "
+                "'crosspoint' for input-to-output gains"
+            )
         ins = parse_channels(inputs, n_in, "inputs") if target in ("crosspoint", "input") else []
         outs = parse_channels(outputs, n_out, "outputs") if target != "input" else []
         controls = mixer_controls(target, ins, outs)

@@ -225,6 +225,8 @@ class QsysReads:
         self, controls: Sequence[str], *, core: str | None = None, fresh: bool = False
     ) -> list[ReadResult]:
         """Values of controls: from the store with their age, or fresh from the Core."""
+        if core is not None:
+            self.core(core)  # an unknown Core fails the call, as on every other tool
         refs: list[ControlRef | None] = []
         errors: dict[int, str] = {}
         for i, text in enumerate(controls):

@@ -341,6 +341,49 @@ async def test_mixer_call_on_a_component_that_is_no_mixer_says_so(
             assert "'Lobby_BGM' is a gain component, not a mixer" in text
 
 
+async def test_mixer_channels_that_cannot_take_effect_are_refused_and_nothing_is_sent(
+    emulator: EmulatorServer,
+) -> None:
+    with trio.fail_after(WAIT):
+        async with tool_stack(emulator) as (server, _, link), Client(server) as client:
+            before = sets_sent(link)
+            for target, extra, words in (
+                ("input", {"inputs": "1", "outputs": "garbage"}, "outputs: an input target"),
+                ("output", {"outputs": "1", "inputs": "2"}, "inputs: an output target"),
+            ):
+                args = {"mixer": "Ballroom_Mics", "target": target, "gain": -3, **extra}
+                assert words in error_text(await client.call_tool("qsys_mixer_set", args))
+            assert sets_sent(link) == before
+            ok = {"mixer": "Ballroom_Mics", "target": "input", "inputs": "1", "gain": -3}
+            assert not (await client.call_tool("qsys_mixer_set", ok)).is_error
+
+
+async def test_an_unknown_core_fails_every_tool_that_takes_one(emulator: EmulatorServer) -> None:
+    calls = {
+        "qsys_get": {"controls": ["Bar.gain"]},
+        "qsys_status": {},
+        "qsys_set": {"changes": [{"control": "Bar.gain", "value": -3}]},
+        "qsys_list_components": {},
+        "qsys_list_controls": {"component": "Bar"},
+        "qsys_find_controls": {"query": "bar"},
+        "qsys_summary": {},
+        "qsys_history": {"control": "Bar.gain"},
+        "qsys_mixer_set": {"mixer": "Ballroom_Mics", "target": "input", "inputs": "1", "gain": -3},
+        "qsys_snapshot_load": {"bank": "Scenes", "number": 1},
+        "qsys_snapshot_save": {"bank": "Scenes", "number": 4},
+    }
+    with trio.fail_after(WAIT):
+        async with tool_stack(emulator) as (server, _, _), Client(server) as client:
+            listed = {t.name: t for t in (await client.list_tools()).tools}
+            takes_core = {n for n, t in listed.items() if "core" in t.input_schema["properties"]}
+            assert takes_core <= set(calls)  # every tool that takes a Core is tried
+            for name, arguments in calls.items():
+                if name not in takes_core:
+                    continue
+                text = error_text(await client.call_tool(name, {**arguments, "core": "nope"}))
+                assert "unknown Core 'nope'" in text, (name, text)
+
+
 async def test_mixer_reports_the_method_that_failed_and_the_one_applied(
     emulator: EmulatorServer,
 ) -> None:
