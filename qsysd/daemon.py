@@ -198,8 +198,11 @@ class Daemon:
                         log.info("daemon.stdin_closed")
                         front.cancel_scope.cancel()
                 else:
-                    await self._announce_ready(registry, stdio, synced)
-                    await self._stop_requested.wait()
+                    # A signal during the wait for the Cores stops the daemon at once.
+                    async with trio.open_nursery() as front:
+                        front.start_soon(self._announce_ready, registry, stdio, synced)
+                        await self._stop_requested.wait()
+                        front.cancel_scope.cancel()
                 if self.http is not None:
                     # In-flight HTTP calls finish (within stop_grace) before the links stop.
                     self.http.stop()

@@ -96,6 +96,24 @@ async def test_serve_stops_gracefully_on_signal_and_saves_the_snapshot(
     assert (tmp_path / "state" / "journal.sqlite3").is_file()
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_a_signal_while_waiting_for_the_cores_stops_at_once(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    config = tmp_path / "qsysd.toml"
+    # Nothing listens on port 9: start-up waits its 10 s for the Core, unless told to stop.
+    config.write_text(
+        '[[cores]]\nname = "gone"\nhost = "127.0.0.1"\nport = 9\n'
+        f'[state]\ndir = "{tmp_path / "state"}"\n[logging]\nformat = "json"\n'
+    )
+    async with trio.open_nursery() as nursery:
+        logs = LogLines(await start_serve(nursery, config))
+        await logs.until("core.link_started")
+        with trio.fail_after(5):  # well inside the 10 s start-up wait
+            records = await logs.stop_with(signum)
+    assert "daemon.ready" not in [r["event"] for r in records]
+
+
 async def test_serve_speaks_systemd_notify_and_watchdog(tmp_path: Path) -> None:
     notify_path = tmp_path / "notify"
     listener = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_DGRAM)
