@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -13,9 +14,17 @@ from qsysd.access._limits import RateLimits
 from qsysd.access._principal import DOORS, Door, Principal
 from qsysd.api import QsysApi
 from qsysd.core import RequestCounters
-from qsysd.errors import PermissionDenied, QsysdError, RateLimited, describe
+from qsysd.errors import (
+    PermissionDenied,
+    PolicyViolation,
+    QsysdError,
+    RateLimited,
+    WriteFailed,
+    describe,
+)
 from qsysd.logs import bound_context
 from qsysd.plugins import Registry, Tool, ToolContext
+from qsysd.state import CallRecord
 
 __all__ = ["CallPath", "CallStatistics"]
 
@@ -23,6 +32,10 @@ log = structlog.get_logger("qsysd.access")
 
 #: The tool label of calls for names the registry does not know (labels stay bounded).
 UNKNOWN_TOOL = "(unknown)"
+#: Outcomes of a read that are audited all the same: the caller was refused.
+REFUSALS = frozenset({"denied", "limited", "refused", "unauthenticated"})
+#: The most characters of arguments or of an answer an audit row keeps.
+AUDIT_TEXT_MAX = 4_000
 
 
 @attrs.frozen
@@ -74,14 +87,16 @@ class CallPath:
         """
         started = time.perf_counter()
         label = name if self.registry.has_tool(name) else UNKNOWN_TOOL
+        # Every tool beyond reads is audited (a plugin's read_only hint is not trusted for
+        # that); reading the audit itself is audited too, without its answer.
+        tool = self.registry.tool(name) if label != UNKNOWN_TOOL else None
+        writes = tool is not None and tool.permission != "read"
         outcome = "crashed"
         with bound_context(request_id=request_id, door=principal.door):
             try:
                 if principal.door != "stdio":
-                    known = self.registry.has_tool(name)
-                    reads = not known or self.registry.tool(name).permission == "read"
                     await self.limits.spend(
-                        "read" if reads else "write",
+                        "write" if writes else "read",
                         principal=principal.name,
                         address=principal.address,
                     )
@@ -97,17 +112,63 @@ class CallPath:
                 log.info("tool.failed", tool=name, principal=principal.name,
                          error=report.type.rpartition(":")[2], detail=str(exc)[:200],
                          duration_ms=_ms(started))  # fmt: skip
+                audited = _audit_outcome(exc, outcome)
+                if writes or audited in REFUSALS:
+                    error = f"{report.type}: {exc}"
+                    await self.audit(principal, audited, request_id=request_id, tool=label,
+                                     arguments=arguments, error=error)  # fmt: skip
                 raise
-            except Exception:
+            except Exception as exc:
                 log.exception("tool.crashed", tool=name, principal=principal.name)
+                if writes:
+                    await self.audit(principal, "crashed", request_id=request_id, tool=label,
+                                     arguments=arguments, error=type(exc).__name__)  # fmt: skip
                 raise
             else:
                 outcome = "ok"
                 log.info("tool.called", tool=name, principal=principal.name,
                          duration_ms=_ms(started))  # fmt: skip
+                if writes:
+                    answer = None if tool and tool.read_only else output
+                    await self.audit(principal, "ok", request_id=request_id, tool=label,
+                                     arguments=arguments, answer=answer)  # fmt: skip
                 return output
             finally:
                 self._counters[principal.door].record(label, outcome, time.perf_counter() - started)
+
+    async def audit(
+        self,
+        principal: Principal | None,
+        outcome: str,
+        *,
+        door: Door | None = None,
+        address: str | None = None,
+        request_id: str | None,
+        tool: str | None,
+        arguments: Mapping[str, Any] | None,
+        answer: Any = None,
+        error: str | None = None,
+    ) -> None:
+        """Journal one call or refusal; ``principal`` None: the caller is not authenticated.
+
+        Doors call this only for refusals before the call path (a 401 on HTTP); everything
+        else is audited by :meth:`call_tool`. Never pass credentials in ``arguments``.
+        """
+        await self.api.record_call(
+            CallRecord(
+                at=self.api.now(),
+                principal=principal.name if principal else None,
+                role=principal.role if principal else None,
+                door=principal.door if principal else door or "rest",
+                address=principal.address if principal else address,
+                request_id=request_id,
+                tool=tool,
+                arguments=_bounded_json(arguments) if arguments is not None else None,
+                outcome=outcome,
+                answer=_bounded_json(answer) if answer is not None else None,
+                error=error[:AUDIT_TEXT_MAX] if error is not None else None,
+            )
+        )
 
     def statistics(self) -> list[CallStatistics]:
         return [
@@ -129,6 +190,22 @@ def _outcome(exc: QsysdError, status: int) -> str:
     if isinstance(exc, RateLimited):
         return "limited"
     return "rejected" if status < 500 else "failed"
+
+
+def _audit_outcome(exc: QsysdError, outcome: str) -> str:
+    """The audit's outcome: as the metrics say, and ``refused`` when the policy refused."""
+    if isinstance(exc, PolicyViolation) or (
+        isinstance(exc, WriteFailed) and any(getattr(r, "rule", None) for r in exc.results)
+    ):
+        return "refused"
+    return outcome
+
+
+def _bounded_json(value: Any) -> str:
+    text = json.dumps(value, default=str, separators=(",", ":"), ensure_ascii=False)
+    if len(text) > AUDIT_TEXT_MAX:
+        return text[: AUDIT_TEXT_MAX - 1] + "…"
+    return text
 
 
 def _ms(started: float) -> float:

@@ -7,9 +7,10 @@ import itertools
 from collections.abc import Callable
 from typing import Literal
 
+import attrs
 import structlog
 
-from qsysd.state import ControlRef, ControlValue, Journal, JournalEntry
+from qsysd.state import CallRecord, ControlRef, ControlValue, Journal, JournalEntry
 
 log = structlog.get_logger(__package__)  # events keep the logger name "qsysd.api"
 
@@ -22,6 +23,7 @@ class AuditTrail:
         self._clock = clock
         # Without a journal, the latest writes are still kept (in memory) for qsys_history.
         self._recent: collections.deque[JournalEntry] = collections.deque(maxlen=size)
+        self._recent_calls: collections.deque[CallRecord] = collections.deque(maxlen=size)
         #: Called synchronously with every audited write (plugin observers' queues).
         self.listeners: list[Callable[[JournalEntry], None]] = []
 
@@ -108,5 +110,43 @@ class AuditTrail:
             and (principal is None or entry.principal == principal)
             and (since is None or entry.at >= since)
             and (until is None or entry.at < until)
+        )
+        return list(itertools.islice(matching, offset, offset + limit))
+
+    async def record_call(self, record: CallRecord) -> None:
+        """Record one tool call or refusal; a failure to record is logged, never raised."""
+        if self.journal is None:
+            self._recent_calls.append(attrs.evolve(record, id=len(self._recent_calls) + 1))
+            return
+        try:
+            await self.journal.record_call(record)
+        except Exception as exc:  # the call was answered: never fail it on the audit trail
+            log.error("journal.record_failed", error=repr(exc), tool=record.tool)
+
+    async def query_calls(
+        self,
+        *,
+        principal: str | None,
+        outcome: str | None,
+        tool: str | None,
+        since: float | None,
+        until: float | None,
+        limit: int,
+        offset: int,
+    ) -> list[CallRecord]:
+        """Audited calls newest first (``since`` inclusive, ``until`` not), skipping ``offset``."""
+        if self.journal is not None:
+            return await self.journal.query_calls(
+                principal=principal, outcome=outcome, tool=tool, since=since, until=until,
+                limit=limit, offset=offset,
+            )  # fmt: skip
+        matching = (
+            r
+            for r in reversed(self._recent_calls)
+            if (principal is None or r.principal == principal)
+            and (outcome is None or r.outcome == outcome)
+            and (tool is None or r.tool == tool)
+            and (since is None or r.at >= since)
+            and (until is None or r.at < until)
         )
         return list(itertools.islice(matching, offset, offset + limit))

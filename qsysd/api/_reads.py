@@ -18,6 +18,7 @@ from qsysd.core import ControlWrite, MixerTarget
 from qsysd.errors import CoreUnavailable, LookupFailed, QsysdError, ToolInputError
 from qsysd.policy import Policy
 from qsysd.state import (
+    CallRecord,
     ChangeListener,
     ComponentInfo,
     ControlReading,
@@ -330,6 +331,27 @@ class QsysReads:
         return self._journal is not None
 
     # history, search and summary -------------------------------------------------------------
+
+    async def record_call(self, record: CallRecord) -> None:
+        """Audit one tool call or refusal (the call path does, once for every door)."""
+        await self._audit.record_call(record)
+
+    async def calls(
+        self,
+        *,
+        principal: str | None = None,
+        outcome: str | None = None,
+        tool: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[CallRecord]:
+        """Audited tool calls and refusals, newest first (the journal, or this process's)."""
+        return await self._audit.query_calls(
+            principal=principal, outcome=outcome, tool=tool, since=since, until=until,
+            limit=limit, offset=offset,
+        )  # fmt: skip
 
     async def history(
         self,

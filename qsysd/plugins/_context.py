@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     )
     from qsysd.core import MixerTarget
     from qsysd.state import (
+        CallRecord,
         ComponentInfo,
         ControlReading,
         ControlRef,
@@ -144,6 +145,23 @@ class ToolContext:
             limit=limit,
             offset=offset,
         )
+
+    async def audit(
+        self,
+        *,
+        principal: str | None = None,
+        outcome: str | None = None,
+        tool: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[CallRecord]:
+        """Audited tool calls and refusals on every door, newest first (an admin tool's)."""
+        return await self._api.calls(
+            principal=principal, outcome=outcome, tool=tool, since=since, until=until,
+            limit=limit, offset=offset,
+        )  # fmt: skip
 
     def watch(self, controls: Sequence[str] | None = None, *, core: str | None = None) -> Watcher:
         """Changes to ``controls`` (None: every control), as batches of the latest values.

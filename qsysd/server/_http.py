@@ -278,7 +278,8 @@ class HttpFrontEnd:
             await manager.handle_request(scope, receive, send)
 
         authenticator = self.authenticator
-        limits = self.calls.limits
+        calls = self.calls
+        limits = calls.limits
 
         async def authenticated(app: Any, scope: Scope, receive: Receive, send: Send) -> None:
             client = scope.get("client")
@@ -300,6 +301,10 @@ class HttpFrontEnd:
                 scope[PRINCIPAL_KEY] = authenticator.authenticate(authorization, door, address)
             except RateLimited as exc:
                 log.info("auth.rate_limited", door=door, client=address, path=path)
+                await calls.audit(None, "limited", door=door, address=address,
+                                  request_id=scope.get("qsysd.request_id"), tool=None,
+                                  arguments={"method": scope.get("method"), "path": path},
+                                  error=f"failed authentication: {exc}")  # fmt: skip
                 await send_problem(
                     send, 429, "rate-limited", "Too many failed authentications", str(exc),
                     headers=[(b"retry-after", str(exc.retry_after).encode())], retryable=True,
@@ -309,6 +314,10 @@ class HttpFrontEnd:
             except AuthenticationFailed as exc:
                 log.info("auth.failed", door=door, client=address, path=path,
                          reason=str(exc)[:200])  # fmt: skip
+                await calls.audit(None, "unauthenticated", door=door, address=address,
+                                  request_id=scope.get("qsysd.request_id"), tool=None,
+                                  arguments={"method": scope.get("method"), "path": path},
+                                  error=str(exc))  # fmt: skip
                 if exc.error is not None:  # a first request without credentials is no guess
                     with contextlib.suppress(RateLimited):
                         await limits.spend("failed-authentication", principal=None, address=address)

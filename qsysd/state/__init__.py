@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from qsysd.state._journal import (
+    CallRecord as CallRecord,
     Journal as Journal,
     JournalEntry as JournalEntry,
     JournalStatistics as JournalStatistics,
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EMPTY_METADATA",
     "SNAPSHOT_FORMAT",
+    "CallRecord",
     "ChangeListener",
     "ComponentInfo",
     "ControlInfo",

@@ -21,7 +21,7 @@ from qsysd.state._model import ControlRef, ControlValue, Scalar
 if TYPE_CHECKING:
     from qsysd.state._store import StateStore
 
-__all__ = ["Journal", "JournalEntry", "JournalStatistics"]
+__all__ = ["CallRecord", "Journal", "JournalEntry", "JournalStatistics"]
 
 log = structlog.get_logger(__name__)
 
@@ -29,7 +29,9 @@ T = TypeVar("T")
 
 Kind = Literal["change", "write"]
 
-_SCHEMA_VERSION = 1
+#: 1: value changes and writes; 2: adds ``calls``, the audit of tool calls and refusals
+#: (a version 1 journal gains the table on opening and keeps its rows).
+_SCHEMA_VERSION = 2
 #: The most rows a journal kept in memory (its file could not be opened) holds.
 _MEMORY_MAX_ROWS = 100_000
 _SCHEMA = """
@@ -50,7 +52,27 @@ CREATE TABLE IF NOT EXISTS journal (
 );
 CREATE INDEX IF NOT EXISTS journal_at ON journal (at);
 CREATE INDEX IF NOT EXISTS journal_control ON journal (core, component, control, at);
+CREATE TABLE IF NOT EXISTS calls (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    principal TEXT,
+    role TEXT,
+    door TEXT NOT NULL,
+    address TEXT,
+    request_id TEXT,
+    tool TEXT,
+    arguments TEXT,
+    outcome TEXT NOT NULL,
+    answer TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS calls_at ON calls (at);
+CREATE INDEX IF NOT EXISTS calls_principal ON calls (principal, at);
 """
+_CALL_COLUMNS = (
+    "id, at, principal, role, door, address, request_id, tool, arguments, outcome, answer, error"
+)
+_INSERT_CALL = f"INSERT INTO calls ({_CALL_COLUMNS}) VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?)"
 _COLUMNS = (
     "id, at, kind, core, component, control, before_value, before_string, "
     "after_value, after_string, principal, outcome, error"
@@ -85,6 +107,34 @@ class JournalEntry:
     principal: str | None = None
     outcome: str | None = None
     error: str | None = None
+
+
+@attrs.frozen
+class CallRecord:
+    """One audited tool call or refusal: who, through which door, what, and the answer.
+
+    ``arguments`` and ``answer`` are JSON text (bounded in size); ``principal`` and ``role``
+    are None when the caller could not be authenticated. ``outcome`` is ok, rejected,
+    refused (the safety policy), denied (403), limited (429), unauthenticated (401), failed
+    or crashed. Never holds a credential.
+    """
+
+    at: float
+    principal: str | None
+    role: str | None
+    door: str
+    address: str | None
+    request_id: str | None
+    tool: str | None
+    arguments: str | None
+    outcome: str
+    answer: str | None
+    error: str | None
+    id: int = 0
+
+    def row(self) -> tuple[object, ...]:
+        return (self.at, self.principal, self.role, self.door, self.address, self.request_id,
+                self.tool, self.arguments, self.outcome, self.answer, self.error)  # fmt: skip
 
 
 @attrs.frozen
@@ -145,6 +195,11 @@ def _entry(row: tuple[Any, ...]) -> JournalEntry:
     )
 
 
+def _call(row: tuple[Any, ...]) -> CallRecord:
+    fields = dict(zip(_CALL_COLUMNS.split(", "), row, strict=True))
+    return CallRecord(**fields)
+
+
 def _connect(path: str) -> sqlite3.Connection:
     # One connection used from worker threads one call at a time (serialized by a trio.Lock).
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -153,7 +208,7 @@ def _connect(path: str) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.executescript(_SCHEMA)
         (version,) = conn.execute("PRAGMA user_version").fetchone()
-        if version == 0:
+        if version in (0, 1):  # new, or version 1 that just gained the calls table
             conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
         elif version != _SCHEMA_VERSION:
             raise sqlite3.DatabaseError(
@@ -202,6 +257,8 @@ class Journal:
         self._rows = 0
         self._changes = 0
         self._writes = 0
+        self._calls = 0
+        self._call_rows = 0
         self._flushes = 0
         self._dropped = 0
         self._pruned = 0
@@ -401,23 +458,27 @@ class Journal:
             cutoff = self._clock() - self.retention_days * 86_400.0
         max_rows = self.max_rows
 
-        def work(conn: sqlite3.Connection) -> tuple[int, int]:
+        def work(conn: sqlite3.Connection) -> tuple[int, int, int]:
             deleted = 0
             with conn:
                 conn.execute("BEGIN")
-                if cutoff is not None:
-                    deleted += conn.execute("DELETE FROM journal WHERE at < ?", (cutoff,)).rowcount
-                if max_rows is not None:
-                    deleted += conn.execute(
-                        "DELETE FROM journal WHERE id IN (SELECT id FROM journal "
-                        "ORDER BY at DESC, id DESC LIMIT -1 OFFSET ?)",
-                        (max_rows,),
-                    ).rowcount
+                for table in ("journal", "calls"):
+                    if cutoff is not None:
+                        deleted += conn.execute(
+                            f"DELETE FROM {table} WHERE at < ?", (cutoff,)
+                        ).rowcount
+                    if max_rows is not None:
+                        deleted += conn.execute(
+                            f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} "
+                            "ORDER BY at DESC, id DESC LIMIT -1 OFFSET ?)",
+                            (max_rows,),
+                        ).rowcount
             (rows,) = conn.execute("SELECT count(*) FROM journal").fetchone()
-            return deleted, int(rows)
+            (calls,) = conn.execute("SELECT count(*) FROM calls").fetchone()
+            return deleted, int(rows), int(calls)
 
         try:
-            deleted, self._rows = await self._db(work)
+            deleted, self._rows, self._call_rows = await self._db(work)
         except (sqlite3.Error, OSError) as exc:
             self._failures += 1
             log.warning("journal.prune_failed", error=str(exc))
@@ -474,6 +535,54 @@ class Journal:
         await self.flush()
         rows = await self._db(lambda c: c.execute(sql, params).fetchall())
         return [_entry(row) for row in rows]
+
+    async def record_call(self, record: CallRecord) -> None:
+        """Audit one tool call or refusal, written (in a worker thread) before returning."""
+        row = record.row()
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute(_INSERT_CALL, row)
+
+        await self._db(insert)
+        self._calls += 1
+        self._call_rows += 1
+        # A flood of refusals (401s) must not outgrow the bound until the hourly prune.
+        if self.max_rows is not None and self._call_rows > self.max_rows * 1.1:
+            await self.prune()
+
+    async def query_calls(
+        self,
+        *,
+        principal: str | None = None,
+        outcome: str | None = None,
+        tool: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[CallRecord]:
+        """Audited calls matching every given filter, newest first; ``since`` inclusive."""
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must not be negative")
+        clauses: list[str] = []
+        params: list[object] = []
+        for column, op, value in (
+            ("at", ">=", since),
+            ("at", "<", until),
+            ("principal", "=", principal),
+            ("outcome", "=", outcome),
+            ("tool", "=", tool),
+        ):
+            if value is not None:
+                clauses.append(f"{column} {op} ?")
+                params.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = (
+            f"SELECT {_CALL_COLUMNS} FROM calls {where} ORDER BY at DESC, id DESC LIMIT ? OFFSET ?"
+        )
+        params += [limit, offset]
+        rows = await self._db(lambda c: c.execute(sql, params).fetchall())
+        return [_call(row) for row in rows]
 
     def statistics(self) -> JournalStatistics:
         return JournalStatistics(

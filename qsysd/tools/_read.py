@@ -17,7 +17,12 @@ from qsysd.tools._browse import (
     ListComponentsInput as ListComponentsInput,
     ListControlsInput as ListControlsInput,
 )
-from qsysd.tools._history import HISTORY_TOOL, HistoryInput as HistoryInput
+from qsysd.tools._history import (
+    AUDIT_TOOL,
+    HISTORY_TOOL,
+    AuditInput as AuditInput,
+    HistoryInput as HistoryInput,
+)
 from qsysd.tools._status import (
     STATUS_TOOL,
     SUMMARY_TOOL,
@@ -35,6 +40,7 @@ TOOLS = [
     LIST_CONTROLS_TOOL,
     GET_TOOL,
     HISTORY_TOOL,
+    AUDIT_TOOL,
 ]
 
 

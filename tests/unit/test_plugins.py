@@ -31,6 +31,7 @@ BUILTIN_TOOLS = {
     "qsys_list_controls",
     "qsys_get",
     "qsys_history",
+    "qsys_audit",
     "qsys_set",
     "qsys_snapshot_load",
     "qsys_snapshot_save",
