@@ -303,7 +303,19 @@ def build_rest_app(
 
     # token administration (admin only) ----------------------------------------------------
 
-    def admin_refusal() -> Response | None:
+    async def audit_admin(
+        action: str,
+        arguments: dict[str, Any],
+        outcome: str,
+        answer: Any = None,
+        error: str | None = None,
+    ) -> None:
+        """Token administration is audited like a tool call (never with the token)."""
+        await calls.audit(_principal(), outcome, request_id=_request_id(),
+                          tool=f"admin:tokens.{action}", arguments=arguments, answer=answer,
+                          error=error)  # fmt: skip
+
+    async def admin_refusal(action: str, arguments: dict[str, Any]) -> Response | None:
         principal = _principal()
         if tokens is None:
             return _problem(
@@ -312,6 +324,7 @@ def build_rest_app(
         if not principal.may("admin"):
             log.info("access.refused", principal=principal.name, role=principal.role,
                      door=principal.door, client=principal.address, path=request.path)  # fmt: skip
+            await audit_admin(action, arguments, "denied", error="needs the admin permission")
             return _problem(
                 403, "permission-denied", "The caller's role lacks the permission",
                 f"{principal.name!r} (role {principal.role!r}) may not administer tokens; "
@@ -321,14 +334,14 @@ def build_rest_app(
 
     @app.get("/api/v1/admin/tokens")
     async def list_tokens() -> Response:
-        refused = admin_refusal()
+        refused = await admin_refusal("list", {})
         if refused is not None or tokens is None:
             return refused or _problem(404, "not-found", "Not Found", "no tokens file")
         return _json_response({"tokens": [r.public() for r in tokens.records()]})
 
     @app.post("/api/v1/admin/tokens")
     async def create_token() -> Response:
-        refused = admin_refusal()
+        refused = await admin_refusal("create", {})
         if refused is not None or tokens is None:
             return refused or _problem(404, "not-found", "Not Found", "no tokens file")
         try:
@@ -353,23 +366,34 @@ def build_rest_app(
                 lambda: tokens.create(name, role, expires_days=expires)
             )
         except Exception as exc:
-            return _report_response(describe(exc))
+            report = describe(exc)
+            await audit_admin("create", {"name": name, "role": role, "expires_days": expires},
+                              "rejected" if report.status < 500 else "failed",
+                              error=str(exc))  # fmt: skip
+            return _report_response(report)
         log.info("access.token_created", by=principal.name, role=principal.role,
                  door=principal.door, client=principal.address, name=name,
                  token_role=role)  # fmt: skip
         record = next(r for r in tokens.records() if r.name == name)
+        await audit_admin("create", {"name": name, "role": role, "expires_days": expires}, "ok",
+                          answer=record.public())  # fmt: skip
         return _json_response({**record.public(), "token": token}, status=201)
 
     @app.delete("/api/v1/admin/tokens/<name>")
     async def revoke_token(name: str) -> Response:
-        refused = admin_refusal()
+        refused = await admin_refusal("revoke", {"name": name})
         if refused is not None or tokens is None:
             return refused or _problem(404, "not-found", "Not Found", "no tokens file")
         principal = _principal()
         try:
             record = await trio.to_thread.run_sync(tokens.revoke, name)
         except Exception as exc:
-            return _report_response(describe(exc))
+            report = describe(exc)
+            await audit_admin("revoke", {"name": name},
+                              "rejected" if report.status < 500 else "failed",
+                              error=str(exc))  # fmt: skip
+            return _report_response(report)
+        await audit_admin("revoke", {"name": name}, "ok", answer={"revoked": record.public()})
         log.info("access.token_revoked", by=principal.name, role=principal.role,
                  door=principal.door, client=principal.address, name=name)  # fmt: skip
         return _json_response({"revoked": record.public()})

@@ -31,7 +31,7 @@ from qsysd.emulator import EmulatorServer
 from qsysd.plugins import Registry
 from qsysd.policy import Policy
 from qsysd.server import HttpFrontEnd
-from qsysd.state import StateStore
+from qsysd.state import Journal, StateStore
 
 WAIT = 15.0
 #: Arguments for the demo design where a tool's documented example names other components.
@@ -56,12 +56,13 @@ async def http_stack(
     policy: PolicyConfig | None = None,
     authenticator: Authenticator | None = None,
     limits: RateLimits | None = None,
+    journal: Journal | None = None,
     **http: Any,
 ) -> AsyncIterator[Stack]:
     store = StateStore()
     async with running_link(core_config(emu), store, named_controls=NAMED) as link:
         await link.wait_connected()
-        api = QsysApi({"main": link}, store, Policy(policy or PolicyConfig()))
+        api = QsysApi({"main": link}, store, Policy(policy or PolicyConfig()), journal)
         registry = Registry(entry_points=False)
         front = HttpFrontEnd(
             HttpConfig(enabled=True, listen="127.0.0.1:0", **http),
@@ -70,6 +71,7 @@ async def http_stack(
             store=store,
             registry=registry,
             authenticator=authenticator or Authenticator(),
+            journal=journal,
         )
         async with trio.open_nursery() as nursery:
             urls = await nursery.start(front.run)
