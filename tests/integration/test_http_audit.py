@@ -187,3 +187,21 @@ async def test_the_mcp_door_is_audited_as_mcp_and_an_old_journal_survives(
                                           headers=bearer(admin))  # fmt: skip
             assert [e["principal"] for e in history.json()["entries"]] == ["old-panel"]
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone() == (2,)
+
+
+async def test_without_a_journal_the_latest_calls_are_kept_in_memory(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    auth, tokens = token_auth(tmp_path)
+    viewer = tokens.create("wall-panel", "viewer")
+    admin = tokens.create("security", "admin")
+    with trio.fail_after(WAIT):
+        async with http_stack(emulator, authenticator=auth) as s:
+            r = await s.client.post("/api/v1/tools/qsys_set", json=SET, headers=bearer(viewer))
+            problem(r, 403, "permission-denied")
+            answer = (await s.client.post(AUDIT, json={"outcome": "denied"},
+                                          headers=bearer(admin))).json()  # fmt: skip
+            [entry] = answer["entries"]
+            assert entry["principal"] == "wall-panel" and entry["tool"] == "qsys_set"
+            assert entry["request_id"] == r.headers["x-request-id"]
+            assert "journal is disabled" in answer["note"]
