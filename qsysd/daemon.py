@@ -99,17 +99,11 @@ class Daemon:
             if problem is not None:
                 raise StartupError(problem)
         backend = _state_backend(config.state)
-        redis = config.state.backend == "redis"
-        with _starting(
-            f"loading the last snapshot ({backend!r})",
-            "check that Redis runs and state.redis_url" if redis else "",
-        ):
-            snapshot = await backend.load()
-        if snapshot is not None:
-            self.store.restore(snapshot)
-            log.info("state.restored", controls=self.store.statistics().controls)
         snapshots = SnapshotTask(self.store, backend, config.state.snapshot_interval)
         self.snapshots = snapshots
+        # A Redis that cannot be reached is logged and retried; the Cores refill the store.
+        with _starting(f"loading the last snapshot ({backend!r})"):
+            await snapshots.restore()
         async with AsyncExitStack() as stack:
             journal = None
             if config.state.journal:
@@ -267,13 +261,13 @@ async def _watchdog(interval: float, scope: trio.CancelScope) -> None:
 
 
 @contextmanager
-def _starting(step: str, hint: str = "") -> Iterator[None]:
+def _starting(step: str) -> Iterator[None]:
     """Turn the failure of one start-up step into a :class:`StartupError` naming the step."""
     try:
         yield
     except Exception as exc:
         log.debug("daemon.start_failed", step=step, exc_info=exc)  # the traceback, for debug
-        raise StartupError(f"{step} failed: {_reason(exc)}{'; ' + hint if hint else ''}") from exc
+        raise StartupError(f"{step} failed: {_reason(exc)}") from exc
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:

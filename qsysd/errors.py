@@ -5,7 +5,8 @@ Every error qsysd raises on purpose derives from :class:`QsysdError`::
     QsysdError
     ├── ConfigError                 the configuration is invalid (all problems, with paths)
     │   └── DesignError             an emulator design file is invalid
-    ├── StartupError                the daemon cannot start (state folder, journal, Redis, port)
+    ├── StartupError                the daemon cannot start (state folder, journal, port)
+    ├── StateUnavailable            the snapshot store (Redis) cannot be reached or used
     ├── ProtocolError               bytes from a peer are not valid QRC
     │   ├── FrameTooLarge           a frame grew past the size limit
     │   ├── InvalidFrame            not UTF-8, not JSON, or not a JSON-RPC object
@@ -75,6 +76,7 @@ __all__ = [
     "RequestTimeout",
     "ServerError",
     "StartupError",
+    "StateUnavailable",
     "ToolInputError",
     "TransportError",
     "UnknownChangeGroup",
@@ -107,6 +109,10 @@ class DesignError(ConfigError):
 
 class StartupError(QsysdError):
     """The daemon cannot start; the message is one line saying what failed and what to do."""
+
+
+class StateUnavailable(QsysdError):
+    """The snapshot store (Redis) cannot be reached or used; snapshots are retried later."""
 
 
 class ProtocolError(QsysdError):
@@ -410,7 +416,7 @@ def _status(exc: QsysdError) -> int:
         return 403
     if isinstance(exc, WriteFailed):
         return 409
-    if isinstance(exc, CoreUnavailable):
+    if isinstance(exc, CoreUnavailable | StateUnavailable):
         return 503
     if isinstance(exc, RequestTimeout):
         return 504

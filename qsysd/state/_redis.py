@@ -11,6 +11,7 @@ import coredis
 import structlog
 import trio
 
+from qsysd.errors import StateUnavailable
 from qsysd.state._snapshot import Snapshot, SnapshotCorrupt, decode_snapshot, encode_snapshot
 
 __all__ = ["RedisStateBackend"]
@@ -26,17 +27,23 @@ def _redacted(url: str) -> str:
 
 
 @contextmanager
-def _unwrapped() -> Iterator[None]:
-    # coredis raises from its own nursery: a group of one ConnectionError says less than the error.
+def _mapped(where: str) -> Iterator[None]:
+    """The one mapping of coredis, socket and deadline errors to :class:`StateUnavailable`."""
     try:
         yield
-    except ExceptionGroup as group:
-        leaf: BaseException = group
+    except Exception as exc:
+        # coredis raises from its own nursery: a group of one error says less than the error.
+        leaf: BaseException = exc
         while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
             leaf = leaf.exceptions[0]
-        if leaf is group:
+        if isinstance(leaf, trio.TooSlowError):
+            raise StateUnavailable(f"Redis at {where} did not answer in time") from exc
+        if isinstance(leaf, coredis.exceptions.RedisError | OSError):
+            reason = str(leaf) or type(leaf).__name__
+            raise StateUnavailable(f"Redis at {where} cannot be used: {reason}") from exc
+        if leaf is exc:
             raise
-        raise leaf from group
+        raise leaf from exc
 
 
 class RedisStateBackend:
@@ -46,7 +53,8 @@ class RedisStateBackend:
     password, so it is never logged or shown. Each save or load opens its own connection, so
     a Redis restart between snapshots needs no reconnect logic; SET replaces the key
     atomically. An unreadable snapshot is renamed to ``<key>.corrupt-<timestamp>`` and reported.
-    Calls fail with coredis errors (or ``trio.TooSlowError`` after ``timeout`` seconds).
+    A Redis that cannot be reached, refuses the credentials or does not answer within
+    ``timeout`` seconds raises :class:`StateUnavailable`; nothing else is retried here.
     """
 
     def __init__(self, url: str, *, key: str = "qsysd:snapshot", timeout: float = 10.0) -> None:
@@ -62,12 +70,12 @@ class RedisStateBackend:
 
     async def save(self, snapshot: Snapshot) -> None:
         data = await trio.to_thread.run_sync(encode_snapshot, snapshot)
-        with _unwrapped(), trio.fail_after(self.timeout):
+        with _mapped(_redacted(self._url)), trio.fail_after(self.timeout):
             async with self._client() as client:
                 await client.set(self.key, data)
 
     async def load(self) -> Snapshot | None:
-        with _unwrapped(), trio.fail_after(self.timeout):
+        with _mapped(_redacted(self._url)), trio.fail_after(self.timeout):
             async with self._client() as client:
                 data = await client.get(self.key)
                 if data is None:

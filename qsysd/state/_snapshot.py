@@ -17,6 +17,7 @@ import cattrs
 import structlog
 import trio
 
+from qsysd.errors import StateUnavailable
 from qsysd.state._model import ComponentInfo, Scalar
 
 if TYPE_CHECKING:
@@ -245,7 +246,9 @@ class SnapshotTask:
     """Saves the store to a backend every ``interval`` seconds if it changed, and at stop.
 
     The final save runs shielded from cancellation, bounded by ``final_timeout``. A failed save
-    is logged and counted, never fatal.
+    is logged and counted, never fatal. :meth:`restore` loads the last snapshot at start; if
+    the backend cannot be reached then, each save first tries the load again, so the first
+    save after the backend is back keeps what the old snapshot held.
     """
 
     def __init__(
@@ -269,6 +272,36 @@ class SnapshotTask:
         self._skipped = 0
         self._last_saved_at: float | None = None
         self._last_error: str | None = None
+        self._restore_pending = False
+
+    async def restore(self) -> bool:
+        """Load the backend's last snapshot into the store; False if it cannot be reached.
+
+        Cores the store already has data for keep it (live data wins). Errors other than
+        :class:`StateUnavailable` propagate.
+        """
+        try:
+            snapshot = await self.backend.load()
+        except StateUnavailable as exc:
+            first = not self._restore_pending
+            self._restore_pending = True
+            self._last_error = str(exc)
+            if first:
+                log.warning(
+                    "state.snapshot_unavailable",
+                    backend=repr(self.backend),
+                    error=str(exc),
+                    hint=f"starting without the saved state; retrying every {self.interval:g} s"
+                    " (check that Redis runs and state.redis_url)",
+                )
+            return False
+        if self._restore_pending:
+            log.info("state.snapshot_available", backend=repr(self.backend))
+        self._restore_pending = False
+        if snapshot is not None:
+            self.store.restore(snapshot)
+            log.info("state.restored", controls=self.store.statistics().controls)
+        return True
 
     def stop(self) -> None:
         """Ask :meth:`run` to make its final save and return."""
@@ -276,6 +309,10 @@ class SnapshotTask:
 
     async def save_now(self, *, force: bool = False) -> bool:
         """Save if the store changed since the last save (or ``force``); True if saved."""
+        if self._restore_pending and not await self.restore():
+            self._failures += 1
+            log.warning("state.snapshot_failed", backend=repr(self.backend), error=self._last_error)
+            return False
         version = self.store.version
         if not force and version == self._saved_version:
             self._skipped += 1

@@ -481,9 +481,14 @@ class StateStore:
         return Snapshot(taken_at=self._clock(), cores=tuple(cores))
 
     def restore(self, snapshot: Snapshot) -> None:
-        """Load a snapshot, marking its Cores stale; Cores the store already has are skipped."""
+        """Load a snapshot, marking its Cores stale; Cores with a design already are skipped.
+
+        A Core the store knows only by its status (a link that has not connected yet) is
+        filled in: a snapshot loaded late, once its backend is back, keeps what it held.
+        """
         for saved_core in snapshot.cores:
-            if saved_core.name in self._cores:
+            known = self._cores.get(saved_core.name)
+            if known is not None and (known.design_code is not None or known.components):
                 continue  # live data (or an earlier restore) wins
             state = self._core(saved_core.name)
             state.design_code = saved_core.design_code

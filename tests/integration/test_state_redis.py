@@ -7,20 +7,28 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 
+import attrs
+import coredis  # the test extra; only the redis-server binary is an outside service
 import pytest
 import structlog
 import trio
 from _services import require_service
 
-# coredis comes with the test extra; only the redis-server binary is an outside service.
+from qsysd.config import Config, Secret, StateConfig
+from qsysd.daemon import Daemon
+from qsysd.errors import StateUnavailable
 from qsysd.state import (
     ComponentInfo,
     ControlInfo,
     ControlRef,
     ControlValue,
     RedisStateBackend,
+    Snapshot,
     SnapshotTask,
+    StateBackend,
     StateStore,
     run_snapshots,
 )
@@ -53,11 +61,15 @@ def redis_server() -> str:
     return require_service("redis-server", how="apt-get install redis-server")
 
 
-@pytest.fixture
-async def redis_url(redis_server: str) -> AsyncIterator[str]:
-    port = free_port()
+@asynccontextmanager
+async def running_redis(
+    redis_server: str, port: int, folder: Path | None = None
+) -> AsyncIterator[str]:
+    """A redis-server on ``port``: in memory only, or keeping ``folder``/dump.rdb (SAVE)."""
     args = [redis_server, "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
     args += ["--appendonly", "no", "--protected-mode", "yes"]
+    if folder is not None:
+        args += ["--dir", str(folder), "--dbfilename", "dump.rdb"]
     proc = await trio.lowlevel.open_process(args, stdout=subprocess.PIPE)
     assert proc.stdout is not None
     try:
@@ -83,6 +95,12 @@ async def redis_url(redis_server: str) -> AsyncIterator[str]:
             await proc.wait()
 
 
+@pytest.fixture
+async def redis_url(redis_server: str) -> AsyncIterator[str]:
+    async with running_redis(redis_server, free_port()) as url:
+        yield url
+
+
 async def test_redis_backend_saves_and_loads_a_snapshot(redis_url: str) -> None:
     backend = RedisStateBackend(redis_url, key="test:snapshot")
     picture = make_store().picture()
@@ -93,8 +111,6 @@ async def test_redis_backend_saves_and_loads_a_snapshot(redis_url: str) -> None:
 
 
 async def test_redis_backend_sets_a_corrupt_snapshot_aside(redis_url: str) -> None:
-    import coredis
-
     backend = RedisStateBackend(redis_url, key="test:snapshot")
     with trio.fail_after(10):
         async with coredis.Redis.from_url(redis_url) as client:
@@ -122,6 +138,86 @@ async def test_snapshot_task_saves_to_redis_when_cancelled(redis_url: str) -> No
     restored.restore(snapshot)
     assert restored.read(GAIN).stale
     assert restored.read(GAIN).value == store.read(GAIN).value
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")  # coredis 6.9: see below
+async def test_unreachable_redis_raises_state_unavailable_without_the_password() -> None:
+    port = free_port()
+    backend = RedisStateBackend(f"redis://user:s3cret@127.0.0.1:{port}/0", timeout=5)
+    with trio.fail_after(10):
+        with pytest.raises(StateUnavailable, match=f"127.0.0.1:{port}") as caught:
+            await backend.load()
+        with pytest.raises(StateUnavailable):
+            await backend.save(make_store().picture())
+    assert "s3cret" not in str(caught.value)
+    gc.collect()
+
+
+@attrs.define
+class Observed:
+    """The daemon's own backend, setting ``saved`` after each save that succeeded."""
+
+    backend: StateBackend
+    saved: trio.Event
+
+    async def save(self, snapshot: Snapshot) -> None:
+        await self.backend.save(snapshot)
+        self.saved.set()
+
+    async def load(self) -> Snapshot | None:
+        return await self.backend.load()
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")  # coredis 6.9: see below
+async def test_daemon_starts_with_redis_down_and_keeps_the_old_snapshot_once_it_is_back(
+    redis_server: str, tmp_path: Path
+) -> None:
+    # A snapshot of Core "main" kept on disk by a first redis-server, for the second to load.
+    data = tmp_path / "redis"
+    data.mkdir()
+    async with running_redis(redis_server, free_port(), data) as url:
+        with trio.fail_after(10):
+            await RedisStateBackend(url).save(make_store().picture())
+            async with coredis.Redis.from_url(url) as client:
+                await client.save()
+    port = free_port()
+    config = Config(
+        state=StateConfig(
+            dir=str(tmp_path),
+            backend="redis",
+            redis_url=Secret(f"redis://127.0.0.1:{port}/0"),
+            snapshot_interval=0.05,
+            journal=False,
+        )
+    )
+    daemon = Daemon(config)
+    with structlog.testing.capture_logs() as logs, trio.fail_after(30):
+        async with daemon.running():
+            assert daemon.snapshots is not None
+            [down] = [e for e in logs if e["event"] == "state.snapshot_unavailable"]
+            assert f"127.0.0.1:{port}" in down["error"] and "state.redis_url" in down["hint"]
+            assert daemon.store.cores() == []  # started empty
+            live = ControlRef("live", "Hall", "mute")
+            daemon.store.replace_design(
+                "live",
+                "live-code",
+                [ComponentInfo("live", "Hall", "mute", "id")],
+                [ControlInfo(live, "Boolean", "Read/Write")],
+                [ControlValue(live, True, "muted", 1.0)],
+            )
+            saved_once = trio.Event()
+            daemon.snapshots.backend = Observed(daemon.snapshots.backend, saved_once)
+            async with running_redis(redis_server, port, data) as url:
+                await saved_once.wait()  # the task's own interval decides when
+                saved = await RedisStateBackend(url).load()
+    assert saved is not None
+    assert sorted(core.name for core in saved.cores) == ["live", "main"]
+    assert daemon.store.read(GAIN).stale and daemon.store.read(GAIN).value == (
+        make_store().read(GAIN).value
+    )
+    assert not daemon.store.read(live).stale
+    assert any(e["event"] == "state.snapshot_available" for e in logs)
+    gc.collect()
 
 
 # coredis 6.9 leaves anyio memory streams unclosed when a connection fails; they warn when

@@ -55,6 +55,37 @@ class FailingMethod(CoreCommands):
         return self.link.status()
 
 
+@attrs.define
+class MarkingCore(CoreCommands):
+    """A CoreLink recording what it sends, whose Core marks the strings a Set echoes.
+
+    The mark tells a string the Core echoed from one read back afterwards.
+    """
+
+    link: CoreLink
+    sent: list[tuple[str, Any]] = attrs.Factory(list)
+
+    @property
+    def name(self) -> str:
+        return self.link.name
+
+    async def request(
+        self,
+        method: str,
+        params: Any = None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 -- CoreLink's per-request deadline
+    ) -> Any:
+        self.sent.append((method, params))
+        reply = await self.link.request(method, params, timeout=timeout)
+        if method == "Component.Set" and isinstance(reply, list):
+            reply = [{**item, "String": item["String"] + " (echo)"} for item in reply]
+        return reply
+
+    def status(self) -> Any:
+        return self.link.status()
+
+
 def data(result: types.CallToolResult) -> Any:
     assert not result.is_error, result.content
     return result.structured_content
@@ -117,6 +148,24 @@ async def test_gain_by_position_is_sent_as_the_checked_db_value(emulator: Emulat
             by_string = {"control": "Bar.gain", "string": "-14 dB"}
             assert data(await qsys_set(client, by_string))["results"][0]["string"] == "-14.0dB"
             assert emulator.get_value("Bar", "gain") == -14.0
+
+
+async def test_a_write_reports_the_string_the_core_echoed_in_one_round_trip(
+    emulator: EmulatorServer,
+) -> None:
+    marking: list[MarkingCore] = []
+
+    def wrap(link: CoreLink) -> CoreLinkLike:
+        marking.append(MarkingCore(link))
+        return marking[0]
+
+    with trio.fail_after(WAIT):
+        async with tool_stack(emulator, wrap=wrap) as (server, _, _), Client(server) as client:
+            result = data(await qsys_set(client, {"control": "Lobby_BGM.gain", "value": -10}))
+    assert result["results"][0]["string"] == "-10.0dB (echo)"
+    [(method, params)] = marking[0].sent  # no read-back after the Set
+    assert method == "Component.Set" and params["ResponseValues"] is True
+    assert emulator.get_value("Lobby_BGM", "gain") == -10.0
 
 
 @pytest.mark.parametrize(

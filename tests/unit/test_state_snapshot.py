@@ -112,6 +112,36 @@ async def test_file_backend_saves_and_loads_leaving_no_temp_files(tmp_path: Path
     assert (tmp_path / "snapshot.json").stat().st_mode & 0o077 == 0
 
 
+async def test_file_backend_syncs_the_file_before_the_rename_and_the_folder_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without both, a power cut can leave an empty snapshot or the old one behind the rename.
+    path = tmp_path / "snapshot.json"
+    folder = os.stat(tmp_path).st_ino
+    events: list[tuple[str, int]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.fstat(fd).st_ino))
+        real_fsync(fd)
+
+    def replace(src: str, dst: str) -> None:
+        events.append(("replace", os.stat(src).st_ino))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    with trio.fail_after(10):
+        await FileStateBackend(path).save(make_store().picture())
+    monkeypatch.undo()
+    file = os.stat(path).st_ino
+    assert [e for e in events if e[1] in (file, folder)] == [
+        ("fsync", file),
+        ("replace", file),
+        ("fsync", folder),
+    ]
+
+
 async def test_file_backend_load_without_a_file_returns_none(tmp_path: Path) -> None:
     with trio.fail_after(10):
         assert await FileStateBackend(tmp_path / "none.json").load() is None

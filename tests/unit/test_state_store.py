@@ -270,3 +270,18 @@ def test_restore_leaves_cores_the_store_already_has_alone(store: StateStore) -> 
     reading = store.read(GAIN)
     assert reading.value is not None and reading.value.value == 7.0
     assert not reading.stale
+
+
+def test_a_late_restore_fills_a_core_known_only_by_its_status(
+    store: StateStore, clock: FakeClock
+) -> None:
+    # The snapshot loaded once Redis is back, while the Core's link still retries.
+    store.apply([value(GAIN, -3.0, "-3.0dB")])
+    picture = store.picture()
+    late = StateStore(clock=clock)
+    status = CoreStatus("main", connected=False, state="Idle")
+    late.set_core_status("main", status)
+    late.restore(picture)
+    reading = late.read(GAIN)
+    assert reading.stale and reading.value == value(GAIN, -3.0, "-3.0dB")
+    assert late.core_status("main") == status
