@@ -228,7 +228,8 @@ class HttpFrontEnd:
             principal = scope.get(PRINCIPAL_KEY)
             if isinstance(principal, Principal):
                 return principal
-            return local_principal("mcp", None)  # not reached: the gateway always sets it
+            # The gateway always sets one; should a request ever come without, it may do nothing.
+            return anonymous_principal(None)
 
         mcp_server = build_mcp_server(self.calls, principal=mcp_principal)
         manager = StreamableHTTPSessionManager(

@@ -513,9 +513,7 @@ class Journal:
         """
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
-        clauses: list[str] = []
-        params: list[object] = []
-        for column, op, value in (
+        where, params = _where(
             ("at", ">=", since),
             ("at", "<", until),
             ("core", "=", core),
@@ -523,13 +521,8 @@ class Journal:
             ("control", "=", control),
             ("kind", "=", kind),
             ("principal", "=", principal),
-        ):
-            if value is not None:
-                clauses.append(f"{column} {op} ?")
-                params.append(value)
-        if named:
-            clauses.append("component IS NULL")
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+            extra=["component IS NULL"] if named else [],
+        )
         sql = f"SELECT {_COLUMNS} FROM journal {where} ORDER BY at DESC, id DESC LIMIT ? OFFSET ?"
         params += [limit, offset]
         await self.flush()
@@ -564,19 +557,13 @@ class Journal:
         """Audited calls matching every given filter, newest first; ``since`` inclusive."""
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
-        clauses: list[str] = []
-        params: list[object] = []
-        for column, op, value in (
+        where, params = _where(
             ("at", ">=", since),
             ("at", "<", until),
             ("principal", "=", principal),
             ("outcome", "=", outcome),
             ("tool", "=", tool),
-        ):
-            if value is not None:
-                clauses.append(f"{column} {op} ?")
-                params.append(value)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        )
         sql = (
             f"SELECT {_CALL_COLUMNS} FROM calls {where} ORDER BY at DESC, id DESC LIMIT ? OFFSET ?"
         )
@@ -596,3 +583,13 @@ class Journal:
             failures=self._failures,
             persistent=self.persistent,
         )
+
+
+def _where(
+    *filters: tuple[str, str, object | None], extra: list[str] | None = None
+) -> tuple[str, list[object]]:
+    """A WHERE clause of the filters whose value is given, and its parameters."""
+    clauses = [f"{column} {op} ?" for column, op, value in filters if value is not None]
+    params: list[object] = [value for _, _, value in filters if value is not None]
+    clauses += extra or []
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params
