@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-_CATEGORIES = ("unit", "integration", "e2e")
+_CATEGORIES = ("unit", "integration", "e2e", "reliability")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
