@@ -91,11 +91,14 @@
     return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
   }
 
+  const count = (n, noun) => `${n} ${noun}${n === 1 ? "" : "s"}`;
+
   // -- signing in and out ---------------------------------------------------------------------
 
   function askForToken(message) {
     clearTimeout(refreshTimer);
     stopWatching();
+    started = false; // after signing in again, follow the component in the URL again
     if (token()) sessionStorage.removeItem(TOKEN_KEY);
     $("dashboard").hidden = true;
     $("who").hidden = true;
@@ -131,8 +134,9 @@
     if (!core.connected && link.retry_every_s) facts.push(`retrying every ${link.retry_every_s} s`);
     if (link.breaker_retry_in_s) facts.push(`breaker probes again in ${link.breaker_retry_in_s} s`);
     if (link.reconnects !== undefined) {
-      facts.push(`${link.reconnects} reconnects, ${link.connect_failures} failed connects, `
-        + `breaker opened ${link.breaker_openings}×`);
+      facts.push(`${count(link.reconnects, "reconnect")}, `
+        + `${count(link.connect_failures, "failed connect")}, `
+        + `breaker opened ${count(link.breaker_openings, "time")}`);
     }
     if (core.connected && Number.isFinite(link.last_push_age_s)) {
       facts.push(`last change poll ${link.last_push_age_s} s ago`);
@@ -178,7 +182,8 @@
 
   function renderWho(doc) {
     const p = doc.principal;
-    $("principal").textContent = `Signed in as ${p.name} (${p.role || "no role"})`;
+    $("principal").textContent = token() ? `Signed in as ${p.name} (${p.role || "no role"})`
+      : `${p.name} (${p.role}): this server asks for no token`;
     $("sign-out").hidden = !token();
     $("who").hidden = false;
     $("version").textContent = doc.version;
@@ -268,8 +273,10 @@
     watch.rows = new Map();
     const rows = page.controls.map((control) => {
       const row = controlRow(control);
-      const age = Number.isFinite(control.age_s) ? `${span(control.age_s)} ago` : "—";
-      valueCells(row, control, control.stale ? `${age} (stale)` : age);
+      // age_s: seconds since the Core last confirmed the value.
+      const confirmed = Number.isFinite(control.age_s) ? clock(Date.now() - control.age_s * 1000)
+        : "—";
+      valueCells(row, control, control.stale ? `${confirmed} (stale)` : confirmed);
       watch.rows.set(control.name, row);
       return row;
     });
