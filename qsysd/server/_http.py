@@ -6,7 +6,7 @@ HttpFrontEnd.run
 ├── session_manager.run()             the MCP SDK's Streamable HTTP sessions (both eras)
 └── hypercorn.trio.serve(Gateway)     every request: id, limits, host/origin, access log
     ├── /mcp          -> MCP Streamable HTTP (the same server as stdio, principal per request)
-    └── everything else -> Quart-Trio: /api/v1/..., /health, /ready, /metrics
+    └── everything else -> Quart-Trio: /api/v1/..., /health, /ready, /metrics, / (status page)
 ```
 Stop goes through Hypercorn's ``shutdown_trigger``: listeners close, in-flight requests get
 ``stop_grace`` seconds to finish, event streams end, then connections close.
