@@ -24,7 +24,7 @@ import pytest
 import trio
 from _services import require_service
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -82,10 +82,17 @@ async def wait_text(driver: webdriver.Chrome, selector: str, *texts: str) -> str
                 return str(element.text)
         return False
 
+    # The page redraws its tables on every refresh: an element found may be gone a moment later.
+    waiting = WebDriverWait(
+        driver, WAIT, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+    )
     try:
-        return str(await in_browser(WebDriverWait(driver, WAIT, poll_frequency=0.1).until, shown))
+        return str(await in_browser(waiting.until, shown))
     except TimeoutException:
-        seen = [e.text for e in driver.find_elements(By.CSS_SELECTOR, selector)]
+        seen = driver.execute_script(
+            "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText)",
+            selector,
+        )
         raise AssertionError(f"{selector} never showed {texts}; it shows {seen}") from None
 
 
