@@ -92,8 +92,13 @@ def targets(results: dict[str, Any]) -> list[str]:
                 )
     rows.append("| 7 | change propagation <= AutoPoll + 5 ms p95 | not measured by `bench/` "
                 "yet | - |")  # fmt: skip
-    rows.append("| 8 | recovery: Core back -> first successful call | not measured by "
-                "`bench/` yet | - |")  # fmt: skip
+    if "recovery" in results:
+        from bench.bench_recovery import target_rows
+
+        rows += target_rows(results["recovery"])
+    else:
+        rows.append("| 8 | recovery: Core back -> first successful call | not in this run "
+                    "(`bench/bench_recovery.py`) | - |")  # fmt: skip
     return rows
 
 
