@@ -46,6 +46,18 @@ def write_config(folder: Path, emulator: EmulatorServer) -> Path:
     return path
 
 
+async def serve(config: Path, log: Path) -> trio.Process:
+    """``qsysd serve --config CONFIG``, its log (JSON lines) into ``log``."""
+    with log.open("w") as errors:
+        return await trio.lowlevel.open_process(
+            [sys.executable, "-m", "qsysd", "serve", "--config", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            env=dict(os.environ, QSYSD_LOAD_PLUGINS=""),
+        )
+
+
 async def base_url(log: Path, process: trio.Process) -> str:
     """The HTTP URL once the daemon says it is ready (its Core connected)."""
     url = None
@@ -118,14 +130,7 @@ async def test_sigkill_during_writes_keeps_snapshot_and_journal_intact(
             config = write_config(tmp_path, emulator)
             for kill in range(KILLS):
                 log = tmp_path / f"stderr-{kill}.log"
-                with log.open("w") as errors:
-                    process = await trio.lowlevel.open_process(
-                        [sys.executable, "-m", "qsysd", "serve", "--config", str(config)],
-                        stdin=subprocess.DEVNULL,
-                        stdout=subprocess.DEVNULL,
-                        stderr=errors,
-                        env=dict(os.environ, QSYSD_LOAD_PLUGINS=""),
-                    )
+                process = await serve(config, log)
                 try:
                     with trio.fail_after(START_WAIT):
                         base = await base_url(log, process)
@@ -152,14 +157,7 @@ async def test_sigkill_during_writes_keeps_snapshot_and_journal_intact(
                 cut_saves += len(list(state.glob(".snapshot.json.*.tmp")))
             # and the daemon still starts and serves from the folder all those kills left
             log = tmp_path / "stderr-last.log"
-            with log.open("w") as errors:
-                process = await trio.lowlevel.open_process(
-                    [sys.executable, "-m", "qsysd", "serve", "--config", str(config)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=errors,
-                    env=dict(os.environ, QSYSD_LOAD_PLUGINS=""),
-                )
+            process = await serve(config, log)
             try:
                 with trio.fail_after(START_WAIT):
                     base = await base_url(log, process)
