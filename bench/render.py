@@ -162,6 +162,8 @@ python -m bench.render bench/results.json docs/performance.md
 
 `bench/bench_emulator.py` (design load, AutoPoll push rate) and `bench/bench_state.py`
 (StateStore memory per control, `apply()` throughput) measure single components.
+`bench/bench_recovery.py` (also run by `python -m bench`) measures target 8: Cores taken
+offline for 1, 5 and 20 s, from each one's return to the first fresh read it serves.
 
 ## Method
 
