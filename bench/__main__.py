@@ -345,6 +345,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if demo and big:
         extra = big["startup"]["peak_rss_kib"] - demo["startup"]["peak_rss_kib"]
         results["bytes_per_control"] = round(extra * 1024 / (big["controls"] - demo["controls"]))
+    from bench import bench_recovery
+
+    results["recovery"] = await bench_recovery.run(args.quick)
     return results
 
 
@@ -398,6 +401,10 @@ def print_table(results: dict[str, Any]) -> None:
                 print(f"   {name:<28} p50 {v['p50']:7.3f} p95 {v['p95']:7.3f} p99 {v['p99']:7.3f}")
     if "bytes_per_control" in results:
         print(f"\nmemory: {results['bytes_per_control']} bytes of peak RSS per extra control")
+    if "recovery" in results:
+        from bench.bench_recovery import print_recovery
+
+        print_recovery(results["recovery"])
 
 
 def main() -> None:

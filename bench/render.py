@@ -92,8 +92,13 @@ def targets(results: dict[str, Any]) -> list[str]:
                 )
     rows.append("| 7 | change propagation <= AutoPoll + 5 ms p95 | not measured by `bench/` "
                 "yet | - |")  # fmt: skip
-    rows.append("| 8 | recovery: Core back -> first successful call | not measured by "
-                "`bench/` yet | - |")  # fmt: skip
+    if "recovery" in results:
+        from bench.bench_recovery import target_rows
+
+        rows += target_rows(results["recovery"])
+    else:
+        rows.append("| 8 | recovery: Core back -> first successful call | not in this run "
+                    "(`bench/bench_recovery.py`) | - |")  # fmt: skip
     return rows
 
 
@@ -157,6 +162,8 @@ python -m bench.render bench/results.json docs/performance.md
 
 `bench/bench_emulator.py` (design load, AutoPoll push rate) and `bench/bench_state.py`
 (StateStore memory per control, `apply()` throughput) measure single components.
+`bench/bench_recovery.py` (also run by `python -m bench`) measures target 8: Cores taken
+offline for 1, 5 and 20 s, from each one's return to the first fresh read it serves.
 
 ## Method
 

@@ -111,7 +111,13 @@ class QsysApi(QsysReads):
         ordered = tuple(results[i] for i in range(len(changes)))
         for i, result in enumerate(ordered):
             ref = refs.get(i, ControlRef(core_name, None, changes[i].control))
-            after = self._store.read(ref).value if result.ok and not dry_run else None
+            # The Core's answer to this write, not the store: another write or a poll may have
+            # moved the control since, and the audit row must say what this call did.
+            after = (
+                ControlValue(ref, result.value, result.string, result.position)
+                if result.ok and not dry_run and result.string is not None
+                else None
+            )
             outcome = (
                 "dry_run"
                 if dry_run

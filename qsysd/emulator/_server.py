@@ -7,6 +7,7 @@ between the session and the socket, and the fault methods here switch them.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,7 +18,12 @@ import trio_websocket
 
 from qsysd.emulator._client import ClientConnection
 from qsysd.emulator._design import Design
-from qsysd.emulator._engine import Engine, Faults, new_design_code
+from qsysd.emulator._engine import (
+    MAX_CHANGE_GROUPS_PER_CONNECTION,
+    Engine,
+    Faults,
+    new_design_code,
+)
 from qsysd.emulator._model import Core
 from qsysd.qrc import DEFAULT_MAX_FRAME_SIZE, Notification, encode_frame
 
@@ -76,6 +82,10 @@ class EmulatorServer:
         self._connections: set[ClientConnection] = set()
         self._changed = trio.Event()
         self.connections_total = 0
+        self._nursery: trio.Nursery | None = None
+        self._listening = trio.CancelScope()
+        self._tcp_addresses: list[tuple[int, Any]] = []  # (family, sockname) per listener
+        self._ws_addresses: list[tuple[int, Any]] = []
 
     # -- what tests look at ---------------------------------------------------------------
     @property
@@ -98,6 +108,11 @@ class EmulatorServer:
     @property
     def connection_count(self) -> int:
         return len(self._connections)
+
+    @property
+    def online(self) -> bool:
+        """False between ``offline(True)`` and ``offline(False)``."""
+        return not self._listening.cancel_called
 
     def statistics(self) -> dict[str, Any]:
         return {
@@ -148,6 +163,12 @@ class EmulatorServer:
         """Answer every Logon with error 10, right password or not."""
         self.faults.refuse_logon = refuse
 
+    def limit_change_groups(self, per_connection: int | None = None) -> None:
+        """Allow ``per_connection`` change groups (others' clients used the rest): beyond it
+        AddControl answers code 5, exhausted. ``None`` restores the Core's 4."""
+        limit = MAX_CHANGE_GROUPS_PER_CONNECTION if per_connection is None else per_connection
+        self.engine.max_groups_per_connection = max(0, limit)
+
     def send_garbage(self, data: bytes | None = None) -> None:
         """Send bytes that are not a valid frame to every client (TCP: raw; WS: as text)."""
         for conn in self._connections:
@@ -158,6 +179,21 @@ class EmulatorServer:
         frame = encode_frame(Notification("EngineStatus", self.engine.status()))
         for conn in self._connections:
             conn.offer(frame[: len(frame) // 2])
+
+    def offline(self, offline: bool = True) -> None:
+        """Power off or unplug: drop every client and stop listening, so connects are refused;
+        ``offline(False)`` listens again at once on the same addresses, values kept."""
+        if self._nursery is None:
+            raise RuntimeError("the emulator is not running")
+        if offline:
+            self._listening.cancel()  # the listeners and every connection they accepted
+            _log.info("emulator.offline")
+        elif not self.online:
+            self._listening = trio.CancelScope()
+            tcp = [_listener(family, address) for family, address in self._tcp_addresses]
+            ws = [_listener(family, address) for family, address in self._ws_addresses]
+            self._nursery.start_soon(self._serve, tcp, ws, self._listening)
+            _log.info("emulator.online")
 
     def restart(self, design_code: str | None = None) -> str:
         """Redeploy: new DesignCode, design values restored, every connection dropped."""
@@ -173,12 +209,16 @@ class EmulatorServer:
     ) -> None:
         """Bind, report ``self`` through ``task_status``, and serve until cancelled."""
         async with trio.open_nursery() as nursery:
-            listeners = await trio.open_tcp_listeners(self._want_tcp_port, host=self.host)
-            self.tcp_port = listeners[0].socket.getsockname()[1]
-            await nursery.start(trio.serve_listeners, self._serve_tcp, listeners)
+            tcp = await trio.open_tcp_listeners(self._want_tcp_port, host=self.host)
+            self.tcp_port = tcp[0].socket.getsockname()[1]
+            ws: list[trio.SocketListener] = []
             if self._want_ws_port is not None:
-                ws = await nursery.start(self._serve_ws, self._want_ws_port)
-                self.ws_port = ws.port
+                ws = await trio.open_tcp_listeners(self._want_ws_port, host=self.host)
+                self.ws_port = ws[0].socket.getsockname()[1]
+            self._tcp_addresses = [(x.socket.family, x.socket.getsockname()) for x in tcp]
+            self._ws_addresses = [(x.socket.family, x.socket.getsockname()) for x in ws]
+            self._nursery = nursery
+            nursery.start_soon(self._serve, tcp, ws, self._listening)
             _log.info(
                 "emulator.listening",
                 host=self.host,
@@ -188,17 +228,26 @@ class EmulatorServer:
                 design=self.core.design.name,
             )
             task_status.started(self)
+            await trio.sleep_forever()  # keeps the nursery open for offline(False)
 
-    async def _serve_ws(self, port: int, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        await trio_websocket.serve_websocket(
-            self._handle_ws,
-            self.host,
-            port,
-            ssl_context=None,
-            max_message_size=self.max_frame_size,
-            disconnect_timeout=1.0,
-            task_status=task_status,
-        )
+    async def _serve(
+        self,
+        tcp: list[trio.SocketListener],
+        ws: list[trio.SocketListener],
+        scope: trio.CancelScope,
+    ) -> None:
+        """Serve the listeners (and their connections) until ``scope`` is cancelled."""
+        with scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(trio.serve_listeners, self._serve_tcp, tcp)
+                if ws:
+                    server = trio_websocket.WebSocketServer(
+                        self._handle_ws,
+                        ws,
+                        max_message_size=self.max_frame_size,
+                        disconnect_timeout=1.0,
+                    )
+                    nursery.start_soon(server.run)
 
     async def _serve_tcp(self, stream: trio.SocketStream) -> None:
         async def receive() -> bytes | str:
@@ -255,6 +304,21 @@ class EmulatorServer:
             self._connections.discard(conn)
             self._touch()
             _log.debug("emulator.client_disconnected", transport=transport)
+
+
+def _listener(family: int, address: Any) -> trio.SocketListener:
+    """A listening socket bound to ``address`` again, synchronously (so it takes effect now)."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(socket.SOMAXCONN)
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketListener(trio.socket.from_stdlib_socket(sock))
 
 
 @asynccontextmanager

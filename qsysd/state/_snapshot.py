@@ -161,10 +161,24 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def _remove_temp_files(path: Path) -> int:
+    """Delete what saves interrupted by a crash left (``_write_atomically``'s temp files)."""
+    removed = 0
+    for stale in path.parent.glob(f"{_temp_prefix(path)}*.tmp"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+            removed += 1
+    return removed
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
     folder = path.parent
     # mkstemp creates the file 0600: a snapshot holds the whole plant's settings.
-    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=_temp_prefix(path), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as tmp:
             tmp.write(data)
@@ -196,6 +210,9 @@ class FileStateBackend:
     async def load(self) -> Snapshot | None:
         """The snapshot in the file; None if there is none, or it cannot be read (logged).
 
+        Temporary files of saves cut short (a crash, SIGKILL) are removed first: the folder
+        belongs to one daemon, and this runs at its start.
+
         A file that is not a valid snapshot is renamed aside (``.corrupt-<time>``); a file
         that cannot be read at all (a folder, no permission) is left where it is.
         """
@@ -217,6 +234,9 @@ class FileStateBackend:
                     return ("state.snapshot_corrupt", str(exc), None)
                 return ("state.snapshot_corrupt", str(exc), target)
 
+        removed = await trio.to_thread.run_sync(_remove_temp_files, self.path)
+        if removed:
+            log.info("state.snapshot_temp_removed", path=str(self.path), files=removed)
         result = await trio.to_thread.run_sync(work)
         if isinstance(result, tuple):
             event, reason, aside = result

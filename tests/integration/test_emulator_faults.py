@@ -76,6 +76,46 @@ async def test_drop_connections_closes_every_client_and_their_groups(
             assert await c.result("NoOp", {}) is True
 
 
+@TRANSPORTS
+async def test_an_offline_core_refuses_connects_until_it_is_back_with_its_values(
+    client: Client, emulator: EmulatorServer, transport: str
+) -> None:
+    with trio.fail_after(WAIT):
+        async with client(emulator, transport) as c:
+            await c.result("NoOp", {})
+            emulator.set_value("Bar", "gain", -23)
+            code = emulator.design_code
+            emulator.offline()
+            assert not emulator.online
+            with pytest.raises(EOFError):
+                while True:
+                    await c.receive()
+        await emulator.wait_connections(0)
+        port = emulator.tcp_port if transport == "tcp" else emulator.ws_port
+        assert port is not None
+        with pytest.raises(OSError):
+            await trio.open_tcp_stream(emulator.host, port)  # refused: nothing listens
+        emulator.offline(False)  # listening again before it returns
+        assert emulator.online
+        async with client(emulator, transport) as c:
+            got = await c.result("Component.Get", {"Name": "Bar", "Controls": [{"Name": "gain"}]})
+            assert got["Controls"][0]["Value"] == -23
+            assert (await c.result("StatusGet", {}))["DesignCode"] == code
+
+
+async def test_limited_change_groups_answer_exhausted_past_the_limit(
+    client: Client, emulator: EmulatorServer
+) -> None:
+    emulator.limit_change_groups(1)
+    with trio.fail_after(WAIT):
+        async with client(emulator) as c:
+            await c.result("ChangeGroup.AddControl", {"Id": "a", "Controls": ["MainGain"]})
+            error = await c.error("ChangeGroup.AddControl", {"Id": "b", "Controls": ["MainGain"]})
+            assert (error.code, error.message) == (5, "Change Groups exhausted")
+            emulator.limit_change_groups()
+            await c.result("ChangeGroup.AddControl", {"Id": "b", "Controls": ["MainGain"]})
+
+
 async def test_stalled_core_keeps_the_socket_but_answers_nothing(
     client: Client, emulator: EmulatorServer
 ) -> None:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +66,26 @@ class ReliabilityRecord:
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         rows = [attrs.asdict(trial) for trial in self.trials]
-        path.write_text(json.dumps({"trials": rows}, indent=2, sort_keys=True) + "\n")
+        data = {"run": run_info(), "trials": rows}
+        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def run_info() -> dict[str, Any]:
+    """When and where the trials ran (the page names it)."""
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def load(path: Path) -> list[Trial]:
     data: dict[str, Any] = json.loads(path.read_text())
     return [Trial(**row) for row in data["trials"]]
+
+
+def load_run(path: Path) -> dict[str, Any]:
+    """The run's ``run_info()``; empty for a file written before it was recorded."""
+    run: dict[str, Any] = json.loads(path.read_text()).get("run", {})
+    return run

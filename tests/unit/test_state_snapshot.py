@@ -112,6 +112,21 @@ async def test_file_backend_saves_and_loads_leaving_no_temp_files(tmp_path: Path
     assert (tmp_path / "snapshot.json").stat().st_mode & 0o077 == 0
 
 
+async def test_load_removes_temp_files_of_saves_a_crash_cut_short(tmp_path: Path) -> None:
+    backend = FileStateBackend(tmp_path / "snapshot.json")
+    picture = make_store().picture()
+    with trio.fail_after(10):
+        await backend.save(picture)
+        for n in range(3):  # what SIGKILL during _write_atomically leaves behind
+            (tmp_path / f".snapshot.json.{n}abc.tmp").write_bytes(b'{"format": 1, "co')
+        (tmp_path / ".other.json.x.tmp").write_bytes(b"not ours")
+        with structlog.testing.capture_logs() as logs:
+            assert await backend.load() == picture
+    assert names(tmp_path) == [".other.json.x.tmp", "snapshot.json"]
+    [event] = [e for e in logs if e["event"] == "state.snapshot_temp_removed"]
+    assert event["files"] == 3
+
+
 async def test_file_backend_syncs_the_file_before_the_rename_and_the_folder_after(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
