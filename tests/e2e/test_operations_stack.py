@@ -86,18 +86,22 @@ async def smoke(*args: str) -> tuple[int, str, str]:
     return done.returncode, done.stdout.decode(), done.stderr.decode()
 
 
-async def test_every_metric_in_alerts_dashboard_and_docs_is_exported(
+async def test_every_metric_and_route_the_deployment_files_name_is_real(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Alerts, dashboard and metric reference against /metrics; probes against the routes."""
     with trio.fail_after(WAIT):
-        async with deployed(tmp_path, monkeypatch) as d:
-            async with httpx.AsyncClient(timeout=WAIT) as client:
-                r = await client.post(
-                    f"{d.base}/api/v1/tools/qsys_get",
-                    json={"controls": ["MainGain"]},
-                    headers=d.auth(),
-                )
-                assert r.status_code == 200, r.text
+        async with deployed(tmp_path, monkeypatch) as d, httpx.AsyncClient(timeout=WAIT) as c:
+            r = await c.post(
+                f"{d.base}/api/v1/tools/qsys_get", json={"controls": ["MainGain"]}, headers=d.auth()
+            )
+            assert r.status_code == 200, r.text
+            # What the image's HEALTHCHECK and the liveness probe send: no token.
+            health = await c.get(f"{d.base}/health")
+            assert health.status_code == 200 and health.json()["status"] == "ok"
+            for path in sorted(REAL_ROUTES - {"/health"}):
+                assert (await c.get(f"{d.base}{path}")).status_code == 401, path
+                assert (await c.get(f"{d.base}{path}", headers=d.auth())).status_code == 200
             text = await scrape(d)
     exported = exported_names(text)
     for where, names in referenced_metrics().items():
@@ -107,6 +111,15 @@ async def test_every_metric_in_alerts_dashboard_and_docs_is_exported(
     documented = documented_metrics()
     assert families - documented == set(), "exported but not in docs/operations.md"
     assert documented - families == set(), "in docs/operations.md but not exported"
+    promtool = require_service("promtool", how="apt-get install prometheus")
+    with trio.fail_after(WAIT):
+        checked = await trio.run_process(
+            [promtool, "check", "metrics"], stdin=text.encode(), capture_stdout=True,
+            capture_stderr=True, check=False,
+        )  # fmt: skip
+    # promtool lints names and help texts (exit 3 for lint findings); malformed text is 1.
+    assert checked.returncode in (0, 3), checked.stdout + checked.stderr
+    assert b"error while linting" not in checked.stdout + checked.stderr
 
 
 async def test_ready_and_synced_gauges_follow_the_core(
@@ -126,37 +139,6 @@ async def test_ready_and_synced_gauges_follow_the_core(
                 assert 'qsysd_core_synced{core="venue"} 0.0' in text
                 ready = await client.get(f"{d.base}/ready", headers=d.auth())
                 assert ready.status_code == 503  # the gauge and /ready agree
-
-
-async def test_the_routes_the_deployment_files_name_answer(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    with trio.fail_after(WAIT):
-        async with deployed(tmp_path, monkeypatch) as d, httpx.AsyncClient(timeout=WAIT) as c:
-            # What the image's HEALTHCHECK and the liveness probe send: no token.
-            health = await c.get(f"{d.base}/health")
-            assert health.status_code == 200 and health.json()["status"] == "ok"
-            for path in sorted(REAL_ROUTES - {"/health"}):
-                assert (await c.get(f"{d.base}{path}")).status_code == 401, path
-                assert (await c.get(f"{d.base}{path}", headers=d.auth())).status_code == 200
-            metrics = await c.get(f"{d.base}/metrics", headers=d.auth())
-            assert metrics.headers["content-type"].startswith("text/plain")
-
-
-async def test_promtool_accepts_the_exposition(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    promtool = require_service("promtool", how="apt-get install prometheus")
-    with trio.fail_after(WAIT):
-        async with deployed(tmp_path, monkeypatch) as d:
-            text = await scrape(d)
-        checked = await trio.run_process(
-            [promtool, "check", "metrics"], stdin=text.encode(), capture_stdout=True,
-            capture_stderr=True, check=False,
-        )  # fmt: skip
-    # promtool lints names and help texts; only a malformed exposition is an error.
-    assert checked.returncode in (0, 3), checked.stdout + checked.stderr
-    assert b"error while linting" not in checked.stdout + checked.stderr
 
 
 async def test_smoke_passes_on_a_ready_daemon_and_fails_clearly_otherwise(
