@@ -45,11 +45,11 @@ def mounts(svc: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def qsysd_config(compose: dict[str, Any], tmp_path: Path) -> Config:
-    """The configuration the qsysd service runs with: image env, service env, its secrets."""
-    svc = service(compose, "qsysd")
-    secrets = tmp_path / "secrets"
-    secrets.mkdir()
+def qsysd_config(compose: dict[str, Any], tmp_path: Path, name: str = "qsysd") -> Config:
+    """The configuration a qsysd service runs with: image env, service env, its secrets."""
+    svc = service(compose, name)
+    secrets = tmp_path / name / "secrets"
+    secrets.mkdir(parents=True)
     for name in svc["secrets"]:
         shutil.copy(COMPOSE.parent / compose["secrets"][name]["file"], secrets / name)
     env = {**image_env(), **svc["environment"]}
@@ -81,6 +81,13 @@ def test_the_qsysd_configuration_loads_with_its_secrets(
     assert config.state.backend == "redis" and config.state.redis_url is not None
     assert config.auth.rate_limit_storage is not None
     assert config.state.redis_url.reveal().startswith("redis://redis:")
+
+
+def test_token_init_loads_the_same_configuration(compose: dict[str, Any], tmp_path: Path) -> None:
+    # `qsysd token` refuses to run on a configuration it cannot load (a missing secret).
+    assert qsysd_config(compose, tmp_path, "token-init") == qsysd_config(compose, tmp_path)
+    init = mounts(service(compose, "token-init"))
+    assert init["/var/lib/qsysd"] == mounts(service(compose, "qsysd"))["/var/lib/qsysd"]
 
 
 def test_qsysd_reaches_the_emulator_where_it_listens(
