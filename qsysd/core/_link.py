@@ -256,6 +256,8 @@ class CoreLink(CoreCommands):
             last_push_age=(
                 None if self._last_push is None else trio.current_time() - self._last_push
             ),
+            breaker_retry_in=self._breaker.retry_in(),
+            retry_every=max(e.retry_ceiling for e in endpoints),
         )
 
     # -- requests --------------------------------------------------------------------------

@@ -57,6 +57,10 @@ class CoreLinkStatistics:
     design_mismatch: bool
     #: Seconds since the last AutoPoll push (None before the first); pushes come every poll_rate.
     last_push_age: float | None = None
+    #: Seconds until the open breaker lets a probe through (0 when closed or half-open).
+    breaker_retry_in: float = 0.0
+    #: While down: the longest wait between reconnect attempts now (0 before the first failure).
+    retry_every: float = 0.0
 
 
 class RequestCounters:

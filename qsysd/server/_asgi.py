@@ -22,6 +22,7 @@ import trio
 
 from qsysd.errors import PROBLEM_PREFIX
 from qsysd.logs import bound_context
+from qsysd.server._page import PAGE_CSP
 
 __all__ = ["PRINCIPAL_KEY", "ASGIApp", "Gateway", "GatewayLimits", "problem_body", "send_problem"]
 
@@ -46,6 +47,18 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 #: Over TLS: browsers keep to HTTPS for a year (RFC 6797); never sent over plain HTTP.
 HSTS_HEADER = (b"strict-transport-security", b"max-age=31536000")
+#: The status page's document is the one answer a browser renders: its policy lets it load its
+#: own script, style and icon and call this origin, and nothing else (see PAGE_CSP).
+PAGE_SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = tuple(
+    (k, PAGE_CSP.encode()) if k == b"content-security-policy" else (k, v)
+    for k, v in SECURITY_HEADERS
+)
+
+
+def security_headers(path: str, *, https: bool) -> tuple[tuple[bytes, bytes], ...]:
+    """The security headers of an answer to ``path``."""
+    headers = PAGE_SECURITY_HEADERS if path == "/" else SECURITY_HEADERS
+    return (*headers, HSTS_HEADER) if https else headers
 
 
 def problem_body(
@@ -170,9 +183,7 @@ class Gateway:
         status_seen: list[int] = [0]
         sent_bytes = [0]
         id_header = (b"x-request-id", request_id.encode())
-        security = (
-            (*SECURITY_HEADERS, HSTS_HEADER) if scope.get("scheme") == "https" else SECURITY_HEADERS
-        )
+        security = security_headers(scope["path"], https=scope.get("scheme") == "https")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -6,7 +6,7 @@ HttpFrontEnd.run
 ├── session_manager.run()             the MCP SDK's Streamable HTTP sessions (both eras)
 └── hypercorn.trio.serve(Gateway)     every request: id, limits, host/origin, access log
     ├── /mcp          -> MCP Streamable HTTP (the same server as stdio, principal per request)
-    └── everything else -> Quart-Trio: /api/v1/..., /health, /ready, /metrics
+    └── everything else -> Quart-Trio: /api/v1/..., /health, /ready, /metrics, / (status page)
 ```
 Stop goes through Hypercorn's ``shutdown_trigger``: listeners close, in-flight requests get
 ``stop_grace`` seconds to finish, event streams end, then connections close.
@@ -42,6 +42,7 @@ from qsysd.server._asgi import (
 )
 from qsysd.server._events import EventHub
 from qsysd.server._mcp import build_mcp_server
+from qsysd.server._page import PAGE_PATHS
 from qsysd.state import Journal, SnapshotTask, StateStore
 
 __all__ = ["HttpFrontEnd", "local_principal"]
@@ -49,8 +50,9 @@ __all__ = ["HttpFrontEnd", "local_principal"]
 log = structlog.get_logger("qsysd.http")
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
-#: Paths anyone may read: liveness, and where a client learns how to authenticate (RFC 9728).
-OPEN_PATHS = ("/health",)
+#: Paths anyone may read: liveness, and the status page's shell (it holds no data: its script
+#: reads the API with the operator's token).
+OPEN_PATHS = ("/health", *PAGE_PATHS)
 RESOURCE_METADATA_PATH = "/.well-known/oauth-protected-resource"
 
 

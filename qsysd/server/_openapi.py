@@ -59,6 +59,10 @@ def resource_schemas(tools: dict[str, Tool]) -> dict[str, dict[str, Any]]:
             "properties": {**_PAGING, "cores": {"type": "array", "items": core}},
             "required": [*_PAGING, "cores"],
         }
+    if "qsys_status" in tools and "qsys_history" in tools:
+        out["Status"] = _status_schema(
+            out["Core"], plain_schema(tools["qsys_history"].output_schema)
+        )
     if "qsys_list_components" in tools:
         out["ComponentPage"] = plain_schema(tools["qsys_list_components"].output_schema)
     if "qsys_list_controls" in tools:
@@ -87,6 +91,54 @@ def resource_schemas(tools: dict[str, Tool]) -> dict[str, dict[str, Any]]:
             "required": ["core", "component", "type", *_PAGING, "controls"],
         }
     return out
+
+
+def _status_schema(core: dict[str, Any], history: dict[str, Any]) -> dict[str, Any]:
+    """GET /api/v1/status: the caller, each Core with its recovery, the latest writes."""
+    number = {"type": ["number", "null"]}
+    link = {
+        "type": ["object", "null"],
+        "description": "How the link has fared and when it tries again.",
+        "properties": {
+            "reconnects": {"type": "integer", "description": "Sessions after the first."},
+            "connect_failures": {"type": "integer", "description": "Failed connects."},
+            "breaker_openings": {"type": "integer", "description": "Times the breaker opened."},
+            "breaker_retry_in_s": {
+                "type": "number",
+                "description": "Seconds until the open breaker lets a probe through.",
+            },
+            "retry_every_s": {**number, "description": "While down: the reconnect interval."},
+            "last_push_age_s": {**number, "description": "Seconds since the last AutoPoll."},
+            "design_mismatch": {"type": "boolean"},
+        },
+    }
+    core_with_link = copy.deepcopy(core)
+    core_with_link["properties"]["link"] = link
+    writes = copy.deepcopy(history)
+    writes["properties"]["error"] = {
+        "type": "string",
+        "description": "Why the writes could not be read (the rest of the answer stands).",
+    }
+    writes["required"] = ["entries"]
+    return {
+        "type": "object",
+        "properties": {
+            "version": {"type": "string"},
+            "time": {"type": "string", "description": "The server's time, ISO 8601 UTC."},
+            "principal": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "role": {"type": "string"},
+                    "permissions": {"type": "array", "items": {"type": "string"}},
+                },
+                "required": ["name", "role", "permissions"],
+            },
+            "cores": {"type": "array", "items": core_with_link},
+            "writes": writes,
+        },
+        "required": ["version", "time", "principal", "cores", "writes"],
+    }
 
 
 def _problems(*statuses: int) -> dict[str, Any]:
@@ -209,6 +261,14 @@ def openapi_document(tools: Sequence[Tool]) -> dict[str, Any]:
     if "Core" in schemas:
         paths["/api/v1/cores"] = read("listCores", "Every Core", "CorePage", [_OFFSET, _LIMIT])
         paths["/api/v1/cores/{core}"] = read("getCore", "One Core's status", "Core", [_CORE])
+    if "Status" in schemas:
+        writes = _param(
+            "writes", "query", {"type": "integer", "minimum": 0, "maximum": 100},
+            "How many recent writes to include (default 20).",
+        )  # fmt: skip
+        paths["/api/v1/status"] = read(
+            "getStatus", "The status page's data: caller, Cores, recent writes", "Status", [writes]
+        )
     if "ComponentPage" in schemas:
         type_param = _param("type", "query", {"type": "string"}, "Only this Q-SYS type.")
         paths["/api/v1/cores/{core}/components"] = read(

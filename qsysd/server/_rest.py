@@ -1,4 +1,5 @@
-"""The REST door (Quart-Trio): tools, resource-style reads, events, health, readiness, metrics.
+"""The REST door (Quart-Trio): tools, resource-style reads, events, health, readiness, metrics,
+and the operator status page.
 
 Like every door it only turns HTTP into (principal, tool, arguments) and the answer back into
 HTTP; the call path does the rest. Resource-style reads are the read tools under other URLs,
@@ -16,7 +17,7 @@ import structlog
 import trio
 from quart import Quart, Response, request
 from quart_trio import QuartTrio
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, NotFound
 
 from qsysd import __version__
 from qsysd.access import CallPath, Principal, TokenStore
@@ -27,6 +28,7 @@ from qsysd.server._common import to_json
 from qsysd.server._events import EventFilter, EventHub
 from qsysd.server._metrics import CONTENT_TYPE
 from qsysd.server._openapi import openapi_document
+from qsysd.server._page import load_assets, status_document
 from qsysd.state import StateStore
 
 __all__ = ["RestApp", "build_rest_app"]
@@ -174,6 +176,42 @@ def build_rest_app(
     @app.get("/metrics")
     async def metrics_route() -> Response:
         return Response(metrics(), content_type=CONTENT_TYPE)
+
+    # the operator status page: its shell, and the one read its script polls ---------------
+
+    assets = load_assets()
+
+    @app.get("/")
+    @app.get("/static/<name>")
+    async def page(name: str | None = None) -> Response:
+        asset = assets.get(request.path)
+        if asset is None:
+            raise NotFound
+        return Response(asset.body, content_type=asset.content_type)
+
+    @app.get("/api/v1/status")
+    async def status_page_data() -> Response:
+        count = _int_arg("writes", 20, 0, 100)
+        result = await call("qsys_status", {})
+        if isinstance(result, Response):
+            return result
+        writes: dict[str, Any] = {"entries": [], "next_offset": None, "note": None}
+        if count:
+            # The writes with their principals are qsys_history's (any reader's), not
+            # qsys_audit's: reading the audit is itself audited, so a page polling it would
+            # fill the journal with its own reads.
+            try:
+                writes = await calls.call_tool(
+                    _principal(), "qsys_history", {"kind": "audit", "limit": count},
+                    request_id=_request_id(),
+                )  # fmt: skip
+            except Exception as exc:
+                writes = {**writes, "error": describe(exc, tool="qsys_history").detail}
+        statistics = {name: link.statistics() for name, link in links.items()}
+        document = status_document(
+            _principal(), result["cores"], statistics, writes, now=calls.api.now()
+        )
+        return _json_response(document)
 
     # the catalogue ------------------------------------------------------------------------
 

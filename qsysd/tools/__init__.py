@@ -14,10 +14,11 @@ from qsysd.plugins import Registry, Tool
 from qsysd.tools._common import (
     ControlOut as ControlOut,
     control_out as control_out,
+    iso as iso,
     json_scalar as json_scalar,
 )
 
-__all__ = ["ControlOut", "control_out", "json_scalar", "render_docs"]
+__all__ = ["ControlOut", "control_out", "iso", "json_scalar", "render_docs"]
 
 
 def render_docs(registry: Registry | None = None) -> str:
