@@ -52,7 +52,9 @@ USER 10001:10001
 WORKDIR /var/lib/qsysd
 EXPOSE 8765
 # /health needs no token and answers while the process serves HTTP. No curl in the image.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+# During the start period it is asked every 2 s (Docker 25+), so `compose up --wait` and
+# dependants see "healthy" soon after start; afterwards every 30 s.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --start-interval=2s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8765/health', timeout=4).status != 200)"]
 # SIGTERM starts the graceful stop: in-flight calls finish, the snapshot is saved.
 STOPSIGNAL SIGTERM

@@ -183,6 +183,7 @@ async def test_smoke_fails_when_the_api_answers_without_a_token(tmp_path: Path) 
 
 
 async def test_smoke_refuses_bad_usage(tmp_path: Path) -> None:
+    assert os.access(SMOKE, os.X_OK), "scripts/smoke runs as a command"
     with trio.fail_after(WAIT):
         assert (await smoke())[0] == 2
         code, _out, err = await smoke("ftp://example", "t")
