@@ -110,6 +110,11 @@ class _Collector(Collector):
         connected = GaugeMetricFamily(
             "qsysd_core_connected", "1 while the Core's link is serving", labels=["core"]
         )
+        synced = GaugeMetricFamily(
+            "qsysd_core_synced",
+            "1 while the Core is connected and its values are current (what /ready checks)",
+            labels=["core"],
+        )
         breaker = GaugeMetricFamily(
             "qsysd_core_breaker_state",
             "1 for the breaker's current state",
@@ -147,9 +152,13 @@ class _Collector(Collector):
             "qsysd_core_invalid_frames", "Invalid frames and replies from the Core", labels=["core"]
         )
         link_stats = [link.statistics() for link in s.links.values()]
+        ready = True
         for st in link_stats:
             c = [st.core]
             connected.add_metric(c, 1 if st.connected else 0)
+            is_synced = st.connected and not s.store.is_stale(st.core)
+            synced.add_metric(c, int(is_synced))
+            ready = ready and is_synced
             for state in BREAKER_STATES:
                 breaker.add_metric([st.core, state], 1 if st.breaker == state else 0)
             openings.add_metric(c, st.breaker_opened)
@@ -163,7 +172,13 @@ class _Collector(Collector):
             if st.last_push_age is not None:
                 push_age.add_metric(c, st.last_push_age)
             invalid.add_metric(c, st.invalid_frames)
-        yield from (connected, breaker, openings, reconnects, failures, core_requests)
+        yield from (connected, synced, breaker, openings, reconnects, failures, core_requests)
+        # /ready's answer less its "stopping" part: a stopping daemon is gone a moment later.
+        yield GaugeMetricFamily(
+            "qsysd_ready",
+            "1 when every configured Core is synced, as /ready requires",
+            value=int(ready),
+        )
         yield _histogram(
             "qsysd_core_request_seconds",
             "QRC request latency",
