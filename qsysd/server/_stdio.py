@@ -104,6 +104,21 @@ class _LineReader:
         self._limit = limit
         self._writer = writer
         self._hold = hold
+        self._stopped = False
+        self._receiving: trio.CancelScope | None = None
+
+    def stop(self) -> None:
+        """Read no further (the connection then ends as at EOF; requests read are answered)."""
+        self._stopped = True
+        if self._receiving is not None:
+            self._receiving.cancel()
+
+    async def _receive(self) -> bytes | bytearray:
+        if self._stopped:
+            return b""
+        with trio.CancelScope() as self._receiving:
+            return await self._stream.receive_some(_CHUNK)
+        return b""  # stop() cancelled the wait
 
     async def _refuse(self, code: int, message: str, msg_id: Any, size: int) -> None:
         log.warning("mcp.stdio_bad_line", code=code, error=message[:200], line_bytes=size)
@@ -129,7 +144,7 @@ class _LineReader:
 
     async def __aiter__(self) -> AsyncIterator[str]:
         splitter = RecordSplitter(b"\n", self._limit, noun="line")
-        while data := await self._stream.receive_some(_CHUNK):
+        while data := await self._receive():
             splitter.receive_data(data)
             while True:
                 try:
@@ -157,12 +172,14 @@ async def serve_stdio(
     stdout_fd: int = 1,
     divert: bool = True,
     hold: trio.Event | None = None,
+    stopping: trio.Event | None = None,
 ) -> None:
-    """Serve one MCP connection over stdin/stdout until stdin closes.
+    """Serve one MCP connection over stdin/stdout until stdin closes (or ``stopping`` is set).
 
     With ``divert`` (the default), fd ``stdin_fd`` reads /dev/null and fd ``stdout_fd``
     writes to stderr while serving; both are restored on return. With ``hold``, tool calls
-    and resource reads wait until it is set (the rest is answered at once).
+    and resource reads wait until it is set (the rest is answered at once). Once
+    ``stopping`` is set no more requests are read; those read are answered before return.
     """
     wire_in, wire_out = os.dup(stdin_fd), os.dup(stdout_fd)
     saved: list[tuple[int, int]] = []
@@ -181,14 +198,23 @@ async def serve_stdio(
         async with (
             receive,
             send,
+            trio.open_nursery() as nursery,
             stdio_server(stdin=cast(Any, reader), stdout=cast(Any, writer)) as (
                 read_stream,
                 write_stream,
             ),
         ):
+            if stopping is not None:
+                nursery.start_soon(_stop_reading, stopping, reader)
             await server.run(read_stream, write_stream, server.create_initialization_options())
+            nursery.cancel_scope.cancel()
     finally:
         for fd, copy in saved:
             os.dup2(copy, fd)
             os.close(copy)
         log.info("mcp.stdio_closed")
+
+
+async def _stop_reading(stopping: trio.Event, reader: _LineReader) -> None:
+    await stopping.wait()
+    reader.stop()
