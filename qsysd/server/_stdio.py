@@ -20,6 +20,7 @@ answered at once. The daemon sets it once the Cores are synced or its connect wa
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -53,36 +54,88 @@ class _Writer:
     def __init__(self, stream: trio.abc.SendStream) -> None:
         self._stream = stream
         self._lock = trio.Lock()  # the SDK's writer and the reader's error answers share it
+        self.unanswered = _Unanswered()
 
     async def write(self, text: str) -> None:
+        data = text.encode("utf-8")
         async with self._lock:
-            await self._stream.send_all(text.encode("utf-8"))
+            await self._stream.send_all(data)
+        self.unanswered.answered(data)
 
     async def flush(self) -> None:
         await trio.lowlevel.checkpoint()
 
 
-def _problem(line: bytes) -> tuple[int, str, Any] | None:
-    """(code, message, id) of the error answer a line needs; None if it is a message."""
+def _parse(line: bytes) -> tuple[tuple[int, str, Any] | None, dict[str, Any]]:
+    """The message of a line, and the (code, message, id) of the error it needs, if any."""
     try:
         message = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        return PARSE_ERROR, f"Parse error: {exc}", None
+        return (PARSE_ERROR, f"Parse error: {exc}", None), {}
     if not isinstance(message, dict):
-        return INVALID_REQUEST, "Invalid Request: a message must be a JSON object", None
+        return (INVALID_REQUEST, "Invalid Request: a message must be a JSON object", None), {}
     msg_id = message.get("id")
     if isinstance(msg_id, bool) or not isinstance(msg_id, str | int | None):
-        return INVALID_REQUEST, "Invalid Request: id must be a string or an integer", None
+        return (INVALID_REQUEST, "Invalid Request: id must be a string or an integer", None), {}
     if message.get("jsonrpc") != "2.0":
-        return INVALID_REQUEST, 'Invalid Request: "jsonrpc" must be "2.0"', msg_id
+        return (INVALID_REQUEST, 'Invalid Request: "jsonrpc" must be "2.0"', msg_id), message
     if "method" in message:
         if not isinstance(message["method"], str):
-            return INVALID_REQUEST, "Invalid Request: method must be a string", msg_id
+            return (INVALID_REQUEST, "Invalid Request: method must be a string", msg_id), message
         if not isinstance(message.get("params", {}), dict):
-            return INVALID_REQUEST, "Invalid Request: params must be an object", msg_id
+            return (INVALID_REQUEST, "Invalid Request: params must be an object", msg_id), message
     elif msg_id is None or ("result" not in message and "error" not in message):
-        return INVALID_REQUEST, "Invalid Request: neither a request nor a response", msg_id
-    return None
+        return (
+            INVALID_REQUEST,
+            "Invalid Request: neither a request nor a response",
+            msg_id,
+        ), message
+    return None, message
+
+
+#: The id at the head of an answer as the SDK writes it; anything else is parsed in full.
+_ANSWER_HEAD = re.compile(rb'^\{"jsonrpc":"2\.0","id":(-?\d+|"(?:[^"\\]|\\.)*"),"(?:result|error)"')
+
+
+class _Unanswered:
+    """Requests passed to the SDK and not answered yet: a stop waits for their answers."""
+
+    def __init__(self) -> None:
+        self._ids: set[str | int] = set()
+        self._none = trio.Event()
+        self._none.set()
+
+    def asked(self, message: dict[str, Any]) -> None:
+        if message.get("method") == "notifications/cancelled":
+            # A cancelled request gets no answer: nothing to wait for.
+            params = message.get("params") or {}
+            self._discard(params.get("requestId"))
+        elif "method" in message and message.get("id") is not None:
+            self._ids.add(message["id"])
+            self._none = trio.Event() if self._none.is_set() else self._none
+
+    def answered(self, data: bytes) -> None:
+        if not self._ids:
+            return
+        head = _ANSWER_HEAD.match(data)
+        if head is not None:
+            self._discard(orjson.loads(head.group(1)))
+            return
+        try:
+            message = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return
+        if isinstance(message, dict) and "method" not in message:
+            self._discard(message.get("id"))
+
+    def _discard(self, msg_id: Any) -> None:
+        if isinstance(msg_id, str | int):
+            self._ids.discard(msg_id)
+        if not self._ids:
+            self._none.set()
+
+    async def wait_none(self) -> None:
+        await self._none.wait()
 
 
 class _LineReader:
@@ -108,7 +161,7 @@ class _LineReader:
         self._receiving: trio.CancelScope | None = None
 
     def stop(self) -> None:
-        """Read no further (the connection then ends as at EOF; requests read are answered)."""
+        """Read no further; the lines end once every request read is answered."""
         self._stopped = True
         if self._receiving is not None:
             self._receiving.cancel()
@@ -129,17 +182,15 @@ class _LineReader:
 
     async def _accept(self, line: bytes) -> bool:
         """Whether to pass ``line`` on (a JSON-RPC message); answers and logs it if not."""
-        problem = _problem(line)
+        problem, message = _parse(line)
         if problem is not None:
             await self._refuse(*problem, len(line))
             return False
         hold = self._hold
-        if (
-            hold is not None
-            and not hold.is_set()
-            and orjson.loads(line).get("method") in HELD_METHODS
-        ):
+        if hold is not None and not hold.is_set() and message.get("method") in HELD_METHODS:
             await hold.wait()
+        if self._writer is not None:
+            self._writer.unanswered.asked(message)
         return True
 
     async def __aiter__(self) -> AsyncIterator[str]:
@@ -156,6 +207,10 @@ class _LineReader:
                     break
                 if line.strip() and await self._accept(line):
                     yield line.decode("utf-8")
+        if self._stopped:  # not EOF: the client is still there and waits for its answers
+            if self._writer is not None:
+                await self._writer.unanswered.wait_none()
+            return
         last = splitter.finish()
         if last is not None and last.strip() and await self._accept(last):
             yield last.decode("utf-8")
