@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -16,7 +17,8 @@ from typing import Any
 
 import httpx
 import trio
-from test_http_serve import QSYSD, WAIT, LogTail, _wait_in_flight, write_config
+from test_access_serve import token_cli
+from test_http_serve import QSYSD, WAIT, LogTail, _wait_in_flight, http_daemon, write_config
 
 from qsysd.emulator import demo_design, serve_emulator
 
@@ -76,10 +78,15 @@ class StdioWire:
 
 @asynccontextmanager
 async def serve(
-    config: Path, *, stdio: bool = False, command: list[str] | None = None, **options: Any
+    config: Path,
+    *,
+    stdio: bool = False,
+    wrapper: list[str] = [],  # noqa: B006 (never changed)
+    env: dict[str, str] | None = None,
+    **options: Any,
 ) -> AsyncIterator[tuple[trio.Process, LogTail]]:
-    """`qsysd serve` (with ``--stdio``) as a subprocess, its stderr followed as it comes."""
-    args = command or [*QSYSD, "serve", *(["--stdio"] if stdio else []), "--config", str(config)]
+    """`qsysd serve` (``--stdio``), after ``wrapper``, as a subprocess; its stderr followed."""
+    args = [*wrapper, *QSYSD, "serve", *(["--stdio"] if stdio else []), "--config", str(config)]
     async with trio.open_nursery() as nursery:
         process: trio.Process = await nursery.start(
             functools.partial(
@@ -88,7 +95,7 @@ async def serve(
                 stdin=subprocess.PIPE if stdio else subprocess.DEVNULL,
                 stdout=subprocess.PIPE if stdio else subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
-                env=dict(os.environ, QSYSD_LOAD_PLUGINS=""),
+                env=dict(os.environ, QSYSD_LOAD_PLUGINS="", **(env or {})),
                 check=False,
                 **options,
             )
@@ -146,3 +153,156 @@ async def test_sigterm_lets_a_ramped_write_on_stdio_and_a_slow_read_on_rest_fini
     snapshot = json.loads((tmp_path / "state" / "snapshot.json").read_text())
     assert "venue" in json.dumps(snapshot)
     assert (tmp_path / "state" / "journal.sqlite3").is_file()
+
+
+async def test_a_second_sigterm_exits_at_once_without_waiting_for_the_grace(
+    tmp_path: Path,
+) -> None:
+    with trio.fail_after(WAIT):
+        async with serve_emulator(demo_design()) as emulator:
+            # The grace outlasts the test's deadline: only the forced exit can end it in time.
+            daemon = "[daemon]\nstop_grace = 120.0\n"
+            config = write_config(
+                tmp_path, emulator, http=daemon, core="keepalive_interval = 59.0\n"
+            )
+            async with http_daemon(config) as (process, logs, base):
+                emulator.set_reply_delay(300.0)  # the read below is never answered
+
+                async def slow_read() -> None:
+                    async with httpx.AsyncClient(timeout=WAIT) as client:
+                        with contextlib.suppress(httpx.TransportError):
+                            await client.post(f"{base}/api/v1/tools/qsys_get", json=SLOW_READ)
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(slow_read)
+                    await _wait_in_flight(base, 1)
+                    process.send_signal(signal.SIGTERM)
+                    await logs.wait_for("daemon.stopping")
+                    process.send_signal(signal.SIGTERM)
+                    assert await process.wait() == 128 + signal.SIGTERM
+                await logs.wait_for("daemon.stop_forced")
+    forced = next(r for r in logs.records if r["event"] == "daemon.stop_forced")
+    assert forced["level"] == "error" and forced["exit_code"] == 128 + signal.SIGTERM
+    assert "daemon.stopped" not in [r["event"] for r in logs.records]
+
+
+async def test_sighup_reloads_tokens_policy_and_log_level_and_keeps_them_on_a_bad_file(
+    tmp_path: Path,
+) -> None:
+    with trio.fail_after(WAIT * 2):
+        async with serve_emulator(demo_design()) as emulator:
+            config = write_config(tmp_path, emulator, http='[auth]\nmode = "token"\n')
+            text = config.read_text().replace("[state]\n", "[state]\nsnapshot_interval = 0.1\n")
+            config.write_text(text)
+            tokens = {}
+            for name in ("kept", "revoked"):
+                made = token_cli(config, "create", "--name", name, "--role", "operator")
+                assert made.returncode == 0, made.stderr
+                tokens[name] = {"Authorization": f"Bearer {made.stdout.strip()}"}
+            async with (
+                http_daemon(config) as (process, logs, base),
+                httpx.AsyncClient(base_url=base, timeout=WAIT) as client,
+            ):
+
+                async def write(control: str, value: float, token: str = "kept") -> httpx.Response:
+                    changes = {"changes": [{"control": control, "value": value}]}
+                    return await client.post(
+                        "/api/v1/tools/qsys_set", json=changes, headers=tokens[token]
+                    )
+
+                assert (await write("Bar.gain", -12, "revoked")).status_code == 200
+                assert "state.snapshot_saved" not in [r["event"] for r in logs.records]
+
+                assert token_cli(config, "revoke", "revoked").returncode == 0
+                config.write_text(
+                    text.replace('level = "info"', 'level = "debug"').replace(
+                        "request_timeout = 5.0", "request_timeout = 4.0"
+                    )
+                    + '[policy]\nprotected = ["Bar.*"]\n'
+                )
+                seen = len(logs.records)
+                process.send_signal(signal.SIGHUP)
+                reloaded = await logs.wait_for("daemon.reloaded", after=seen)
+                assert reloaded["tokens"] == 1 and reloaded["policy_changed"] is True
+                assert reloaded["log_level"] == "debug" and reloaded["restart_needed"] == ["cores"]
+                restart = await logs.wait_for("daemon.reload_needs_restart", after=seen)
+                assert restart["sections"] == ["cores"]
+
+                r = await client.get("/api/v1/tools", headers=tokens["revoked"])
+                assert r.status_code == 401
+                refused = await write("Bar.gain", -20)
+                assert refused.status_code == 409 and "protected" in refused.text, refused.text
+                assert emulator.get_value("Bar", "gain") == -12
+                assert (await write("Restaurant.gain", -15)).status_code == 200
+                saved = await logs.wait_for("state.snapshot_saved", after=seen)  # debug level
+                assert saved["level"] == "debug"
+
+                config.write_text(text + '[policy]\nread_only = "yes"\n')
+                seen = len(logs.records)
+                process.send_signal(signal.SIGHUP)
+                failed = await logs.wait_for("daemon.reload_failed", after=seen)
+                assert failed["level"] == "error"
+                assert any("policy.read_only" in p for p in failed["problems"]), failed
+                await logs.wait_for("daemon.reloaded", after=seen)  # the tokens, re-read anyway
+                assert (await write("Bar.gain", -20)).status_code == 409  # still protected
+                assert (await write("Restaurant.gain", -16)).status_code == 200
+                assert process.returncode is None
+                process.send_signal(signal.SIGTERM)
+                assert await process.wait() == 0
+
+
+def activation(fd: int) -> list[str]:
+    """A wrapper that passes ``fd`` as fd 3 with ``LISTEN_*`` set as systemd does after fork."""
+    script = (
+        "import os, sys\n"
+        f"os.dup2({fd}, 3)\n"
+        f"os.close({fd})\n"
+        "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1', LISTEN_FDNAMES='http')\n"
+        "os.execv(sys.argv[1], sys.argv[1:])\n"
+    )
+    return [sys.executable, "-c", script]
+
+
+async def test_serve_takes_its_http_socket_from_systemd_socket_activation(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as listener, trio.fail_after(WAIT):
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        async with serve_emulator(demo_design()) as emulator:
+            config = write_config(tmp_path, emulator)
+            async with serve(
+                config,
+                wrapper=activation(listener.fileno()),
+                env={"QSYSD_HTTP__LISTEN": "fd://3"},
+                pass_fds=(listener.fileno(),),
+            ) as (process, logs):
+                await logs.wait_for("daemon.ready")
+                async with httpx.AsyncClient(timeout=WAIT) as client:
+                    health = await client.get(f"http://127.0.0.1:{port}/health")
+                    assert health.status_code == 200
+                process.send_signal(signal.SIGTERM)
+                assert await process.wait() == 0
+    assert "daemon.sockets_unused" not in [r["event"] for r in logs.records]
+
+
+async def test_serve_refuses_an_fd_that_systemd_did_not_pass(tmp_path: Path) -> None:
+    with socket.socket() as listener, trio.fail_after(WAIT):
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        config = tmp_path / "qsysd.toml"
+        config.write_text(
+            '[[cores]]\nname = "venue"\nhost = "127.0.0.1"\nport = 9\n'
+            f'[state]\ndir = "{tmp_path / "state"}"\n'
+            '[http]\nenabled = true\nlisten = "fd://4"\n'
+        )
+        wrapper = activation(listener.fileno())
+        done = await trio.run_process(
+            [*wrapper, sys.executable, "-m", "qsysd", "serve", "--config", str(config)],
+            capture_stderr=True, pass_fds=(listener.fileno(),), check=False,
+        )  # fmt: skip
+    stderr = done.stderr.decode()
+    assert done.returncode == 2, stderr
+    assert "fd://4 was not passed by systemd, which passed fd://3" in stderr
+    assert "Traceback" not in stderr
