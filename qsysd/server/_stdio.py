@@ -57,10 +57,14 @@ class _Writer:
         self.unanswered = _Unanswered()
 
     async def write(self, text: str) -> None:
+        """Write one of the SDK's messages (an answer is crossed off ``unanswered``)."""
         data = text.encode("utf-8")
+        await self.write_bytes(data)
+        self.unanswered.answered(data)
+
+    async def write_bytes(self, data: bytes) -> None:
         async with self._lock:
             await self._stream.send_all(data)
-        self.unanswered.answered(data)
 
     async def flush(self) -> None:
         await trio.lowlevel.checkpoint()
@@ -178,7 +182,8 @@ class _LineReader:
         if self._writer is not None:
             error = {"code": code, "message": message}
             answer = {"jsonrpc": "2.0", "id": msg_id, "error": error}
-            await self._writer.write(orjson.dumps(answer).decode() + "\n")
+            # Not through write(): this answer's id may be a request's still in flight.
+            await self._writer.write_bytes(orjson.dumps(answer) + b"\n")
 
     async def _accept(self, line: bytes) -> bool:
         """Whether to pass ``line`` on (a JSON-RPC message); answers and logs it if not."""

@@ -197,3 +197,10 @@ async def test_an_answer_in_another_key_order_is_still_recognised() -> None:
     answer = b'{"result":{},"id":9,"jsonrpc":"2.0"}'
     passed, ended_early = await stop_while_asked(ping(9), answer=answer)
     assert passed == [ping(9).decode()] and not ended_early
+
+
+async def test_a_refused_line_reusing_an_id_in_flight_does_not_end_the_wait() -> None:
+    bad = b'{"jsonrpc":"1.0","id":5,"method":"ping"}'  # refused by the reader, with id 5
+    answer = b'{"jsonrpc":"2.0","id":5,"result":{}}'
+    passed, ended_early = await stop_while_asked(ping(5), bad, answer=answer)
+    assert passed == [ping(5).decode()] and not ended_early
