@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
+from typing import TYPE_CHECKING
+
+import trio
 
 from qsysd.config import HttpConfig, parse_listen_address
 from qsysd.errors import ConfigError
 from qsysd.logs import get_logger
 
-__all__ = ["check_activation", "claim_listen_fds", "notify", "watchdog_interval"]
+if TYPE_CHECKING:
+    from qsysd.core import CoreLink
+
+__all__ = ["CoreStatusLine", "check_activation", "claim_listen_fds", "notify", "watchdog_interval"]
 
 log = get_logger("qsysd.daemon")
 
@@ -24,6 +30,7 @@ log = get_logger("qsysd.daemon")
 LISTEN_FDS_START = 3
 #: A wedged systemd must not stall the trio loop for long; a lost STATUS= is harmless.
 _SEND_TIMEOUT = 1.0
+_STATUS_ERROR_CHARS = 120  # STATUS= is one line in `systemctl status`
 
 
 def notify(message: str, *, env: dict[str, str] | None = None) -> bool:
@@ -100,3 +107,50 @@ def check_activation(http: HttpConfig, passed: Sequence[int]) -> None:
             fds=unused,
             hint=f"systemd passed {given}; name each in http.listen (and set http.enabled)",
         )
+
+
+class CoreStatusLine:
+    """``STATUS=`` for ``systemctl status``: the last Core event, and how many Cores serve."""
+
+    def __init__(self, links: Mapping[str, CoreLink]) -> None:
+        self._links = links
+
+    def text(self, event: str) -> str:
+        serving = sum(link.connected for link in self._links.values())
+        return f"{event}; {serving}/{len(self._links)} Cores serving"
+
+    def ready(self, missing: Sequence[str]) -> str:
+        """The status at ``READY=1``, naming each Core missing and why."""
+        if not missing:
+            return self.text("ready")
+        why = ", ".join(f"{name} ({self._problem(name)})" for name in missing)
+        return self.text(f"ready without Core(s) {why}")
+
+    def _problem(self, name: str) -> str:
+        error = " ".join((self._links[name].status().last_error or "not connected yet").split())
+        if len(error) > _STATUS_ERROR_CHARS:
+            error = error[: _STATUS_ERROR_CHARS - 3] + "..."
+        return error
+
+    async def follow(self) -> None:
+        """Send ``STATUS=`` on each Core's connect, loss, reconnect and failover; never ends."""
+        notify(f"STATUS=starting: waiting for Core(s) {', '.join(self._links)}")
+        async with trio.open_nursery() as nursery:
+            for link in self._links.values():
+                nursery.start_soon(self._follow, link)
+
+    async def _follow(self, link: CoreLink) -> None:
+        address: str | None = None
+        while True:
+            await link.wait_connected()
+            now = link.active_address
+            if address is None:
+                event = f"Core {link.name} connected ({now})"
+            elif now != address:
+                event = f"Core {link.name} failed over to {now}"
+            else:
+                event = f"Core {link.name} reconnected ({now})"
+            address = now
+            notify(f"STATUS={self.text(event)}")
+            await link.wait_disconnected()
+            notify(f"STATUS={self.text(f'Core {link.name} lost ({self._problem(link.name)})')}")

@@ -24,7 +24,7 @@ import functools
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 
@@ -32,7 +32,13 @@ import attrs
 import trio
 
 from qsysd import __version__
-from qsysd._systemd import check_activation, claim_listen_fds, notify, watchdog_interval
+from qsysd._systemd import (
+    CoreStatusLine,
+    check_activation,
+    claim_listen_fds,
+    notify,
+    watchdog_interval,
+)
 from qsysd.access import Authenticator, CallPath, Principal, RateLimits
 from qsysd.api import QsysApi
 from qsysd.config import (
@@ -61,7 +67,6 @@ SNAPSHOT_FILE = "snapshot.json"
 JOURNAL_FILE = "journal.sqlite3"
 #: Sections SIGHUP applies; a change anywhere else is logged as needing a restart.
 RELOADED_SECTIONS = ("policy", "logging", "daemon")
-_STATUS_ERROR_CHARS = 120  # STATUS= is one line in `systemctl status`
 
 
 def _state_backend(config: StateConfig) -> StateBackend:
@@ -142,7 +147,7 @@ class Daemon:
                 await nursery.start(link.run)
             await nursery.start(snapshots.run)
             reporting = trio.CancelScope()
-            nursery.start_soon(self._report_cores, reporting)
+            nursery.start_soon(_cancellable, reporting, CoreStatusLine(self.links).follow)
             self.policy = Policy(config.policy)
             api = QsysApi(self.links, self.store, self.policy, journal)
             try:
@@ -237,11 +242,7 @@ class Daemon:
     async def _announce_ready(self, registry: Registry, stdio: bool, synced: trio.Event) -> None:
         missing = await self.wait_cores()
         synced.set()
-        event = "ready"
-        if missing:
-            why = ", ".join(f"{name} ({self._core_problem(name)})" for name in missing)
-            event = f"ready without Core(s) {why}"
-        notify(f"READY=1\nSTATUS={self._status_text(event)}")
+        notify(f"READY=1\nSTATUS={CoreStatusLine(self.links).ready(missing)}")
         self._ready.set()
         log.info(
             "daemon.ready",
@@ -252,43 +253,6 @@ class Daemon:
             stdio=stdio,
             http=self.http.urls if self.http else None,
         )
-
-    def _status_text(self, event: str) -> str:
-        """One line for ``systemctl status``: what just happened, and how many Cores serve."""
-        serving = sum(link.connected for link in self.links.values())
-        return f"{event}; {serving}/{len(self.links)} Cores serving"
-
-    def _core_problem(self, name: str) -> str:
-        error = self.links[name].status().last_error or "not connected yet"
-        error = " ".join(error.split())
-        if len(error) > _STATUS_ERROR_CHARS:
-            error = error[: _STATUS_ERROR_CHARS - 3] + "..."
-        return error
-
-    async def _report_cores(self, scope: trio.CancelScope) -> None:
-        with scope:
-            notify(f"STATUS=starting: waiting for Core(s) {', '.join(self.links)}")
-            async with trio.open_nursery() as nursery:
-                for link in self.links.values():
-                    nursery.start_soon(self._follow_core, link)
-
-    async def _follow_core(self, link: CoreLink) -> None:
-        """``STATUS=`` each time ``link`` starts serving, is lost, or moves to another Core."""
-        address: str | None = None
-        while True:
-            await link.wait_connected()
-            now = link.active_address
-            if address is None:
-                event = f"Core {link.name} connected ({now})"
-            elif now != address:
-                event = f"Core {link.name} failed over to {now}"
-            else:
-                event = f"Core {link.name} reconnected ({now})"
-            address = now
-            notify(f"STATUS={self._status_text(event)}")
-            await link.wait_disconnected()
-            lost = f"Core {link.name} lost ({self._core_problem(link.name)})"
-            notify(f"STATUS={self._status_text(lost)}")
 
     async def _watch_signals(self) -> None:
         stops = 0
@@ -382,9 +346,9 @@ def stdio_principal(config: Config) -> Principal:
     )
 
 
-async def _cancel_when(event: trio.Event, scope: trio.CancelScope) -> None:
-    await event.wait()
-    scope.cancel()
+async def _cancellable(scope: trio.CancelScope, run: Callable[[], Awaitable[None]]) -> None:
+    with scope:
+        await run()
 
 
 async def _watchdog(interval: float) -> None:
