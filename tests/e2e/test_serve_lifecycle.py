@@ -306,3 +306,28 @@ async def test_serve_refuses_an_fd_that_systemd_did_not_pass(tmp_path: Path) -> 
     assert done.returncode == 2, stderr
     assert "fd://4 was not passed by systemd, which passed fd://3" in stderr
     assert "Traceback" not in stderr
+
+
+async def test_sigterm_answers_a_stdio_call_held_for_a_core_that_never_came(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "qsysd.toml"
+    # Nothing listens on port 9, and start-up would wait a minute for it.
+    config.write_text(
+        '[[cores]]\nname = "gone"\nhost = "127.0.0.1"\nport = 9\n'
+        f'[state]\ndir = "{tmp_path / "state"}"\n'
+        '[logging]\nformat = "json"\n[daemon]\nready_timeout = 60.0\n'
+    )
+    with trio.fail_after(WAIT):
+        async with serve(config, stdio=True) as (process, logs):
+            wire = StdioWire(process)
+            await wire.initialize()
+            await wire.call_tool(2, "qsys_get", {"controls": ["Bar.gain"]})  # held for the sync
+            await logs.wait_for("core.link_started")
+            process.send_signal(signal.SIGTERM)
+            answer = await wire.answer(2)
+            assert await process.wait() == 0
+    # Answered from what the store has (nothing: the Core never came), not left hanging.
+    value = answer["result"]["structuredContent"]["values"][0]
+    assert value["value"] is None and "Core 'gone'" in value["error"], answer
+    assert "daemon.ready" not in [r["event"] for r in logs.records]
