@@ -106,8 +106,7 @@ class _Unanswered:
 
     def __init__(self) -> None:
         self._ids: set[str | int] = set()
-        self._none = trio.Event()
-        self._none.set()
+        self._emptied: trio.Event | None = None  # only while a stop waits
 
     def asked(self, message: dict[str, Any]) -> None:
         if message.get("method") == "notifications/cancelled":
@@ -116,7 +115,6 @@ class _Unanswered:
             self._discard(params.get("requestId"))
         elif "method" in message and message.get("id") is not None:
             self._ids.add(message["id"])
-            self._none = trio.Event() if self._none.is_set() else self._none
 
     def answered(self, data: bytes) -> None:
         if not self._ids:
@@ -135,11 +133,13 @@ class _Unanswered:
     def _discard(self, msg_id: Any) -> None:
         if isinstance(msg_id, str | int):
             self._ids.discard(msg_id)
-        if not self._ids:
-            self._none.set()
+        if not self._ids and self._emptied is not None:
+            self._emptied.set()
 
     async def wait_none(self) -> None:
-        await self._none.wait()
+        while self._ids:
+            self._emptied = trio.Event()
+            await self._emptied.wait()
 
 
 class _LineReader:
