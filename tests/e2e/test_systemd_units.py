@@ -112,6 +112,12 @@ def test_the_service_is_hardened_as_documented(tmp_path: Path) -> None:
         assert service.get(key) == [value], key
     assert "@system-service" in service["SystemCallFilter"]
     analyze = require_service("systemd-analyze", how="apt-get install systemd")
+    helped = subprocess.run([analyze, "--help"], capture_output=True, text=True, check=False)
+    require_service(
+        "systemd-analyze security --offline",
+        how="systemd 250 or later (Debian 12, Ubuntu 24.04)",
+        found=analyze if "--offline" in helped.stdout else None,
+    )
     service_copy, _ = installed_copies(tmp_path)
     done = subprocess.run(
         [analyze, "security", "--offline=yes", "--no-pager", str(service_copy)],
