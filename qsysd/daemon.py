@@ -261,7 +261,16 @@ class Daemon:
                 name = signal.Signals(signum).name
                 if signum == signal.SIGHUP:
                     log.info("daemon.signal", signal=name)
-                    await self.reload()
+                    try:
+                        await self.reload()
+                    except Exception as exc:  # a reload never takes the daemon down
+                        log.error(
+                            "daemon.reload_failed",
+                            problems=[f"{type(exc).__name__}: {exc}"],
+                            exc_info=exc,
+                            hint="what was applied before the failure stays; fix it and send "
+                            "SIGHUP again",
+                        )
                     continue
                 stops += 1
                 if stops == 1:
