@@ -125,7 +125,11 @@ async def reload_three_times(tmp_path: Path, log_text: Callable[[], str]) -> Non
     with trio.fail_after(WAIT):
         async with serve_emulator() as emulator:
             base = config(emulator.tcp_port, tmp_path)
-            sources = [broken, invalid, lambda: attrs.evolve(base, policy=PolicyConfig(True))]
+            sources = [
+                broken,
+                invalid,
+                lambda: attrs.evolve(base, policy=PolicyConfig(read_only=True)),
+            ]
             daemon = Daemon(base, config_source=lambda: sources.pop(0)())
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(functools.partial(daemon.run, stdio=False))
