@@ -2,25 +2,29 @@
 
 ```
 Daemon.run
-├── signals           SIGTERM/SIGINT: graceful stop
+├── signals           SIGTERM/SIGINT: graceful stop (a second one: exit at once);
+│                     SIGHUP: reload tokens, policy and logging
+├── watchdog          systemd WATCHDOG=1 pings from the trio loop, until the very end
 └── Daemon.running
     ├── CoreLink × N  one supervisor per configured Core
+    ├── core status   systemd STATUS= on each Core's connect, loss and failover
     ├── snapshots     the state picture saved on an interval and once more at stop
-    ├── watchdog      systemd WATCHDOG=1 pings, when systemd asked for them
     ├── plugins       start-up tasks and observer queues (cancelled first at stop)
-    └── front end     MCP over stdio (until stdin closes), or wait for a stop
+    └── front ends    MCP over stdio (until stdin closes) and HTTP, or wait for a stop
 ```
-Stop is an event that flows down: the front end returns, links stop, the last snapshot is
-written, the journal is flushed; cancellation is the last resort, after a grace period.
+Stop is an event that flows down: every door stops taking work at once, calls in flight get
+``daemon.stop_grace`` seconds to finish, then links stop, the last snapshot is written and
+the journal is flushed; cancellation is the last resort, after the grace period.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 
@@ -28,7 +32,13 @@ import attrs
 import trio
 
 from qsysd import __version__
-from qsysd._systemd import notify, watchdog_interval
+from qsysd._systemd import (
+    CoreStatusLine,
+    check_activation,
+    claim_listen_fds,
+    notify,
+    watchdog_interval,
+)
 from qsysd.access import Authenticator, CallPath, Principal, RateLimits
 from qsysd.api import QsysApi
 from qsysd.config import (
@@ -51,11 +61,12 @@ __all__ = ["Daemon", "main_from_args", "startup_failure"]
 
 log = get_logger(__name__)
 
-STOP_GRACE_SECONDS = 10.0
-#: How long start-up waits for the Cores before serving anyway (tools then say "unreachable").
-CONNECT_WAIT_SECONDS = 10.0
+#: After the grace, how long the doors may take to close their connections before a cancel.
+CLOSE_MARGIN_SECONDS = 2.0
 SNAPSHOT_FILE = "snapshot.json"
 JOURNAL_FILE = "journal.sqlite3"
+#: Sections SIGHUP applies; a change anywhere else is logged as needing a restart.
+RELOADED_SECTIONS = ("policy", "logging", "daemon")
 
 
 def _state_backend(config: StateConfig) -> StateBackend:
@@ -69,16 +80,24 @@ def _state_backend(config: StateConfig) -> StateBackend:
 
 @attrs.define
 class Daemon:
-    """One qsysd process: the state store, a CoreLink per Core, the tools and a front end."""
+    """One qsysd process: the state store, a CoreLink per Core, the tools and a front end.
+
+    ``config_source`` re-reads the configuration on SIGHUP (``qsysd serve`` passes the config
+    file's loader); without it SIGHUP re-reads only the tokens file.
+    """
 
     config: Config
     store: StateStore = attrs.field(factory=StateStore)
     links: dict[str, CoreLink] = attrs.field(factory=dict)
-    connect_wait: float = CONNECT_WAIT_SECONDS
+    connect_wait: float = attrs.field(
+        default=attrs.Factory(lambda self: self.config.daemon.ready_timeout, takes_self=True)
+    )
+    config_source: Callable[[], Config] | None = None
     journal: Journal | None = None
     snapshots: SnapshotTask | None = None
     http: HttpFrontEnd | None = None
     authenticator: Authenticator | None = None
+    policy: Policy | None = None
     _stop_requested: trio.Event = attrs.field(factory=trio.Event)
     _ready: trio.Event = attrs.field(factory=trio.Event)
 
@@ -87,7 +106,10 @@ class Daemon:
         await self._ready.wait()
 
     def stop(self) -> None:
-        """Ask for a graceful stop."""
+        """Ask for a graceful stop: the doors stop taking work, calls in flight finish."""
+        if not self._stop_requested.is_set():
+            notify("STOPPING=1\nSTATUS=stopping: finishing the calls in flight")
+            log.info("daemon.stopping", grace_s=self.config.daemon.stop_grace)
         self._stop_requested.set()
 
     @asynccontextmanager
@@ -124,31 +146,32 @@ class Daemon:
                 self.links[core.name] = link
                 await nursery.start(link.run)
             await nursery.start(snapshots.run)
-            watchdog = trio.CancelScope()
-            interval = watchdog_interval()
-            if interval is not None:
-                nursery.start_soon(_watchdog, interval, watchdog)
-            api = QsysApi(self.links, self.store, Policy(config.policy), journal)
+            reporting = trio.CancelScope()
+            nursery.start_soon(_cancellable, reporting, CoreStatusLine(self.links).follow)
+            self.policy = Policy(config.policy)
+            api = QsysApi(self.links, self.store, self.policy, journal)
             try:
                 yield api
             finally:
-                notify("STOPPING=1")
-                log.info("daemon.stopping")
+                self.stop()  # no-op after a signal; stdin closing or an error stops here
+                notify("STATUS=stopping: closing the Core connections, saving the snapshot")
+                reporting.cancel()  # the only task that never ends by itself
                 for link in self.links.values():
                     link.stop()
                 snapshots.stop()
-                watchdog.cancel()  # the only task that never ends by itself
                 # The others end on their own; whatever is left is cancelled after a grace.
-                nursery.cancel_scope.deadline = trio.current_time() + STOP_GRACE_SECONDS
+                grace = self.config.daemon.stop_grace
+                nursery.cancel_scope.deadline = trio.current_time() + grace
 
-    async def wait_cores(self) -> None:
-        """Wait until every Core is connected, or ``connect_wait`` passes (logged, not fatal)."""
+    async def wait_cores(self) -> list[str]:
+        """Wait until every Core is connected, or ``connect_wait`` passes; the Cores missing."""
         with trio.move_on_after(self.connect_wait):
             for link in self.links.values():
                 await link.wait_connected()
-            return
+            return []
         waiting = [name for name, link in self.links.items() if not link.connected]
         log.warning("daemon.cores_not_ready", cores=waiting, waited_s=self.connect_wait)
+        return waiting
 
     async def run(self, *, stdio: bool) -> None:
         """Run until stdin closes (stdio) or a signal asks for a stop.
@@ -158,21 +181,30 @@ class Daemon:
         Cores are synced, at most ``connect_wait`` seconds after start; HTTP's ``/ready``
         answers 503 until then.
         """
-        plugins = self.config.plugins
+        config = self.config
+        plugins = config.plugins
         registry = Registry(plugin_dirs=plugins.dirs, config=plugins.config)
-        authenticator = Authenticator.from_config(self.config)  # a bad tokens file: ConfigError
+        authenticator = Authenticator.from_config(config)  # a bad tokens file: ConfigError
         self.authenticator = authenticator
+        check_activation(config.http, claim_listen_fds())
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_signals)
+            interval = watchdog_interval()
+            if interval is not None:  # pings until everything else has stopped
+                nursery.start_soon(_watchdog, interval)
             async with (
                 self.running() as api,
                 running_plugins(registry, api),
                 trio.open_nursery() as doors,
             ):
-                calls = CallPath(api, registry, limits=RateLimits.from_config(self.config.auth))
-                if self.config.http.enabled:
+                calls = CallPath(api, registry, limits=RateLimits.from_config(config.auth))
+                synced = trio.Event()
+                doors.start_soon(self._drain_on_stop, doors.cancel_scope, synced)
+                if config.http.enabled:
+                    # No door's grace outlasts the daemon's.
+                    grace = min(config.http.stop_grace, config.daemon.stop_grace)
                     self.http = HttpFrontEnd(
-                        self.config.http,
+                        attrs.evolve(config.http, stop_grace=grace),
                         calls,
                         links=self.links,
                         store=self.store,
@@ -182,56 +214,131 @@ class Daemon:
                         snapshots=self.snapshots,
                     )
                     await doors.start(self.http.run)
-                synced = trio.Event()
-                if stdio:
-                    server = build_mcp_server(calls, principal=stdio_principal(self.config))
-                    async with trio.open_nursery() as front:
-                        front.start_soon(self._announce_ready, registry, stdio, synced)
-                        front.start_soon(_cancel_when, self._stop_requested, front.cancel_scope)
-                        await serve_stdio(server, hold=synced)
-                        log.info("daemon.stdin_closed")
-                        front.cancel_scope.cancel()
-                else:
-                    # A signal during the wait for the Cores stops the daemon at once.
-                    async with trio.open_nursery() as front:
-                        front.start_soon(self._announce_ready, registry, stdio, synced)
+                async with trio.open_nursery() as front:
+                    front.start_soon(self._announce_ready, registry, stdio, synced)
+                    if stdio:
+                        server = build_mcp_server(calls, principal=stdio_principal(config))
+                        await serve_stdio(server, hold=synced, stopping=self._stop_requested)
+                        if not self._stop_requested.is_set():
+                            log.info("daemon.stdin_closed")
+                    else:
+                        # A signal during the wait for the Cores stops the daemon at once.
                         await self._stop_requested.wait()
-                        front.cancel_scope.cancel()
-                if self.http is not None:
-                    # In-flight HTTP calls finish (within stop_grace) before the links stop.
-                    self.http.stop()
+                    front.cancel_scope.cancel()
+                self.stop()  # stdin closed: the other doors stop as well
             nursery.cancel_scope.cancel()
         log.info("daemon.stopped")
 
-    async def _announce_ready(self, registry: Registry, stdio: bool, synced: trio.Event) -> None:
-        await self.wait_cores()
+    async def _drain_on_stop(self, doors: trio.CancelScope, synced: trio.Event) -> None:
+        """At a stop, every door stops taking work; calls in flight get ``stop_grace``."""
+        await self._stop_requested.wait()
+        # Calls held for the Cores' sync are answered now (the Core's error, if it is away).
         synced.set()
-        notify("READY=1")
+        if self.http is not None:
+            self.http.stop()
+        grace = self.config.daemon.stop_grace
+        doors.deadline = trio.current_time() + grace + CLOSE_MARGIN_SECONDS
+
+    async def _announce_ready(self, registry: Registry, stdio: bool, synced: trio.Event) -> None:
+        missing = await self.wait_cores()
+        synced.set()
+        notify(f"READY=1\nSTATUS={CoreStatusLine(self.links).ready(missing)}")
         self._ready.set()
         log.info(
             "daemon.ready",
             version=__version__,
             cores=list(self.links),
+            missing=missing,
             tools=len(registry.tools()),
             stdio=stdio,
             http=self.http.urls if self.http else None,
         )
 
     async def _watch_signals(self) -> None:
+        stops = 0
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
             async for signum in signals:
-                log.info("daemon.signal", signal=signal.Signals(signum).name)
+                name = signal.Signals(signum).name
                 if signum == signal.SIGHUP:
-                    self.reload()
-                else:
+                    log.info("daemon.signal", signal=name)
+                    try:
+                        await self.reload()
+                    except Exception as exc:  # a reload never takes the daemon down
+                        log.error(
+                            "daemon.reload_failed",
+                            problems=[f"{type(exc).__name__}: {exc}"],
+                            exc_info=exc,
+                            hint="what was applied before the failure stays; fix it and send "
+                            "SIGHUP again",
+                        )
+                    continue
+                stops += 1
+                if stops == 1:
+                    log.info("daemon.signal", signal=name)
                     self.stop()
+                    continue
+                # A second stop signal: whoever sent it does not want to wait for the grace.
+                code = 128 + signum
+                log.error(
+                    "daemon.stop_forced",
+                    signal=name,
+                    exit_code=code,
+                    hint="calls in flight were cut off; the last snapshot was not saved",
+                )
+                sys.stderr.flush()
+                os._exit(code)
 
-    def reload(self) -> None:
-        """SIGHUP: re-read the tokens file (an invalid one is logged; no token works then)."""
+    async def reload(self) -> None:
+        """SIGHUP: re-read the configuration (policy, logging, stop grace) and the tokens file.
+
+        An invalid configuration is logged and the running one kept. The tokens file is
+        re-read even then (an invalid one is logged; no token works until it is fixed).
+        """
+        changes: dict[str, object] = {}
+        if self.config_source is not None:
+            try:
+                new = await trio.to_thread.run_sync(self.config_source)
+            except ConfigError as exc:
+                log.error(
+                    "daemon.reload_failed",
+                    problems=exc.problems,
+                    hint="the running configuration is kept; fix it and send SIGHUP again",
+                )
+            else:
+                changes = self._apply(new)
         tokens = self.authenticator.tokens if self.authenticator else None
         if tokens is not None:
-            tokens.reload_if_changed(force=True)
-            log.info("daemon.reloaded", tokens=len(tokens.records()))
+            await trio.to_thread.run_sync(functools.partial(tokens.reload_if_changed, force=True))
+            changes["tokens"] = len(tokens.records())
+        log.info("daemon.reloaded", **changes)
+
+    def _apply(self, new: Config) -> dict[str, object]:
+        """Take ``new``'s reloadable sections; the changes, for the log."""
+        old = self.config
+        restart = [
+            field.name
+            for field in attrs.fields(Config)
+            if field.name not in RELOADED_SECTIONS
+            and getattr(old, field.name) != getattr(new, field.name)
+        ]
+        if restart:
+            log.warning(
+                "daemon.reload_needs_restart",
+                sections=restart,
+                hint="these sections changed but apply only at start: restart qsysd",
+            )
+        self.config = attrs.evolve(old, policy=new.policy, logging=new.logging, daemon=new.daemon)
+        if self.policy is not None:
+            self.policy.config = new.policy
+        if new.logging != old.logging:
+            configure_logging(
+                new.logging.level, new.logging.format, secrets=[*old.secrets(), *new.secrets()]
+            )
+        return {
+            "policy_changed": new.policy != old.policy,
+            "log_level": new.logging.level,
+            "restart_needed": restart,
+        }
 
 
 def stdio_principal(config: Config) -> Principal:
@@ -248,16 +355,16 @@ def stdio_principal(config: Config) -> Principal:
     )
 
 
-async def _cancel_when(event: trio.Event, scope: trio.CancelScope) -> None:
-    await event.wait()
-    scope.cancel()
-
-
-async def _watchdog(interval: float, scope: trio.CancelScope) -> None:
+async def _cancellable(scope: trio.CancelScope, run: Callable[[], Awaitable[None]]) -> None:
     with scope:
-        while True:
-            notify("WATCHDOG=1")
-            await trio.sleep(interval)
+        await run()
+
+
+async def _watchdog(interval: float) -> None:
+    # From the trio loop itself: a loop that is stuck stops the pings, and systemd restarts it.
+    while True:
+        notify("WATCHDOG=1")
+        await trio.sleep(interval)
 
 
 @contextmanager
@@ -329,7 +436,8 @@ def main_from_args(args: argparse.Namespace) -> int:
             )
         for warning in config_warnings(config):
             log.warning("config.warning", problem=warning)
-        trio.run(functools.partial(Daemon(config).run, stdio=args.stdio))
+        daemon = Daemon(config, config_source=functools.partial(load_config, args.config))
+        trio.run(functools.partial(daemon.run, stdio=args.stdio))
         return 0
     except BaseException as exc:
         message = startup_failure(exc, secrets)

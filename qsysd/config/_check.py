@@ -68,6 +68,10 @@ def check(config: Config, problems: list[str]) -> None:
             problems.append(f"policy.{key}: must be greater than 0 (leave it out for no limit)")
     if not 0 <= config.policy.max_gain_step_window_s <= 86_400:
         problems.append("policy.max_gain_step_window_s: must be 0 (off) to 86400 seconds")
+    if not 0 <= config.daemon.ready_timeout <= 3600:
+        problems.append("daemon.ready_timeout: must be 0 (ready at once) to 3600 seconds")
+    if not 0 < config.daemon.stop_grace <= 3600:
+        problems.append("daemon.stop_grace: must be greater than 0 and at most 3600 seconds")
 
 
 UNAUTHENTICATED_NETWORK = (

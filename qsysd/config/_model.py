@@ -14,6 +14,7 @@ __all__ = [
     "AuthConfig",
     "Config",
     "CoreConfig",
+    "DaemonConfig",
     "HttpConfig",
     "LoggingConfig",
     "PluginsConfig",
@@ -168,6 +169,16 @@ class LoggingConfig:
 
 
 @attrs.frozen
+class DaemonConfig:
+    """The process's life: how long start-up waits for the Cores, how long a stop may take."""
+
+    #: Start-up reports ready (systemd ``READY=1``) once every Core is synced, or after this.
+    ready_timeout: float = 10.0
+    #: After SIGTERM/SIGINT, how long in-flight calls on every door may take to finish.
+    stop_grace: float = 10.0
+
+
+@attrs.frozen
 class Config:
     """The whole configuration of one daemon."""
 
@@ -178,6 +189,7 @@ class Config:
     policy: PolicyConfig = attrs.Factory(PolicyConfig)
     plugins: PluginsConfig = attrs.Factory(PluginsConfig)
     logging: LoggingConfig = attrs.Factory(LoggingConfig)
+    daemon: DaemonConfig = attrs.Factory(DaemonConfig)
 
     def core(self, name: str) -> CoreConfig:
         for core in self.cores:

@@ -20,6 +20,7 @@ answered at once. The daemon sets it once the Cores are synced or its connect wa
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -53,36 +54,92 @@ class _Writer:
     def __init__(self, stream: trio.abc.SendStream) -> None:
         self._stream = stream
         self._lock = trio.Lock()  # the SDK's writer and the reader's error answers share it
+        self.unanswered = _Unanswered()
 
     async def write(self, text: str) -> None:
+        """Write one of the SDK's messages (an answer is crossed off ``unanswered``)."""
+        data = text.encode("utf-8")
+        await self.write_bytes(data)
+        self.unanswered.answered(data)
+
+    async def write_bytes(self, data: bytes) -> None:
         async with self._lock:
-            await self._stream.send_all(text.encode("utf-8"))
+            await self._stream.send_all(data)
 
     async def flush(self) -> None:
         await trio.lowlevel.checkpoint()
 
 
-def _problem(line: bytes) -> tuple[int, str, Any] | None:
-    """(code, message, id) of the error answer a line needs; None if it is a message."""
+def _parse(line: bytes) -> tuple[tuple[int, str, Any] | None, dict[str, Any]]:
+    """The message of a line, and the (code, message, id) of the error it needs, if any."""
     try:
         message = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        return PARSE_ERROR, f"Parse error: {exc}", None
+        return (PARSE_ERROR, f"Parse error: {exc}", None), {}
     if not isinstance(message, dict):
-        return INVALID_REQUEST, "Invalid Request: a message must be a JSON object", None
+        return (INVALID_REQUEST, "Invalid Request: a message must be a JSON object", None), {}
     msg_id = message.get("id")
     if isinstance(msg_id, bool) or not isinstance(msg_id, str | int | None):
-        return INVALID_REQUEST, "Invalid Request: id must be a string or an integer", None
+        return (INVALID_REQUEST, "Invalid Request: id must be a string or an integer", None), {}
     if message.get("jsonrpc") != "2.0":
-        return INVALID_REQUEST, 'Invalid Request: "jsonrpc" must be "2.0"', msg_id
+        return (INVALID_REQUEST, 'Invalid Request: "jsonrpc" must be "2.0"', msg_id), message
     if "method" in message:
         if not isinstance(message["method"], str):
-            return INVALID_REQUEST, "Invalid Request: method must be a string", msg_id
+            return (INVALID_REQUEST, "Invalid Request: method must be a string", msg_id), message
         if not isinstance(message.get("params", {}), dict):
-            return INVALID_REQUEST, "Invalid Request: params must be an object", msg_id
+            return (INVALID_REQUEST, "Invalid Request: params must be an object", msg_id), message
     elif msg_id is None or ("result" not in message and "error" not in message):
-        return INVALID_REQUEST, "Invalid Request: neither a request nor a response", msg_id
-    return None
+        return (
+            INVALID_REQUEST,
+            "Invalid Request: neither a request nor a response",
+            msg_id,
+        ), message
+    return None, message
+
+
+#: The id at the head of an answer as the SDK writes it; anything else is parsed in full.
+_ANSWER_HEAD = re.compile(rb'^\{"jsonrpc":"2\.0","id":(-?\d+|"(?:[^"\\]|\\.)*"),"(?:result|error)"')
+
+
+class _Unanswered:
+    """Requests passed to the SDK and not answered yet: a stop waits for their answers."""
+
+    def __init__(self) -> None:
+        self._ids: set[str | int] = set()
+        self._emptied: trio.Event | None = None  # only while a stop waits
+
+    def asked(self, message: dict[str, Any]) -> None:
+        if message.get("method") == "notifications/cancelled":
+            # A cancelled request gets no answer: nothing to wait for.
+            params = message.get("params") or {}
+            self._discard(params.get("requestId"))
+        elif "method" in message and message.get("id") is not None:
+            self._ids.add(message["id"])
+
+    def answered(self, data: bytes) -> None:
+        if not self._ids:
+            return
+        head = _ANSWER_HEAD.match(data)
+        if head is not None:
+            self._discard(orjson.loads(head.group(1)))
+            return
+        try:
+            message = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return
+        if isinstance(message, dict) and "method" not in message:
+            self._discard(message.get("id"))
+
+    def _discard(self, msg_id: Any) -> None:
+        if isinstance(msg_id, str | int):
+            self._ids.discard(msg_id)
+        if not self._ids and self._emptied is not None:
+            self._emptied.set()
+
+    async def wait_none(self) -> None:
+        while self._ids:
+            self._emptied = trio.Event()
+            await self._emptied.wait()
 
 
 class _LineReader:
@@ -104,32 +161,46 @@ class _LineReader:
         self._limit = limit
         self._writer = writer
         self._hold = hold
+        self._stopped = False
+        self._receiving: trio.CancelScope | None = None
+
+    def stop(self) -> None:
+        """Read no further; the lines end once every request read is answered."""
+        self._stopped = True
+        if self._receiving is not None:
+            self._receiving.cancel()
+
+    async def _receive(self) -> bytes | bytearray:
+        if self._stopped:
+            return b""
+        with trio.CancelScope() as self._receiving:
+            return await self._stream.receive_some(_CHUNK)
+        return b""  # stop() cancelled the wait
 
     async def _refuse(self, code: int, message: str, msg_id: Any, size: int) -> None:
         log.warning("mcp.stdio_bad_line", code=code, error=message[:200], line_bytes=size)
         if self._writer is not None:
             error = {"code": code, "message": message}
             answer = {"jsonrpc": "2.0", "id": msg_id, "error": error}
-            await self._writer.write(orjson.dumps(answer).decode() + "\n")
+            # Not through write(): this answer's id may be a request's still in flight.
+            await self._writer.write_bytes(orjson.dumps(answer) + b"\n")
 
     async def _accept(self, line: bytes) -> bool:
         """Whether to pass ``line`` on (a JSON-RPC message); answers and logs it if not."""
-        problem = _problem(line)
+        problem, message = _parse(line)
         if problem is not None:
             await self._refuse(*problem, len(line))
             return False
         hold = self._hold
-        if (
-            hold is not None
-            and not hold.is_set()
-            and orjson.loads(line).get("method") in HELD_METHODS
-        ):
+        if hold is not None and not hold.is_set() and message.get("method") in HELD_METHODS:
             await hold.wait()
+        if self._writer is not None:
+            self._writer.unanswered.asked(message)
         return True
 
     async def __aiter__(self) -> AsyncIterator[str]:
         splitter = RecordSplitter(b"\n", self._limit, noun="line")
-        while data := await self._stream.receive_some(_CHUNK):
+        while data := await self._receive():
             splitter.receive_data(data)
             while True:
                 try:
@@ -141,6 +212,10 @@ class _LineReader:
                     break
                 if line.strip() and await self._accept(line):
                     yield line.decode("utf-8")
+        if self._stopped:  # not EOF: the client is still there and waits for its answers
+            if self._writer is not None:
+                await self._writer.unanswered.wait_none()
+            return
         last = splitter.finish()
         if last is not None and last.strip() and await self._accept(last):
             yield last.decode("utf-8")
@@ -157,12 +232,14 @@ async def serve_stdio(
     stdout_fd: int = 1,
     divert: bool = True,
     hold: trio.Event | None = None,
+    stopping: trio.Event | None = None,
 ) -> None:
-    """Serve one MCP connection over stdin/stdout until stdin closes.
+    """Serve one MCP connection over stdin/stdout until stdin closes (or ``stopping`` is set).
 
     With ``divert`` (the default), fd ``stdin_fd`` reads /dev/null and fd ``stdout_fd``
     writes to stderr while serving; both are restored on return. With ``hold``, tool calls
-    and resource reads wait until it is set (the rest is answered at once).
+    and resource reads wait until it is set (the rest is answered at once). Once
+    ``stopping`` is set no more requests are read; those read are answered before return.
     """
     wire_in, wire_out = os.dup(stdin_fd), os.dup(stdout_fd)
     saved: list[tuple[int, int]] = []
@@ -181,14 +258,23 @@ async def serve_stdio(
         async with (
             receive,
             send,
+            trio.open_nursery() as nursery,
             stdio_server(stdin=cast(Any, reader), stdout=cast(Any, writer)) as (
                 read_stream,
                 write_stream,
             ),
         ):
+            if stopping is not None:
+                nursery.start_soon(_stop_reading, stopping, reader)
             await server.run(read_stream, write_stream, server.create_initialization_options())
+            nursery.cancel_scope.cancel()
     finally:
         for fd, copy in saved:
             os.dup2(copy, fd)
             os.close(copy)
         log.info("mcp.stdio_closed")
+
+
+async def _stop_reading(stopping: trio.Event, reader: _LineReader) -> None:
+    await stopping.wait()
+    reader.stop()

@@ -57,8 +57,9 @@ class LogTail:
             self._arrived.set()
             self._arrived = trio.Event()
 
-    async def wait_for(self, event: str) -> dict[str, Any]:
-        seen = 0
+    async def wait_for(self, event: str, *, after: int = 0) -> dict[str, Any]:
+        """The first ``event`` record (among those from index ``after`` on)."""
+        seen = after
         while True:
             for record in self.records[seen:]:
                 if record.get("event") == event:

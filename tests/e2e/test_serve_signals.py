@@ -1,4 +1,4 @@
-"""`qsysd serve` as a subprocess: ready, then a graceful stop on SIGTERM/SIGINT."""
+"""`qsysd serve` as a subprocess: ready, systemd notifications, a graceful stop on signals."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from qsysd.emulator import EmulatorServer, serve_emulator
+from qsysd.emulator import EmulatorServer, serve_emulator, serve_redundant_pair
 
 WAIT = 30.0
 
@@ -114,30 +115,101 @@ async def test_a_signal_while_waiting_for_the_cores_stops_at_once(
     assert "daemon.ready" not in [r["event"] for r in records]
 
 
-async def test_serve_speaks_systemd_notify_and_watchdog(tmp_path: Path) -> None:
-    notify_path = tmp_path / "notify"
-    listener = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_DGRAM)
-    await listener.bind(str(notify_path))
-    with listener, trio.fail_after(WAIT):
-        async with serve_emulator() as emulator, trio.open_nursery() as nursery:
-            config = write_config(tmp_path, emulator)
-            env = {"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "100000"}
+class NotifySocket:
+    """A real AF_UNIX datagram socket as systemd's ``$NOTIFY_SOCKET``: each datagram a dict."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.setblocking(False)
+        self.datagrams: list[dict[str, str]] = []
+
+    def drain(self) -> None:
+        """Take every datagram already queued."""
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except BlockingIOError:
+                return
+            pairs = (line.partition("=") for line in data.decode().split("\n") if line)
+            self.datagrams.append({key: value for key, _, value in pairs})
+
+    async def wait_for(self, key: str, value: str = "", *, after: int = 0) -> int:
+        """The index of the first datagram from ``after`` on whose ``key`` starts with ``value``."""
+        while True:
+            for index in range(after, len(self.datagrams)):
+                if self.datagrams[index].get(key, "\0").startswith(value):
+                    return index
+            await trio.lowlevel.wait_readable(self.sock)
+            self.drain()
+
+    def statuses(self) -> list[str]:
+        return [d["STATUS"] for d in self.datagrams if "STATUS" in d]
+
+
+async def test_serve_speaks_systemd_notify_status_and_watchdog(tmp_path: Path) -> None:
+    """READY once synced, STATUS on connect, failover and loss, WATCHDOG pings, STOPPING."""
+    notify = NotifySocket(tmp_path / "notify")
+    with notify.sock, trio.fail_after(WAIT):
+        async with serve_redundant_pair() as pair, trio.open_nursery() as nursery:
+            primary, backup = (f"127.0.0.1:{s.tcp_port}" for s in pair.servers)
+            backup_core = f'backup_host = "127.0.0.1"\nbackup_port = {pair.backup.tcp_port}\n'
+            config = write_config(tmp_path, pair.primary, backup_core)
+            env = {"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "100000"}
             process = await start_serve(nursery, config, **env)
-            # Keep reading stderr so the daemon never blocks on a full pipe.
-            nursery.start_soon(stop_when_ready, LogLines(process))
-            messages: list[bytes] = []
-            while (message := await listener.recv(64)) != b"STOPPING=1":
-                messages.append(message)
-            assert messages[0] in (b"READY=1", b"WATCHDOG=1")
-            assert b"READY=1" in messages and messages.count(b"WATCHDOG=1") >= 2
-            assert set(messages) == {b"READY=1", b"WATCHDOG=1"}
+            logs = LogLines(process)
+            nursery.start_soon(logs.until, "daemon.stopped")  # keeps the stderr pipe flowing
+            ready = await notify.wait_for("READY", "1")
+            assert notify.datagrams[ready]["STATUS"] == "ready; 1/1 Cores serving"
+            assert notify.statuses()[0] == "starting: waiting for Core(s) venue"
+            connected = await notify.wait_for("STATUS", f"Core venue connected ({primary})")
+            assert notify.datagrams[connected]["STATUS"].endswith("; 1/1 Cores serving")
+            # The pings go on: three more after READY.
+            seen = ready
+            for _ in range(3):
+                seen = await notify.wait_for("WATCHDOG", "1", after=seen + 1)
+
+            pair.failover()
+            moved = await notify.wait_for("STATUS", f"Core venue failed over to {backup}")
+            assert notify.datagrams[moved]["STATUS"].endswith("; 1/1 Cores serving")
+            pair.backup.drop_connections()
+            lost = await notify.wait_for("STATUS", "Core venue lost (", after=moved)
+            assert notify.datagrams[lost]["STATUS"].endswith("; 0/1 Cores serving")
+            await notify.wait_for("STATUS", f"Core venue reconnected ({backup})", after=lost)
+
+            process.send_signal(signal.SIGTERM)
+            stopping = await notify.wait_for("STOPPING", "1")
+            assert notify.datagrams[stopping]["STATUS"].startswith("stopping: finishing")
+            assert await process.wait() == 0
+        notify.drain()
+    keys = [key for datagram in notify.datagrams for key in datagram]
+    assert set(keys) == {"READY", "STATUS", "WATCHDOG", "STOPPING"}
+    assert keys.count("READY") == 1 and keys.count("STOPPING") == 1
+    assert notify.statuses()[-1] == "stopping: closing the Core connections, saving the snapshot"
 
 
-async def stop_when_ready(logs: LogLines) -> None:
-    """Wait for readiness and a few watchdog intervals, then stop the daemon with SIGTERM."""
-    await logs.until("daemon.ready")
-    await trio.sleep(0.35)  # the watchdog pings every 0.05 s: let several go out
-    await logs.stop_with(signal.SIGTERM)
+async def test_ready_comes_after_the_start_up_deadline_with_status_naming_the_missing_core(
+    tmp_path: Path,
+) -> None:
+    notify = NotifySocket(tmp_path / "notify")
+    with notify.sock, trio.fail_after(WAIT):
+        async with serve_emulator() as emulator, trio.open_nursery() as nursery:
+            # Nothing listens on port 9: Core "gone" never connects.
+            gone = '[[cores]]\nname = "gone"\nhost = "127.0.0.1"\nport = 9\n'
+            config = write_config(tmp_path, emulator, gone)
+            config.write_text(config.read_text() + "[daemon]\nready_timeout = 0.5\n")
+            process = await start_serve(nursery, config, NOTIFY_SOCKET=str(notify.path))
+            logs = LogLines(process)
+            records = await logs.until("daemon.ready")
+            ready = await notify.wait_for("READY", "1")
+            status = notify.datagrams[ready]["STATUS"]
+            assert status.startswith("ready without Core(s) gone (") and "venue" not in status
+            assert status.endswith("; 1/2 Cores serving")
+            assert records[-1]["missing"] == ["gone"]
+            waited = next(r for r in records if r["event"] == "daemon.cores_not_ready")
+            assert waited["cores"] == ["gone"] and waited["waited_s"] == 0.5
+            await logs.stop_with(signal.SIGTERM)
 
 
 async def test_serve_logs_on_with_a_secret_file_and_never_logs_the_pin(tmp_path: Path) -> None:

@@ -1,15 +1,23 @@
-"""The daemon in-process against the emulator: start-up order, snapshots across restarts."""
+"""The daemon in-process against the emulator: start-up order, snapshots, reloads."""
 
 from __future__ import annotations
 
+import functools
+import json
+import os
+import signal
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import attrs
 import trio
 
-from qsysd.config import Config, CoreConfig, StateConfig
+from qsysd.config import Config, CoreConfig, PolicyConfig, StateConfig
 from qsysd.daemon import Daemon
 from qsysd.emulator import serve_emulator
+from qsysd.errors import ConfigError
 from qsysd.state import ControlRef
 
 WAIT = 10.0
@@ -82,3 +90,62 @@ async def test_daemon_stops_cleanly_while_the_core_is_unreachable(tmp_path: Path
         async with daemon.running():
             await daemon.wait_cores()
             assert daemon.links["venue"].status().last_error is not None
+
+
+async def wait_logged(log_text: Callable[[], str], event: str, count: int) -> list[dict[str, Any]]:
+    """The ``event`` records once there are ``count`` of them (the log is read as it grows)."""
+    while True:
+        found = [json.loads(line) for line in log_text().splitlines() if f'"{event}"' in line]
+        found = [r for r in found if r.get("event") == event]
+        if len(found) >= count:
+            return found
+        await trio.sleep(0.01)
+
+
+async def test_sighup_applies_a_new_policy_and_survives_reloads_that_fail(
+    tmp_path: Path, log_text: Callable[[], str]
+) -> None:
+    # A SIGHUP that comes after the daemon's receiver closed must not end the test run.
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        await reload_three_times(tmp_path, log_text)
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+async def reload_three_times(tmp_path: Path, log_text: Callable[[], str]) -> None:
+    """SIGHUP with a config source that fails (a bug), is invalid, then has a new policy."""
+
+    def broken() -> Config:
+        raise RuntimeError("a bug in a config source")
+
+    def invalid() -> Config:
+        raise ConfigError(["policy.read_only: expected true or false, got str 'yes'"])
+
+    with trio.fail_after(WAIT):
+        async with serve_emulator() as emulator:
+            base = config(emulator.tcp_port, tmp_path)
+            sources = [
+                broken,
+                invalid,
+                lambda: attrs.evolve(base, policy=PolicyConfig(read_only=True)),
+            ]
+            daemon = Daemon(base, config_source=lambda: sources.pop(0)())
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(functools.partial(daemon.run, stdio=False))
+                await daemon.wait_ready()
+                os.kill(os.getpid(), signal.SIGHUP)
+                (bug,) = await wait_logged(log_text, "daemon.reload_failed", 1)
+                assert bug["problems"] == ["RuntimeError: a bug in a config source"]
+                os.kill(os.getpid(), signal.SIGHUP)
+                failed = (await wait_logged(log_text, "daemon.reload_failed", 2))[1]
+                assert failed["problems"] == [
+                    "policy.read_only: expected true or false, got str 'yes'"
+                ]
+                assert daemon.policy is not None and daemon.policy.read_only is False
+                # The invalid file's reload still re-read the tokens (reloaded #1).
+                os.kill(os.getpid(), signal.SIGHUP)
+                reloaded = (await wait_logged(log_text, "daemon.reloaded", 2))[1]
+                assert reloaded["policy_changed"] is True and reloaded["restart_needed"] == []
+                assert daemon.policy.read_only is True and daemon.config.policy.read_only
+                daemon.stop()

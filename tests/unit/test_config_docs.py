@@ -11,6 +11,7 @@ import pytest
 from qsysd.config import (
     AuthConfig,
     CoreConfig,
+    DaemonConfig,
     HttpConfig,
     LoggingConfig,
     PluginsConfig,
@@ -28,6 +29,7 @@ SECTIONS = {
     "[policy]": PolicyConfig,
     "[plugins]": PluginsConfig,
     "[logging]": LoggingConfig,
+    "[daemon]": DaemonConfig,
 }
 
 #: Defaults computed at start-up: the row must say how, naming this.

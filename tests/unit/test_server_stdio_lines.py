@@ -147,3 +147,60 @@ async def test_held_requests_wait_for_the_event_and_others_pass_at_once() -> Non
             await got_call.wait()
             await send.aclose()
     assert passed == [listing.decode(), call.decode()]
+
+
+async def stop_while_asked(*client_lines: bytes, answer: bytes | None) -> tuple[list[str], bool]:
+    """Lines passed on when a stop comes with ``client_lines`` read; whether reading ended
+    before ``answer`` (when given) was written."""
+    send, receive = trio.testing.memory_stream_pair()
+    writer = _Writer(cast(Any, Answers()))
+    reader = _LineReader(receive, writer=writer)
+    passed: list[str] = []
+    ended_early = False
+    answered = False
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+
+            async def read() -> None:
+                nonlocal ended_early
+                async for line in reader:
+                    passed.append(line)
+                ended_early = not answered and answer is not None
+
+            nursery.start_soon(read)
+            for line in client_lines:
+                await send.send_all(line + b"\n")
+            await trio.testing.wait_all_tasks_blocked()
+            reader.stop()
+            await trio.testing.wait_all_tasks_blocked()
+            if answer is not None:
+                answered = True
+                await writer.write(answer.decode() + "\n")
+    return passed, ended_early
+
+
+async def test_a_stop_reads_no_more_and_ends_once_the_request_read_is_answered() -> None:
+    call = b'{"jsonrpc":"2.0","id":"call-1","method":"tools/call","params":{}}'
+    answer = b'{"jsonrpc":"2.0","id":"call-1","result":{"content":[]}}'
+    passed, ended_early = await stop_while_asked(call, answer=answer)
+    assert passed == [call.decode()] and not ended_early
+
+
+async def test_a_stop_does_not_wait_for_a_cancelled_request_or_a_notification() -> None:
+    cancelled = b'{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":4}}'
+    note = b'{"jsonrpc":"2.0","method":"notifications/initialized"}'
+    passed, _ = await stop_while_asked(ping(4), cancelled, note, answer=None)
+    assert passed == [ping(4).decode(), cancelled.decode(), note.decode()]
+
+
+async def test_an_answer_in_another_key_order_is_still_recognised() -> None:
+    answer = b'{"result":{},"id":9,"jsonrpc":"2.0"}'
+    passed, ended_early = await stop_while_asked(ping(9), answer=answer)
+    assert passed == [ping(9).decode()] and not ended_early
+
+
+async def test_a_refused_line_reusing_an_id_in_flight_does_not_end_the_wait() -> None:
+    bad = b'{"jsonrpc":"1.0","id":5,"method":"ping"}'  # refused by the reader, with id 5
+    answer = b'{"jsonrpc":"2.0","id":5,"result":{}}'
+    passed, ended_early = await stop_while_asked(ping(5), bad, answer=answer)
+    assert passed == [ping(5).decode()] and not ended_early
