@@ -73,15 +73,13 @@ def _base_url(scope: Scope) -> str:
     return f"{scope.get('scheme', 'http')}://{host}"
 
 
-def resource_metadata(scope: Scope) -> dict[str, Any]:
-    """The OAuth protected-resource metadata (RFC 9728) of the MCP endpoint."""
-    base = _base_url(scope)
-    return {
-        "resource": f"{base}/mcp",
-        "authorization_servers": [],
-        "bearer_methods_supported": ["header"],
-        "resource_name": "qsysd",
-    }
+def resource_metadata(scope: Scope, authenticator: Authenticator) -> dict[str, Any]:
+    """The OAuth protected-resource metadata (RFC 9728) of the MCP endpoint.
+
+    With JWTs the resource is the configured audience (what clients ask their authorization
+    server for) and the authorization server is the configured issuer.
+    """
+    return authenticator.resource_metadata(f"{_base_url(scope)}/mcp")
 
 
 def challenge(scope: Scope, exc: AuthenticationFailed) -> bytes:
@@ -288,7 +286,7 @@ class HttpFrontEnd:
             path = scope["path"]
             door: Door = "mcp" if path == "/mcp" or path.startswith("/mcp/") else "rest"
             if path == RESOURCE_METADATA_PATH or path.startswith(RESOURCE_METADATA_PATH + "/"):
-                await send_json(send, resource_metadata(scope))
+                await send_json(send, resource_metadata(scope, authenticator))
                 return
             if authenticator.required and path in OPEN_PATHS:
                 scope[PRINCIPAL_KEY] = anonymous_principal(address)
