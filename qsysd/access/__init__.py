@@ -10,6 +10,7 @@ from qsysd.access._calls import (
     CallPath as CallPath,
     CallStatistics as CallStatistics,
 )
+from qsysd.access._jwt import JwtVerifier as JwtVerifier
 from qsysd.access._limits import RateLimits as RateLimits
 from qsysd.access._principal import (
     DOORS as DOORS,
@@ -31,6 +32,7 @@ __all__ = [
     "CallPath",
     "CallStatistics",
     "Door",
+    "JwtVerifier",
     "Principal",
     "RateLimits",
     "Roles",
