@@ -36,6 +36,8 @@ from mcp.server.auth.provider import AccessToken
 from qsysd.errors import AuthenticationFailed, ConfigError
 
 if TYPE_CHECKING:
+    from mcp.server.auth.provider import TokenVerifier
+
     from qsysd.config import JwtConfig
 
 __all__ = ["ASYMMETRIC_ALGORITHMS", "JwtVerifier", "VerificationKey", "load_keys"]
@@ -165,6 +167,12 @@ def load_keys(path: str | os.PathLike[str]) -> list[VerificationKey]:
     if duplicate is not None:
         raise ValueError(f"{str(path)!r}: kid {duplicate!r} is given twice")
     return keys
+
+
+if TYPE_CHECKING:  # mypy checks that the MCP SDK's protocol is met
+
+    def _is_token_verifier(verifier: JwtVerifier) -> TokenVerifier:
+        return verifier
 
 
 def _role_claim(claims: dict[str, Any], path: str) -> Any:

@@ -168,7 +168,7 @@ def test_config_check_reads_the_keys_file_and_matches_it_to_the_algorithms(
     assert authenticator.resource_metadata("http://x/mcp")["authorization_servers"] == [ISSUER]
 
 
-def test_tokens_and_jwts_are_told_apart_by_the_prefix(tmp_path: Path) -> None:
+async def test_tokens_and_jwts_are_told_apart_by_the_prefix(tmp_path: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     (tmp_path / "keys.pem").write_text(pem(key.public_key()))
     roles = Roles()
@@ -186,6 +186,10 @@ def test_tokens_and_jwts_are_told_apart_by_the_prefix(tmp_path: Path) -> None:
     assert principal.may("admin")
     with pytest.raises(AuthenticationFailed, match="neither a qsysd API token"):
         auth.authenticate("Bearer not-a-jwt", "rest", None)
+    # The MCP SDK's TokenVerifier protocol: access info, or None for a refused token.
+    access = await verifier.verify_token(jwt.encode(claims, key, "ES256"))
+    assert access is not None and access.subject == "svc" and access.claims
+    assert await verifier.verify_token("not-a-jwt") is None
     with pytest.raises(AuthenticationFailed, match="'sub' must be a non-empty string"):
         auth.authenticate(f"Bearer {jwt.encode({**claims, 'sub': ''}, key, 'ES256')}", "rest", None)
 
