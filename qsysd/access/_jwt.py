@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from mcp.server.auth.provider import AccessToken
 
+from qsysd.access._tokens import file_signature
 from qsysd.errors import AuthenticationFailed, ConfigError
 
 if TYPE_CHECKING:
@@ -209,16 +210,9 @@ class JwtVerifier:
         self._verified: dict[str, AccessToken] = {}
         self.reloads = 0
 
-    def _signature(self) -> tuple[int, int, int] | None:
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
-
     def load(self) -> None:
         """Read the keys file now; an unusable one raises :class:`ConfigError`."""
-        signature = self._signature()
+        signature = file_signature(self.path)
         self._verified.clear()  # a withdrawn key's tokens must not live on in here
         try:
             self._keys = load_keys(self.path)
@@ -232,7 +226,7 @@ class JwtVerifier:
 
     def reload_if_changed(self, *, force: bool = False) -> None:
         """Re-read a changed keys file; one that became unusable fails closed (no JWT works)."""
-        signature = self._signature()
+        signature = file_signature(self.path)
         if signature == self._seen and not force:
             return
         try:
@@ -311,7 +305,6 @@ class JwtVerifier:
         self, token: str, alg: str, candidates: Sequence[VerificationKey]
     ) -> dict[str, Any]:
         c = self.config
-        bad_signature = False
         for candidate in candidates:
             try:
                 claims: dict[str, Any] = jwt.decode(
@@ -325,7 +318,7 @@ class JwtVerifier:
                 )
                 return claims
             except jwt.InvalidSignatureError:
-                bad_signature = True  # maybe another key without kid: try the next
+                continue  # without a kid, another key may be the one
             except jwt.ExpiredSignatureError:
                 raise AuthenticationFailed(
                     f"the JWT expired (exp, with {c.leeway:g} s leeway)"
@@ -346,7 +339,6 @@ class JwtVerifier:
                 raise AuthenticationFailed(f"the JWT has no {exc.claim!r} claim") from None
             except jwt.PyJWTError as exc:
                 raise AuthenticationFailed(f"the JWT is not valid ({exc})") from None
-        assert bad_signature
         raise AuthenticationFailed("the JWT's signature does not verify with auth.jwt.keys_file")
 
     def role(self, access: AccessToken) -> str:
