@@ -48,7 +48,7 @@ from fnmatch import fnmatchcase
 
 import attrs
 
-from qsysd.config import PolicyConfig
+from qsysd.config import PolicyConfig, RolePolicyConfig
 from qsysd.errors import PolicyViolation
 
 __all__ = ["Policy", "ProposedWrite", "acting_role", "parse_number", "parse_strict_number"]
@@ -224,25 +224,28 @@ class Policy:
             raise PolicyViolation(
                 "read_only", f"the daemon is in read-only mode; {what} is not allowed"
             )
-        role = _ACTING_ROLE.get()
-        scope = self.config.roles.get(role) if role is not None else None
+        role, scope = self._acting()
         if scope is not None and scope.read_only:
             raise PolicyViolation(
                 "role", f"role {role!r} is read-only (policy.roles.{role}); {what} is not allowed"
             )
 
+    def _acting(self) -> tuple[str | None, RolePolicyConfig | None]:
+        """The acting role and its ``[policy.roles]`` entry (None: not narrowed)."""
+        role = _ACTING_ROLE.get()
+        return role, self.config.roles.get(role) if role is not None else None
+
     def is_protected(self, control: str, core: str = "") -> bool:
         return self._protected_by(control, core) is not None
 
     def check_not_protected(self, control: str, core: str = "") -> None:
-        """Raise if ``control`` (``Component.control``) matches a protected pattern."""
+        """Raise if ``control`` (``Component.control``) is protected or out of the role's reach."""
         pattern = self._protected_by(control, core)
         if pattern is not None:
             raise PolicyViolation(
                 "protected", f"{control} is protected (pattern {pattern!r}) and never writable"
             )
-        role = _ACTING_ROLE.get()
-        scope = self.config.roles.get(role) if role is not None else None
+        role, scope = self._acting()
         if scope is not None and not any(_matches(p, control, core) for p in scope.controls):
             raise PolicyViolation(
                 "role",
