@@ -418,7 +418,11 @@ async def run_wrk(
     out = done.stdout.decode()
     requests = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
     assert requests, out
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))  # "1.08s " is padded
+    if set(latency) != {"50", "99"}:
+        raise SystemExit(
+            f"wrk against {url} gave no latency distribution:\n{out}{done.stderr.decode()}"
+        )
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
