@@ -366,3 +366,15 @@ def test_state_dir_problem_says_what_failed_and_what_to_do(tmp_path: Path) -> No
 def test_empty_state_dir_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"state\.dir: must not be empty"):
         load_config(None, env={"QSYSD_STATE__DIR": '""'})
+
+
+def test_serving_http_with_no_tokens_file_yet_is_a_warning(tmp_path: Path) -> None:
+    from qsysd.access import TokenStore
+    from qsysd.config import config_warnings
+
+    env = {"QSYSD_STATE__DIR": str(tmp_path), "QSYSD_HTTP__ENABLED": "true"}
+    [warning] = config_warnings(load_config(None, env=env))
+    assert "does not exist yet, so every HTTP request but /health will be refused" in warning
+    assert not config_warnings(load_config(None, env={**env, "QSYSD_AUTH__MODE": "none"}))
+    TokenStore(tmp_path / "tokens.json").create("panel", "viewer")
+    assert not config_warnings(load_config(None, env=env))
