@@ -280,9 +280,11 @@ def config_warnings(config: Config) -> list[str]:
                 f"or /run/secrets/core-{core.name}-password): Logon will be sent with an empty "
                 "PIN, which a Core with access control refuses"
             )
-    if config.http.enabled and config.auth.mode == "token" and not Path(
-        config.tokens_path()
-    ).exists():
+    if (
+        config.http.enabled
+        and config.auth.mode == "token"
+        and not Path(config.tokens_path()).exists()
+    ):
         found.append(
             f"auth.tokens_file: {config.tokens_path()!r} does not exist yet, so every HTTP "
             "request but /health will be refused (401): create a token with `qsysd token "
