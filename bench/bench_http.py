@@ -496,6 +496,9 @@ def access_cost(calls: int = 20_000) -> dict[str, float]:
 
     from qsysd.access import Authenticator, JwtVerifier, RateLimits, Roles, TokenStore
     from qsysd.config import JwtConfig
+    from qsysd.logs import configure_logging
+
+    configure_logging("warning", "json")  # on stderr: stdout may be the --json document
 
     def per_call(auth: Authenticator, header: str) -> float:
         started = time.process_time()
