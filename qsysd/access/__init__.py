@@ -5,12 +5,13 @@ back into its bytes; :class:`CallPath` does everything between (authorization, v
 the tool, logging and metrics), the same way for every door.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from qsysd.access._authn import Authenticator as Authenticator
 from qsysd.access._calls import (
     CallPath as CallPath,
     CallStatistics as CallStatistics,
 )
-from qsysd.access._jwt import JwtVerifier as JwtVerifier
 from qsysd.access._limits import RateLimits as RateLimits
 from qsysd.access._principal import (
     DOORS as DOORS,
@@ -23,6 +24,9 @@ from qsysd.access._tokens import (
     TokenRecord as TokenRecord,
     TokenStore as TokenStore,
 )
+
+if TYPE_CHECKING:
+    from qsysd.access._jwt import JwtVerifier as JwtVerifier
 
 __all__ = [
     "BUILTIN_ROLES",
@@ -39,3 +43,12 @@ __all__ = [
     "TokenRecord",
     "TokenStore",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # PyJWT and cryptography load only where a configuration verifies JWTs.
+    if name == "JwtVerifier":
+        from qsysd.access._jwt import JwtVerifier
+
+        return JwtVerifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

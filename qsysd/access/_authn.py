@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from qsysd.access._jwt import JwtVerifier
 from qsysd.access._principal import Door, Principal
 from qsysd.access._roles import Roles
 from qsysd.access._tokens import TOKEN_PREFIX, TokenStore
 from qsysd.errors import AuthenticationFailed
 
 if TYPE_CHECKING:
+    from qsysd.access._jwt import JwtVerifier
     from qsysd.config import Config
     from qsysd.config._model import AuthMode
 
@@ -59,6 +59,8 @@ class Authenticator:
             tokens.load()
         verifier = None
         if auth.uses_jwt:
+            from qsysd.access._jwt import JwtVerifier
+
             verifier = JwtVerifier(auth.jwt, is_role=roles.__contains__)
             verifier.load()
         return cls(auth.mode, tokens=tokens, jwt=verifier, roles=roles)

@@ -133,7 +133,6 @@ def _check_auth(config: Config, problems: list[str]) -> None:
 
 
 def _check_jwt(config: Config, problems: list[str]) -> None:
-    from qsysd.access._jwt import ASYMMETRIC_ALGORITHMS, load_keys
     from qsysd.config._model import JwtConfig
 
     jwt = config.auth.jwt
@@ -144,6 +143,8 @@ def _check_jwt(config: Config, problems: list[str]) -> None:
                 "use auth.mode = 'jwt' or 'token+jwt', or remove [auth.jwt]"
             )
         return
+    from qsysd.access._jwt import ASYMMETRIC_ALGORITHMS, load_keys
+
     for key, example in (("issuer", "https://login.example.com/realms/venue"),
                          ("audience", "https://qsys.example.com/mcp")):  # fmt: skip
         value = getattr(jwt, key)
