@@ -48,22 +48,34 @@ class Authenticator:
 
     @classmethod
     def from_config(cls, config: Config) -> Authenticator:
-        """The authenticator ``config`` asks for; an invalid tokens or keys file: ConfigError."""
+        """The authenticator ``config`` asks for; an invalid tokens or keys file: ConfigError.
+
+        The files are read only when HTTP is served: only HTTP clients authenticate.
+        """
+        from qsysd.config import state_dir_problem
+        from qsysd.errors import StartupError
+
         auth = config.auth
         roles = Roles(auth.roles)
+        serving = config.http.enabled
+        if serving and auth.uses_tokens and auth.tokens_file is None:
+            # The tokens file is in the state folder: say what is wrong with the folder.
+            problem = state_dir_problem(config.state.dir)
+            if problem is not None:
+                raise StartupError(problem)
         # Without JWT-only the store exists in every mode: the admin API administers it.
         tokens = None
         if auth.mode != "jwt":
             tokens = TokenStore(config.tokens_path(), roles=roles.__contains__)
-        if tokens is not None and auth.uses_tokens:
+        if tokens is not None and auth.uses_tokens and serving:
             tokens.load()
         verifier = None
-        if auth.uses_jwt:
+        if auth.uses_jwt and serving:
             from qsysd.access._jwt import JwtVerifier
 
             verifier = JwtVerifier(auth.jwt, is_role=roles.__contains__)
             verifier.load()
-        return cls(auth.mode, tokens=tokens, jwt=verifier, roles=roles)
+        return cls(auth.mode if serving else "none", tokens=tokens, jwt=verifier, roles=roles)
 
     @property
     def required(self) -> bool:

@@ -59,6 +59,21 @@ def local_principal(door: str, address: str | None) -> Principal:
     return Principal("local", door="mcp" if door == "mcp" else "rest", address=address)
 
 
+def session_owner(principal: Principal) -> Any:
+    """The MCP SDK's user for ``principal``: it binds a legacy session to who opened it.
+
+    The SDK's session manager answers 404 to a request for a session opened with other
+    credentials; each call is authorized by its own request's principal all the same.
+    """
+    from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+    from mcp.server.auth.provider import AccessToken
+
+    # ``token`` is not compared (the owner is client_id, issuer, subject): never store it.
+    return AuthenticatedUser(
+        AccessToken(token="", client_id=principal.name, scopes=[], subject=principal.name)
+    )
+
+
 def anonymous_principal(address: str | None) -> Principal:
     """The caller of an open path when authentication is on: no permission at all."""
     return Principal("anonymous", door="rest", role="", permissions=frozenset(), address=address)
@@ -297,7 +312,10 @@ class HttpFrontEnd:
                 if authenticator.required and authorization is not None:
                     # Once an address failed too often, no credentials are even looked at.
                     await limits.check("failed-authentication", address=address)
-                scope[PRINCIPAL_KEY] = authenticator.authenticate(authorization, door, address)
+                principal = authenticator.authenticate(authorization, door, address)
+                scope[PRINCIPAL_KEY] = principal
+                if door == "mcp" and authenticator.required:
+                    scope["user"] = session_owner(principal)
             except RateLimited as exc:
                 log.info("auth.rate_limited", door=door, client=address, path=path)
                 await calls.audit(None, "limited", door=door, address=address,

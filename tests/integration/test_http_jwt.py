@@ -336,3 +336,27 @@ async def test_a_read_only_role_writes_nothing(emulator: EmulatorServer, tmp_pat
             assert r.status_code == 403 and "role 'panel' is read-only" in r.text, r.text
             r = await s.client.post("/api/v1/tools/qsys_get", json=GET, headers=bearer(panel))
             assert r.status_code == 200
+
+
+async def test_a_legacy_session_serves_only_the_credentials_that_opened_it(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    auth, signer, tokens = jwt_auth(tmp_path)
+    operator = tokens.create("automation", "operator")
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                       "clientInfo": {"name": "t", "version": "1"}}}  # fmt: skip
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+    accept = {"accept": "application/json, text/event-stream"}
+    with trio.fail_after(WAIT):
+        async with http_stack(emulator, authenticator=auth) as s:
+            r = await s.client.post("/mcp", json=init, headers={**accept, **bearer(operator)})
+            assert r.status_code == 200, r.text
+            session = {**accept, "mcp-session-id": r.headers["mcp-session-id"],
+                       "mcp-protocol-version": "2025-11-25"}  # fmt: skip
+            r = await s.client.post("/mcp", json=listing, headers={**session, **bearer(operator)})
+            assert r.status_code == 200 and "qsys_set" in r.text, r.text
+            # The same session id with another principal's credentials: no such session.
+            other = signer.token("operator")
+            r = await s.client.post("/mcp", json=listing, headers={**session, **bearer(other)})
+            assert r.status_code == 404, r.text

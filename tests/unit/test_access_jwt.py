@@ -163,7 +163,10 @@ def test_config_check_reads_the_keys_file_and_matches_it_to_the_algorithms(
     with pytest.raises(ConfigError, match=r"no key fits any of auth\.jwt\.algorithms"):
         load_config(write_config(tmp_path, jwt_table), env={})
     good = load_config(write_config(tmp_path, jwt_table + 'algorithms = ["ES384"]\n'), env={})
-    authenticator = Authenticator.from_config(good)
+    assert Authenticator.from_config(good).mode == "none"  # no HTTP: nobody authenticates
+    serving = load_config(write_config(tmp_path, jwt_table + 'algorithms = ["ES384"]\n'),
+                          env={"QSYSD_HTTP__ENABLED": "true"})  # fmt: skip
+    authenticator = Authenticator.from_config(serving)
     assert authenticator.jwt is not None and authenticator.tokens is None
     assert authenticator.resource_metadata("http://x/mcp")["authorization_servers"] == [ISSUER]
 
@@ -226,3 +229,12 @@ def test_config_check_refuses_a_role_policy_for_an_unknown_role(tmp_path: Path) 
     ok = write_config(tmp_path, '[auth.roles]\npanel = ["read", "write"]\n'
                                 '[policy.roles.panel]\ncontrols = ["Lobby*"]\n')  # fmt: skip
     assert load_config(ok, env={}).policy.roles["panel"].controls == ["Lobby*"]
+
+
+def test_serving_http_with_an_unusable_state_folder_says_so_first(tmp_path: Path) -> None:
+    from qsysd.errors import StartupError
+
+    (tmp_path / "file").write_text("in the way")
+    env = {"QSYSD_STATE__DIR": str(tmp_path / "file" / "state"), "QSYSD_HTTP__ENABLED": "true"}
+    with pytest.raises(StartupError, match=r"state\.dir: the state folder"):
+        Authenticator.from_config(load_config(None, env=env))
