@@ -18,12 +18,12 @@ from typing import Any
 import httpx2
 import jwt
 import pytest
-import qsysd_example_plugin
 import trio
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from test_example_plugin import PLUGIN as EXAMPLE_PLUGIN
 from test_http_access import SET, bearer
 from test_http_front import WAIT, http_stack, problem
 
@@ -279,7 +279,8 @@ async def test_a_panel_role_writes_only_its_controls_even_through_a_plugin_tool(
     auth, signer, tokens = jwt_auth(tmp_path)
     panel = tokens.create("lobby-panel", "panel")
     admin = tokens.create("security", "admin")
-    registry = Registry(entry_points=False, plugins={"example": qsysd_example_plugin})
+    registry = Registry(entry_points=False)
+    assert registry.load_file(EXAMPLE_PLUGIN) is not None, registry.load_errors
     lobby = {"changes": [{"control": "Lobby_BGM.gain", "value": -20}]}
     with trio.fail_after(WAIT):
         async with (
