@@ -4,7 +4,10 @@ Every server runs in its own process, and so does every load generator:
 
 - an emulated Core (``python -m qsysd emulate``, the demo design);
 - ``python -m qsysd serve`` with ``[http]`` on 127.0.0.1 port 0 (the URL is read from its
-  ``http.listening`` log line; its stderr is drained all along);
+  ``http.listening`` log line; its stderr is drained all along), twice: with authentication
+  (an operator API token) and rate limits on, as deployed, and with ``auth.mode = "none"``
+  and no limits; each qsysd row runs on both, one right after the other, so the cost of
+  access control is measured in the same run under the same load;
 - baseline A: a bare Quart-Trio route on Hypercorn (trio) answering a small JSON body;
 - baseline B: a bare MCP SDK low-level server with a no-op tool over Streamable HTTP on Hypercorn.
 
@@ -84,7 +87,7 @@ class LineTail:
 
 @asynccontextmanager
 async def child(
-    argv: list[str], *, ready: Callable[[str], bool], name: str
+    argv: list[str], *, ready: Callable[[str], bool], name: str, env: dict[str, str] | None = None
 ) -> AsyncIterator[tuple[trio.Process, str]]:
     """Start ``argv``, drain its stderr and stdout, yield once a line satisfies ``ready``."""
     async with trio.open_nursery() as nursery:
@@ -95,7 +98,7 @@ async def child(
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                env=dict(os.environ, QSYSD_LOAD_PLUGINS=""),
+                env=dict(os.environ, QSYSD_LOAD_PLUGINS="", **(env or {})),
                 check=False,
             )
         )
@@ -206,8 +209,12 @@ def serve_bare_mcp() -> None:
 # ---------------------------------------------------------------- the /mcp load generator
 
 
-def _mcp_headers(era: str, session: str | None, method: str, name: str | None) -> dict[str, str]:
+def _mcp_headers(
+    era: str, session: str | None, method: str, name: str | None, token: str | None = None
+) -> dict[str, str]:
     headers = {"accept": ACCEPT, "content-type": "application/json"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
     if era == "modern":
         headers["mcp-protocol-version"] = MODERN
         headers["mcp-method"] = method
@@ -227,18 +234,19 @@ def _modern_meta() -> dict[str, Any]:
     }
 
 
-async def _legacy_session(client: Any, url: str) -> str:
+async def _legacy_session(client: Any, url: str, token: str | None) -> str:
     init = {
         "jsonrpc": "2.0",
         "id": 0,
         "method": "initialize",
         "params": {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": CLIENT_INFO},
     }
-    r = await client.post(url, json=init, headers=_mcp_headers("legacy", None, "initialize", None))
+    r = await client.post(url, json=init, headers=_mcp_headers("legacy", None, "initialize", None,
+                                                               token))  # fmt: skip
     r.raise_for_status()
     session = str(r.headers["mcp-session-id"])
     note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
-    headers = _mcp_headers("legacy", session, "notifications/initialized", None)
+    headers = _mcp_headers("legacy", session, "notifications/initialized", None, token)
     (await client.post(url, json=note, headers=headers)).raise_for_status()
     return session
 
@@ -262,6 +270,7 @@ def mcp_load(args: argparse.Namespace) -> None:
 
     tool_args = json.loads(args.tool_args)
     alternate = json.loads(args.alternate) if args.alternate else None
+    token = os.environ.get(TOKEN_ENV) or None  # not on the command line, where ps shows it
 
     async def run() -> dict[str, Any]:
         samples: list[float] = []
@@ -274,8 +283,10 @@ def mcp_load(args: argparse.Namespace) -> None:
         async def worker(index: int) -> None:
             nonlocal errors, connected
             async with httpx.AsyncClient(timeout=10.0, limits=limits) as client:
-                session = await _legacy_session(client, args.url) if args.era == "legacy" else None
-                headers = _mcp_headers(args.era, session, "tools/call", args.tool)
+                session = (
+                    await _legacy_session(client, args.url, token) if args.era == "legacy" else None
+                )
+                headers = _mcp_headers(args.era, session, "tools/call", args.tool, token)
                 connected += 1
                 if connected == args.connections:
                     clock["deadline"] = trio.current_time() + args.duration
@@ -329,7 +340,13 @@ def _percentile(ordered: list[float], q: float) -> float:
 
 
 async def run_mcp_load(
-    url: str, era: str, tool: str, tool_args: Any, opts: argparse.Namespace, alternate: Any = None
+    url: str,
+    era: str,
+    tool: str,
+    tool_args: Any,
+    opts: argparse.Namespace,
+    alternate: Any = None,
+    token: str | None = None,
 ) -> dict[str, Any]:
     argv = [
         sys.executable, str(HERE), "--_mcp-load", "--url", url, "--era", era, "--tool", tool,
@@ -339,11 +356,11 @@ async def run_mcp_load(
     ]  # fmt: skip
     with trio.fail_after(opts.duration + START_TIMEOUT):
         async with child(
-            argv, ready=lambda ln: _event(ln, "load.done") is not None, name="load"
-        ) as (
-            _,
-            line,
-        ):
+            argv,
+            ready=lambda ln: _event(ln, "load.done") is not None,
+            name="load",
+            env={TOKEN_ENV: token or ""},
+        ) as (_, line):
             record = _event(line, "load.done")
             assert record is not None
     calls = record["calls"]
@@ -364,6 +381,7 @@ async def run_mcp_load(
 WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+%s
 local bodies = {%s}
 local n = 0
 request = function()
@@ -380,10 +398,14 @@ def _wrk_ms(text: str) -> float:
     return value * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
-async def run_wrk(url: str, bodies: list[Any], opts: argparse.Namespace) -> dict[str, Any]:
+async def run_wrk(
+    url: str, bodies: list[Any], opts: argparse.Namespace, token: str | None = None
+) -> dict[str, Any]:
     lua = ", ".join(json.dumps(json.dumps(b)) for b in bodies)
+    auth = f'wrk.headers["Authorization"] = "Bearer {token}"' if token else ""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT % lua)
+        os.fchmod(script.fileno(), 0o600)  # it holds the token
+        script.write(WRK_SCRIPT % (auth, lua))
     try:
         argv = [
             "wrk", "-t1", f"-c{opts.connections}", f"-d{max(1, round(opts.duration))}s",
@@ -396,7 +418,11 @@ async def run_wrk(url: str, bodies: list[Any], opts: argparse.Namespace) -> dict
     out = done.stdout.decode()
     requests = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
     assert requests, out
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))  # "1.08s " is padded
+    if set(latency) != {"50", "99"}:
+        raise SystemExit(
+            f"wrk against {url} gave no latency distribution:\n{out}{done.stderr.decode()}"
+        )
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
@@ -420,13 +446,29 @@ async def run_wrk(url: str, bodies: list[Any], opts: argparse.Namespace) -> dict
 # ---------------------------------------------------------------- the run
 
 
-def _config(tmp: Path, emulator_port: int) -> Path:
-    config = tmp / "qsysd.toml"
+#: Budgets above what the bench reaches: every call is counted, none refused. Per second, so
+#: a moving window holds a second of calls, as a production budget of N/minute holds N.
+BENCH_RATE = "5000/second"
+#: The /mcp load generator reads its token from here.
+TOKEN_ENV = "QSYSD_BENCH_TOKEN"
+
+
+def _config(tmp: Path, emulator_port: int, *, auth: bool) -> Path:
+    """A ``qsysd serve`` config; ``auth``: API tokens and every rate limit on, else neither."""
+    folder = tmp / ("auth-on" if auth else "auth-off")
+    folder.mkdir()
+    rates = ("reads", "writes", "address_reads", "address_writes")
+    budget = BENCH_RATE if auth else "off"
+    access = f'mode = "{"token" if auth else "none"}"\n' + "".join(
+        f'rate_limit_{r} = "{budget}"\n' for r in rates
+    )
+    config = folder / "qsysd.toml"
     config.write_text(
         f'[[cores]]\nname = "venue"\nhost = "127.0.0.1"\nport = {emulator_port}\n'
-        f'[state]\ndir = "{tmp / "state"}"\n'
+        f'[state]\ndir = "{folder / "state"}"\n'
         "[policy]\nmax_gain_step_db = 120.0\n"
         '[http]\nenabled = true\nlisten = "127.0.0.1:0"\n'
+        f"[auth]\n{access}"
         # info: the http.listening line tells the port; it also keeps the access log on, as
         # a production daemon runs.
         '[logging]\nformat = "json"\nlevel = "info"\n'
@@ -434,10 +476,92 @@ def _config(tmp: Path, emulator_port: int) -> Path:
     return config
 
 
-async def _wait_connected(base: str) -> None:
+async def _operator_token(config: Path) -> str:
+    """``qsysd token create`` for the bench's operator (printed once on stdout)."""
+    argv = [sys.executable, "-m", "qsysd", "token", "create", "--name", "bench",
+            "--role", "operator", "--config", str(config)]  # fmt: skip
+    with trio.fail_after(START_TIMEOUT):
+        done = await trio.run_process(argv, capture_stdout=True, capture_stderr=True)
+    return done.stdout.decode().strip()
+
+
+def access_cost(calls: int = 20_000) -> dict[str, float]:
+    """CPU microseconds per call of authentication and of the rate limits, in this process.
+
+    The HTTP rows measure the whole request on a shared machine; this isolates what access
+    control itself adds, with the same token store and limits a daemon uses.
+    """
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from qsysd.access import Authenticator, JwtVerifier, RateLimits, Roles, TokenStore
+    from qsysd.config import JwtConfig
+    from qsysd.logs import configure_logging
+
+    configure_logging("warning", "json")  # on stderr: stdout may be the --json document
+
+    def per_call(auth: Authenticator, header: str) -> float:
+        started = time.process_time()
+        for _ in range(calls):
+            auth.authenticate(header, "rest", "127.0.0.1")
+        return (time.process_time() - started) / calls * 1e6
+
+    with tempfile.TemporaryDirectory() as tmp:
+        roles = Roles()
+        tokens = TokenStore(Path(tmp) / "tokens.json", roles=roles.__contains__)
+        token = tokens.create("bench", "operator")
+        authenticate_us = per_call(Authenticator("token", tokens=tokens, roles=roles),
+                                   f"Bearer {token}")  # fmt: skip
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+        (Path(tmp) / "jwks.json").write_text(json.dumps({"keys": [{**jwk, "kid": "k"}]}))
+        issuer, audience = "https://login.bench", "https://qsys.bench/mcp"
+        config = JwtConfig(issuer=issuer, audience=audience, keys_file=f"{tmp}/jwks.json")
+        verifier = JwtVerifier(config, is_role=roles.__contains__)
+        verifier.load()
+        claims = {"iss": issuer, "aud": audience, "sub": "bench", "roles": "operator",
+                  "exp": int(time.time()) + 3600}  # fmt: skip
+        signed = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k"})
+        jwt_auth = Authenticator("jwt", jwt=verifier, roles=roles)
+        jwt_us = per_call(jwt_auth, f"Bearer {signed}")  # verified once, then remembered
+        fresh = [jwt.encode({**claims, "jti": str(i)}, key, algorithm="RS256",
+                            headers={"kid": "k"}) for i in range(1000)]  # fmt: skip
+        started = time.process_time()
+        for each in fresh:
+            jwt_auth.authenticate(f"Bearer {each}", "rest", "127.0.0.1")
+        jwt_first_us = (time.process_time() - started) / len(fresh) * 1e6
+    # The default budgets; a new principal and address every 2,500 calls keeps each window
+    # below its 3,000 (a window's length is what a call's cost grows with).
+    limits = RateLimits(read="3000/minute", address_read="6000/minute",
+                        failed_authentication="30/minute")  # fmt: skip
+
+    async def spend() -> float:
+        started = time.process_time()
+        for i in range(calls):
+            who = f"bench-{i // 2500}"
+            await limits.check("failed-authentication", address=who)
+            await limits.spend("read", principal=who, address=who)
+        return (time.process_time() - started) / calls * 1e6
+
+    return {
+        "authenticate_us": authenticate_us,
+        "jwt_rs256_us": jwt_us,
+        "jwt_rs256_first_us": jwt_first_us,
+        "rate_limits_us": trio.run(spend),
+    }
+
+
+def _process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _wait_connected(base: str, token: str | None) -> None:
     import httpx
 
-    async with httpx.AsyncClient(timeout=5.0) as client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(timeout=5.0, headers=headers) as client:
         with trio.fail_after(START_TIMEOUT):
             while True:
                 r = await client.post(f"{base}/api/v1/tools/qsys_status", json={})
@@ -492,32 +616,70 @@ async def measure(opts: argparse.Namespace) -> list[dict[str, Any]]:
         ) as (_, line):
             record = _event(line, "emulator.listening")
             assert record is not None
-            config = _config(Path(tmp), int(record["tcp_port"]))
-            serve = [*qsysd, "serve", "--config", str(config)]
-            async with child(serve, ready=_is_listening, name="qsysd serve") as (_, line):
-                base = _listening_url(line)
-                assert base is not None
-                await _wait_connected(base)
-                tools = f"{base}/api/v1/tools"
-                add(
+            port = int(record["tcp_port"])
+            on_config = _config(Path(tmp), port, auth=True)
+            token = await _operator_token(on_config)
+            off_config = _config(Path(tmp), port, auth=False)
+            async with (
+                child([*qsysd, "serve", "--config", str(on_config)], ready=_is_listening,
+                      name="qsysd serve (auth on)") as (on_process, on_line),
+                child([*qsysd, "serve", "--config", str(off_config)], ready=_is_listening,
+                      name="qsysd serve (auth off)") as (off_process, off_line),
+            ):  # fmt: skip
+                doors = {
+                    "on": (_listening_url(on_line), token, on_process.pid),
+                    "off": (_listening_url(off_line), None, off_process.pid),
+                }
+                for base, key, _ in doors.values():
+                    assert base is not None
+                    await _wait_connected(base, key)
+                pairs = [0]
+
+                async def both(name: str, baseline: str, kind: str, run: Any) -> None:
+                    # Interleaved under the same load on the machine: on then off, then off
+                    # then on for the next row, so neither side always runs first.
+                    order = list(doors.items())
+                    if pairs[0] % 2:
+                        order.reverse()
+                    pairs[0] += 1
+                    measured = {}
+                    for auth, (base, key, pid) in order:
+                        cpu0 = _process_cpu_s(pid)
+                        result = await run(base, key)
+                        cpu = _process_cpu_s(pid) - cpu0
+                        result["server_cpu_ms_per_call"] = 1000 * cpu / max(1, result["calls"])
+                        measured[auth] = result
+                        label = f"{name}, auth {auth}"
+                        print(f"  measured {label}: {result['calls_per_s']:.0f} calls/s",
+                              file=sys.stderr)  # fmt: skip
+                    for auth in doors:
+                        rows.append({"name": f"{name}, auth {auth}", "baseline": baseline,
+                                     "kind": kind, "auth": auth, **measured[auth]})  # fmt: skip
+
+                await both(
                     "REST qsys_get (cached read)",
                     "bare-rest",
                     "rest",
-                    await run_wrk(f"{tools}/qsys_get", [read_args], opts),
+                    lambda b, k: run_wrk(f"{b}/api/v1/tools/qsys_get", [read_args], opts, k),
                 )
-                add(
+                await both(
                     "REST qsys_set (write)",
                     "bare-rest",
                     "rest",
-                    await run_wrk(f"{tools}/qsys_set", [write_a, write_b], opts),
+                    lambda b, k: run_wrk(f"{b}/api/v1/tools/qsys_set", [write_a, write_b], opts, k),
                 )
                 for era in ("legacy", "modern"):
-                    result = await run_mcp_load(f"{base}/mcp", era, "qsys_get", read_args, opts)
-                    add(f"/mcp qsys_get ({era})", f"bare-mcp-{era}", "mcp", result)
-                result = await run_mcp_load(
-                    f"{base}/mcp", "legacy", "qsys_set", write_a, opts, alternate=write_b
-                )
-                add("/mcp qsys_set (legacy)", "bare-mcp-legacy", "mcp", result)
+                    await both(
+                        f"/mcp qsys_get ({era})",
+                        f"bare-mcp-{era}",
+                        "mcp",
+                        lambda b, k, era=era: run_mcp_load(
+                            f"{b}/mcp", era, "qsys_get", read_args, opts, token=k
+                        ),
+                    )
+                await both("/mcp qsys_set (legacy)", "bare-mcp-legacy", "mcp",
+                           lambda b, k: run_mcp_load(f"{b}/mcp", "legacy", "qsys_set", write_a,
+                                                     opts, alternate=write_b, token=k))  # fmt: skip
     return rows
 
 
@@ -550,6 +712,17 @@ def print_table(rows: list[dict[str, Any]], opts: argparse.Namespace) -> None:
         "vs base = calls/s over the same-run baseline (REST: bare Quart-Trio; /mcp: bare MCP SDK "
         "server in the same era). client CPU = the Python load generator's own CPU share."
     )
+    offs = {row["name"].removesuffix(", auth off"): row for row in rows if row.get("auth") == "off"}
+    print("\nThe cost of authentication and rate limits (the same row, auth on vs auth off):")
+    for row in rows:
+        off = offs.get(row["name"].removesuffix(", auth on"))
+        if row.get("auth") != "on" or off is None:
+            continue
+        ratio = row["calls_per_s"] / off["calls_per_s"]
+        print(f"  {row['name'].removesuffix(', auth on'):<30} {row['calls_per_s']:7.0f} vs "
+              f"{off['calls_per_s']:7.0f} calls/s ({ratio:.2f}x), p50 {row['p50_ms']:.1f} vs "
+              f"{off['p50_ms']:.1f} ms, server CPU {row['server_cpu_ms_per_call']:.2f} vs "
+              f"{off['server_cpu_ms_per_call']:.2f} ms per call")  # fmt: skip
 
 
 def main() -> None:
@@ -580,11 +753,19 @@ def main() -> None:
     if opts.quick:
         opts.duration, opts.max_calls = 2.0, 2_000
     rows = trio.run(measure, opts)
+    cost = access_cost()
     if opts.json:
-        print(json.dumps({"connections": opts.connections, "duration_s": opts.duration,
-                          "targets": TARGETS, "rows": rows}, indent=2))  # fmt: skip
+        document = {"connections": opts.connections, "duration_s": opts.duration,
+                    "targets": TARGETS, "rows": rows, "access_cost": cost}  # fmt: skip
+        print(json.dumps(document, indent=2))
     else:
         print_table(rows, opts)
+        print(
+            "Access control's own CPU per call, in process: an API token "
+            f"{cost['authenticate_us']:.1f} us, a JWT (RS256) {cost['jwt_rs256_first_us']:.0f} us "
+            f"the first time and {cost['jwt_rs256_us']:.1f} us after, "
+            f"the rate limits {cost['rate_limits_us']:.1f} us"
+        )
 
 
 if __name__ == "__main__":

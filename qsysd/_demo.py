@@ -8,6 +8,7 @@ is an MCP server and says nothing beyond its logs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import sys
@@ -17,18 +18,42 @@ from typing import TextIO
 
 import trio
 
-from qsysd.config import Config, CoreConfig, HttpConfig, StateConfig
+from qsysd.access import TokenStore
+from qsysd.config import (
+    AuthConfig,
+    Config,
+    CoreConfig,
+    HttpConfig,
+    StateConfig,
+    state_dir_problem,
+)
 from qsysd.daemon import Daemon
 from qsysd.emulator import Design, demo_design, serve_emulator
+from qsysd.errors import LookupFailed, StartupError
 from qsysd.logs import get_logger
 from qsysd.state import StateStore
 
-__all__ = ["banner_lines", "print_changes", "qsysd_command", "run_demo"]
+__all__ = ["DEMO_TOKEN_NAME", "banner_lines", "demo_token", "print_changes", "qsysd_command",
+           "run_demo"]  # fmt: skip
 
 log = get_logger("qsysd.demo")
 
 #: Component types that are a room (a zone's level and mute), listed first in the banner.
 _ROOM_TYPES = frozenset({"gain"})
+#: The name of the operator token each demo run makes afresh (the audit's principal).
+DEMO_TOKEN_NAME = "demo-operator"
+
+
+def demo_token(config: Config) -> str:
+    """A fresh operator token in the demo's tokens file (a previous run's one is revoked)."""
+    problem = state_dir_problem(config.state.dir)  # the tokens file lives there
+    if problem is not None:
+        raise StartupError(problem)
+    store = TokenStore(config.tokens_path())
+    store.load()
+    with contextlib.suppress(LookupFailed):
+        store.revoke(DEMO_TOKEN_NAME)
+    return store.create(DEMO_TOKEN_NAME, "operator")
 
 
 def qsysd_command() -> str:
@@ -55,8 +80,13 @@ def _qrc_set_line(port: int, component: str, control: str, value: float) -> str:
     return f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}"
 
 
-def banner_lines(design: Design, port: int, http: str | None = None) -> list[str]:
-    """What the demo prints at a terminal before the live changes; ``http`` is the base URL."""
+def banner_lines(
+    design: Design, port: int, http: str | None = None, token: str | None = None
+) -> list[str]:
+    """What the demo prints at a terminal before the live changes; ``http`` is the base URL.
+
+    ``token`` is the operator API token the HTTP lines authenticate with.
+    """
     qsysd = qsysd_command()
     rooms = [c.name for c in design.components if c.type in _ROOM_TYPES]
     others = [f"{c.name} ({c.type})" for c in design.components if c.type not in _ROOM_TYPES]
@@ -78,6 +108,12 @@ def banner_lines(design: Design, port: int, http: str | None = None) -> list[str
             f"  OpenAPI:               {http}/api/v1/openapi.json",
             f"  live events (SSE):     {http}/api/v1/events",
         ]
+        if token is not None:
+            lines.append(
+                f"  operator token:        {token}  (HTTP needs it: "
+                "'Authorization: Bearer <token>'; made afresh at each start)"
+            )
+    bearer = shlex.quote(f"Authorization: Bearer {token}") if token else None
     lines += [
         "Try next:",
         "  list the tools with the MCP Inspector (Node 22+; it starts its own demo):",
@@ -87,15 +123,14 @@ def banner_lines(design: Design, port: int, http: str | None = None) -> list[str
         *(
             [
                 "  read a control over REST:",
-                f"    curl -s {http}/api/v1/tools/qsys_get -H 'content-type: application/json' "
-                """-d '{"controls": ["Lobby_BGM.gain"]}'""",
+                f"    curl -s {http}/api/v1/tools/qsys_get -H {bearer} "
+                """-H 'content-type: application/json' -d '{"controls": ["Lobby_BGM.gain"]}'""",
                 "  call a tool from the shell:",
-                f"    {qsysd} call qsys_summary --url {http}",
-                "  list the tools over HTTP with the MCP Inspector:",
-                f"    npx @modelcontextprotocol/inspector --cli {http}/mcp --transport http "
-                "--method tools/list",
+                f"    QSYSD_TOKEN={token} {qsysd} call qsys_summary --url {http}",
+                "  connect the MCP Inspector's web page (npx @modelcontextprotocol/inspector) to "
+                f"{http}/mcp (Streamable HTTP), with the token as its bearer token",
             ]
-            if http is not None
+            if http is not None and token is not None
             else []
         ),
         "  change a level at the emulated Core, as a touch panel would (watch the line below):",
@@ -118,10 +153,10 @@ async def print_changes(
             out.flush()
 
 
-async def _show(daemon: Daemon, design: Design, port: int, out: TextIO) -> None:
+async def _show(daemon: Daemon, design: Design, port: int, token: str, out: TextIO) -> None:
     await daemon.wait_ready()  # after discovery: only changes from now on are news
     http = daemon.http.urls[0].rstrip("/") if daemon.http and daemon.http.urls else None
-    out.write("\n".join(banner_lines(design, port, http)) + "\n")
+    out.write("\n".join(banner_lines(design, port, http, token)) + "\n")
     out.flush()
     await print_changes(daemon.store, out)
 
@@ -142,12 +177,15 @@ async def run_demo(args: argparse.Namespace) -> None:
                 ],
                 state=StateConfig(dir=args.state_dir or tmp),
                 http=HttpConfig(enabled=not args.stdio, listen=args.listen),
+                # HTTP authenticates as everywhere else; stdio is the trusted child as always.
+                auth=AuthConfig(mode="token"),
             )
             daemon = Daemon(config)
             if args.stdio:
                 await daemon.run(stdio=True)
                 return
+            token = await trio.to_thread.run_sync(demo_token, config)
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_show, daemon, design, emulator.tcp_port, sys.stderr)
+                nursery.start_soon(_show, daemon, design, emulator.tcp_port, token, sys.stderr)
                 await daemon.run(stdio=False)
                 nursery.cancel_scope.cancel()

@@ -289,10 +289,10 @@ class Daemon:
                 os._exit(code)
 
     async def reload(self) -> None:
-        """SIGHUP: re-read the configuration (policy, logging, stop grace) and the tokens file.
+        """SIGHUP: re-read the configuration (policy, logging, stop grace), tokens and JWT keys.
 
-        An invalid configuration is logged and the running one kept. The tokens file is
-        re-read even then (an invalid one is logged; no token works until it is fixed).
+        An invalid configuration is logged and the running one kept. The tokens and keys files
+        are re-read even then (an invalid one is logged; none of its tokens works until fixed).
         """
         changes: dict[str, object] = {}
         if self.config_source is not None:
@@ -306,10 +306,10 @@ class Daemon:
                 )
             else:
                 changes = self._apply(new)
-        tokens = self.authenticator.tokens if self.authenticator else None
-        if tokens is not None:
-            await trio.to_thread.run_sync(functools.partial(tokens.reload_if_changed, force=True))
-            changes["tokens"] = len(tokens.records())
+        if self.authenticator is not None:  # the tokens file and the JWT keys file
+            await trio.to_thread.run_sync(self.authenticator.reload)
+            if self.authenticator.tokens is not None:
+                changes["tokens"] = len(self.authenticator.tokens.records())
         log.info("daemon.reloaded", **changes)
 
     def _apply(self, new: Config) -> dict[str, object]:

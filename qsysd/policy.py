@@ -17,6 +17,10 @@ Rules, each named in the :class:`~qsysd.errors.PolicyViolation` it raises:
   level is not the hazard this guards against, so it never counts.
 - ``max_drop``: a gain lowered by more than ``max_gain_drop_db`` (off by default) without
   ``confirm: true``.
+- ``role``: the caller's role has a ``[policy.roles.NAME]`` that does not allow this write:
+  the control (or snapshot trigger ``Bank.load.N``) matches none of its ``controls``, or the
+  role is ``read_only``. The call path says which role is acting (:func:`acting_role`), so
+  every write of a call, a plugin tool's through its ``ToolContext`` too, is checked.
 
 Patterns match ``Component.control`` (or the named control's name), case-insensitively (a
 pattern that differs from the design only in case still protects); a pattern with a ``:``
@@ -34,18 +38,36 @@ it never talks to a Core.
 from __future__ import annotations
 
 import collections
+import contextlib
+import contextvars
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from fnmatch import fnmatchcase
 
 import attrs
 
-from qsysd.config import PolicyConfig
+from qsysd.config import PolicyConfig, RolePolicyConfig
 from qsysd.errors import PolicyViolation
 
-__all__ = ["Policy", "ProposedWrite", "parse_number", "parse_strict_number"]
+__all__ = ["Policy", "ProposedWrite", "acting_role", "parse_number", "parse_strict_number"]
+
+#: The role of the call being served; writes outside a call (a plugin's own service) have none.
+_ACTING_ROLE: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "qsysd_acting_role", default=None
+)
+
+
+@contextlib.contextmanager
+def acting_role(role: str | None) -> Iterator[None]:
+    """Within this block, writes are checked against ``role``'s ``[policy.roles]`` entry."""
+    token = _ACTING_ROLE.set(role)
+    try:
+        yield
+    finally:
+        _ACTING_ROLE.reset(token)
+
 
 _GAIN_WORDS = frozenset({"gain", "level", "volume", "vol", "lvl", "trim"})
 _NUMERIC_TYPES = ("Float", "Integer")
@@ -197,21 +219,39 @@ class Policy:
         return self.config.read_only
 
     def check_writable(self, what: str) -> None:
-        """Raise if the daemon is read-only; ``what`` says which operation was refused."""
+        """Raise if the daemon (or the acting role) is read-only; ``what`` names the operation."""
         if self.config.read_only:
             raise PolicyViolation(
                 "read_only", f"the daemon is in read-only mode; {what} is not allowed"
             )
+        role, scope = self._acting()
+        if scope is not None and scope.read_only:
+            raise PolicyViolation(
+                "role", f"role {role!r} is read-only (policy.roles.{role}); {what} is not allowed"
+            )
+
+    def _acting(self) -> tuple[str | None, RolePolicyConfig | None]:
+        """The acting role and its ``[policy.roles]`` entry (None: not narrowed)."""
+        role = _ACTING_ROLE.get()
+        return role, self.config.roles.get(role) if role is not None else None
 
     def is_protected(self, control: str, core: str = "") -> bool:
         return self._protected_by(control, core) is not None
 
     def check_not_protected(self, control: str, core: str = "") -> None:
-        """Raise if ``control`` (``Component.control``) matches a protected pattern."""
+        """Raise if ``control`` (``Component.control``) is protected or out of the role's reach."""
         pattern = self._protected_by(control, core)
         if pattern is not None:
             raise PolicyViolation(
                 "protected", f"{control} is protected (pattern {pattern!r}) and never writable"
+            )
+        role, scope = self._acting()
+        if scope is not None and not any(_matches(p, control, core) for p in scope.controls):
+            raise PolicyViolation(
+                "role",
+                f"role {role!r} may write only controls matching "
+                f"{', '.join(map(repr, scope.controls))} (policy.roles.{role}); {control} is "
+                "not one of them",
             )
 
     def _protected_by(self, control: str, core: str) -> str | None:

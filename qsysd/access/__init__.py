@@ -5,6 +5,8 @@ back into its bytes; :class:`CallPath` does everything between (authorization, v
 the tool, logging and metrics), the same way for every door.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from qsysd.access._authn import Authenticator as Authenticator
 from qsysd.access._calls import (
     CallPath as CallPath,
@@ -23,6 +25,9 @@ from qsysd.access._tokens import (
     TokenStore as TokenStore,
 )
 
+if TYPE_CHECKING:
+    from qsysd.access._jwt import JwtVerifier as JwtVerifier
+
 __all__ = [
     "BUILTIN_ROLES",
     "DOORS",
@@ -31,9 +36,19 @@ __all__ = [
     "CallPath",
     "CallStatistics",
     "Door",
+    "JwtVerifier",
     "Principal",
     "RateLimits",
     "Roles",
     "TokenRecord",
     "TokenStore",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # PyJWT and cryptography load only where a configuration verifies JWTs.
+    if name == "JwtVerifier":
+        from qsysd.access._jwt import JwtVerifier
+
+        return JwtVerifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,6 +24,7 @@ from qsysd.errors import (
 )
 from qsysd.logs import bound_context
 from qsysd.plugins import Registry, Tool, ToolContext
+from qsysd.policy import acting_role
 from qsysd.state import CallRecord
 
 __all__ = ["CallPath", "CallStatistics"]
@@ -100,12 +101,15 @@ class CallPath:
                         principal=principal.name,
                         address=principal.address,
                     )
-                output = await self.registry.call_tool(
-                    name,
-                    arguments,
-                    ToolContext(self.api, principal.name),
-                    permissions=principal.permissions,
-                )
+                # Every write the tool makes (a plugin's through its ToolContext too) is checked
+                # against the role's [policy.roles] entry, as well as the global policy.
+                with acting_role(principal.role):
+                    output = await self.registry.call_tool(
+                        name,
+                        arguments,
+                        ToolContext(self.api, principal.name),
+                        permissions=principal.permissions,
+                    )
             except QsysdError as exc:
                 report = describe(exc)
                 outcome = _outcome(exc, report.status)

@@ -36,6 +36,28 @@ log = structlog.get_logger("qsysd.access")
 REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://")
 
 
+class _MemoryStorage(MemoryStorage):
+    """limits' memory storage, its expired entries dropped on the calling thread.
+
+    The library's own storage starts a ``threading.Timer`` on any call that finds none
+    alive, about every 10 ms under load, and ``Thread.start()`` blocks the caller until the
+    new thread runs: on the trio thread of a busy two-core machine that cost ~2 ms per start,
+    measured (bench/bench_http.py), many times the limit check itself. Dropping expired
+    entries is only memory upkeep (every check counts by time), so here it happens on the
+    caller's thread at most once a second.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._dropped_at = 0.0
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # the library's private hook
+        now = time.monotonic()
+        if now - self._dropped_at >= 1.0:
+            self._dropped_at = now
+            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+
+
 def parse_rate(text: str) -> RateLimitItem | None:
     """``"120/minute"`` as a limit; ``"off"`` as None; ValueError when neither."""
     if text == "off":
@@ -71,7 +93,7 @@ class RateLimits:
             ("write", "address"): parse_rate(address_write),
             ("failed-authentication", "address"): parse_rate(failed_authentication),
         }
-        backend: Storage = MemoryStorage()
+        backend: Storage = _MemoryStorage()
         if storage is not None:
             try:
                 backend = RedisStorage(

@@ -41,6 +41,15 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _FORMAT_VERSION = 1
 
 
+def file_signature(path: Path) -> tuple[int, int, int] | None:
+    """What tells a file changed: modification time, size and inode (a rename over it)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -139,13 +148,6 @@ class TokenStore:
 
     # reading -------------------------------------------------------------------------------
 
-    def _signature(self) -> tuple[int, int, int] | None:
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
-
     def _read(self) -> list[TokenRecord]:
         try:
             text = self.path.read_text(encoding="utf-8")
@@ -158,7 +160,7 @@ class TokenStore:
 
     def load(self) -> None:
         """Read the file now; an invalid file raises :class:`ConfigError` (checked at start)."""
-        signature = self._signature()
+        signature = file_signature(self.path)
         self._records = self._read()
         self._seen = signature
         self.reloads += 1
@@ -166,7 +168,7 @@ class TokenStore:
 
     def reload_if_changed(self, *, force: bool = False) -> None:
         """Re-read the file if it changed; an invalid file then fails closed (no token works)."""
-        signature = self._signature()
+        signature = file_signature(self.path)
         if signature == self._seen and not force:
             return
         try:

@@ -76,7 +76,8 @@ def check(config: Config, problems: list[str]) -> None:
 
 UNAUTHENTICATED_NETWORK = (
     "with auth.mode = 'none' anyone who reaches the port controls the Cores, so qsysd serves "
-    "HTTP only on 127.0.0.1, ::1, localhost or a unix socket: set auth.mode = 'token', or "
+    "HTTP only on 127.0.0.1, ::1, localhost or a unix socket: set auth.mode = 'token' (the "
+    "default), 'jwt' or 'token+jwt', or "
     "http.allow_unauthenticated_network = true if another layer authenticates"
 )
 
@@ -122,6 +123,81 @@ def _check_auth(config: Config, problems: list[str]) -> None:
             )
     if not auth.stdio_principal.strip():
         problems.append("auth.stdio_principal: must not be empty")
+    _check_jwt(config, problems)
+    known = {*builtin, *auth.roles}
+    for name, role in config.policy.roles.items():
+        where = f"policy.roles.{name}"
+        if name not in known:
+            problems.append(f"{where}: unknown role {name!r}; roles: {', '.join(sorted(known))}")
+        if not role.controls:
+            problems.append(f"{where}.controls: empty; give globs like 'Lobby*' ('*': any)")
+        for pattern in role.controls:
+            if not pattern.strip():
+                problems.append(f"{where}.controls: a pattern must not be empty")
+
+
+def _check_jwt(config: Config, problems: list[str]) -> None:
+    from qsysd.config._model import JwtConfig
+
+    jwt = config.auth.jwt
+    if not config.auth.uses_jwt:
+        if jwt != JwtConfig():
+            problems.append(
+                f"auth.jwt: set, but auth.mode is {config.auth.mode!r}, which accepts no JWT; "
+                "use auth.mode = 'jwt' or 'token+jwt', or remove [auth.jwt]"
+            )
+        return
+    from qsysd.access._jwt import ASYMMETRIC_ALGORITHMS, load_keys
+
+    for key, example in (("issuer", "https://login.example.com/realms/venue"),
+                         ("audience", "https://qsys.example.com/mcp")):  # fmt: skip
+        value = getattr(jwt, key)
+        if not value:
+            problems.append(f"auth.jwt.{key}: required with auth.mode {config.auth.mode!r} "
+                            f"(for example {example!r})")  # fmt: skip
+        elif not value.startswith(("https://", "http://")):
+            problems.append(f"auth.jwt.{key}: {value[:80]!r} must be an http(s) URL")
+    if not jwt.keys_file:
+        problems.append(
+            f"auth.jwt.keys_file: required with auth.mode {config.auth.mode!r}: the "
+            "authorization server's public keys, as a JWKS file or PEM"
+        )
+    else:
+        try:
+            keys = load_keys(jwt.keys_file)
+        except ValueError as exc:
+            problems.append(f"auth.jwt.keys_file: {exc}")
+        else:
+            fitting = [a for a in jwt.algorithms if a in ASYMMETRIC_ALGORITHMS]
+            if fitting and not any(k.fits(a) for k in keys for a in fitting):
+                problems.append(
+                    "auth.jwt.keys_file: no key fits any of auth.jwt.algorithms "
+                    f"({', '.join(jwt.algorithms)})"
+                )
+    if not jwt.algorithms:
+        problems.append("auth.jwt.algorithms: must name at least one algorithm")
+    for alg in jwt.algorithms:
+        if alg not in ASYMMETRIC_ALGORITHMS:
+            why = (
+                "an unsigned token proves nothing"
+                if alg.lower() == "none"
+                else "a shared secret would let this server mint tokens too"
+                if alg.upper().startswith("HS")
+                else "it is not a JWT signature algorithm"
+            )
+            problems.append(
+                f"auth.jwt.algorithms: {alg[:20]!r} is refused ({why}); use "
+                f"{', '.join(ASYMMETRIC_ALGORITHMS)}"
+            )
+    if len(set(jwt.algorithms)) != len(jwt.algorithms):
+        problems.append("auth.jwt.algorithms: an algorithm is listed twice")
+    if not 0 <= jwt.leeway <= 300:
+        problems.append("auth.jwt.leeway: must be 0 to 300 seconds (a small clock skew)")
+    if not jwt.roles_claim.strip() or any(not p for p in jwt.roles_claim.split(".")):
+        problems.append(
+            f"auth.jwt.roles_claim: {jwt.roles_claim!r} is not a claim name ('roles', "
+            "'realm_access.roles')"
+        )
 
 
 def _check_http(config: Config, problems: list[str]) -> None:
@@ -209,6 +285,16 @@ def config_warnings(config: Config) -> list[str]:
                 f"or /run/secrets/core-{core.name}-password): Logon will be sent with an empty "
                 "PIN, which a Core with access control refuses"
             )
+    if (
+        config.http.enabled
+        and config.auth.mode == "token"
+        and not Path(config.tokens_path()).exists()
+    ):
+        found.append(
+            f"auth.tokens_file: {config.tokens_path()!r} does not exist yet, so every HTTP "
+            "request but /health will be refused (401): create a token with `qsysd token "
+            "create --name NAME --role ROLE`"
+        )
     return found
 
 

@@ -16,9 +16,11 @@ __all__ = [
     "CoreConfig",
     "DaemonConfig",
     "HttpConfig",
+    "JwtConfig",
     "LoggingConfig",
     "PluginsConfig",
     "PolicyConfig",
+    "RolePolicyConfig",
     "Secret",
     "StateConfig",
     "ValueBound",
@@ -90,11 +92,36 @@ class HttpConfig:
         return [self.listen] if isinstance(self.listen, str) else list(self.listen)
 
 
+#: Asymmetric JWT algorithms accepted unless ``auth.jwt.algorithms`` says otherwise.
+DEFAULT_JWT_ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA")
+
+
+@attrs.frozen
+class JwtConfig:
+    """JWT access tokens from an authorization server, verified offline with its public keys."""
+
+    #: The authorization server: the tokens' ``iss``, listed in the protected-resource metadata.
+    issuer: str | None = None
+    #: This server's resource URL (``https://qsys.example.com/mcp``): tokens' ``aud`` must name it.
+    audience: str | None = None
+    #: A JWKS document (``{"keys": [...]}``) or PEM public keys / certificates.
+    keys_file: str | None = None
+    algorithms: list[str] = attrs.Factory(lambda: list(DEFAULT_JWT_ALGORITHMS))
+    #: Seconds of clock skew allowed on ``exp`` and ``nbf``.
+    leeway: float = 30.0
+    #: The claim naming the caller's role (a string or a one-role list; dots reach into objects).
+    roles_claim: str = "roles"
+
+
+#: How HTTP clients authenticate: API tokens, JWTs, either (by the ``qsysd_`` prefix), or none.
+AuthMode = Literal["token", "jwt", "token+jwt", "none"]
+
+
 @attrs.frozen
 class AuthConfig:
     """Who may call: HTTP clients authenticate; stdio runs as a configured principal and role."""
 
-    mode: Literal["none", "token"] = "none"
+    mode: AuthMode = "token"
     #: The tokens file (hashes only); default ``tokens.json`` in ``state.dir``.
     tokens_file: str | None = None
     #: stdio is trusted as the child of the process that started it: who it acts as.
@@ -112,6 +139,15 @@ class AuthConfig:
     #: Where budgets are kept: None in memory; a ``redis://`` URL shares them between instances.
     rate_limit_storage: Secret | None = None
     rate_limit_storage_file: str | None = None
+    jwt: JwtConfig = attrs.Factory(JwtConfig)
+
+    @property
+    def uses_tokens(self) -> bool:
+        return self.mode in ("token", "token+jwt")
+
+    @property
+    def uses_jwt(self) -> bool:
+        return self.mode in ("jwt", "token+jwt")
 
 
 @attrs.frozen
@@ -139,6 +175,15 @@ class ValueBound:
 
 
 @attrs.frozen
+class RolePolicyConfig:
+    """What one role may write, on top of the policy every write passes."""
+
+    #: Globs of ``Component.control`` (``core:Component.control`` with a colon) it may write.
+    controls: list[str] = attrs.Factory(lambda: ["*"])
+    read_only: bool = False
+
+
+@attrs.frozen
 class PolicyConfig:
     """The safety policy applied to every write, whatever the door."""
 
@@ -151,6 +196,8 @@ class PolicyConfig:
     max_gain_drop_db: float | None = None
     max_gain_step_window_s: float = 10.0
     aliases: dict[str, str] = attrs.Factory(dict)
+    #: ``[policy.roles.NAME]``: per-role limits for callers with that role.
+    roles: dict[str, RolePolicyConfig] = attrs.Factory(dict)
 
 
 @attrs.frozen

@@ -61,6 +61,21 @@ def local_principal(door: str, address: str | None) -> Principal:
     return Principal("local", door="mcp" if door == "mcp" else "rest", address=address)
 
 
+def session_owner(principal: Principal) -> Any:
+    """The MCP SDK's user for ``principal``: it binds a legacy session to who opened it.
+
+    The SDK's session manager answers 404 to a request for a session opened with other
+    credentials; each call is authorized by its own request's principal all the same.
+    """
+    from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+    from mcp.server.auth.provider import AccessToken
+
+    # ``token`` is not compared (the owner is client_id, issuer, subject): never store it.
+    return AuthenticatedUser(
+        AccessToken(token="", client_id=principal.name, scopes=[], subject=principal.name)
+    )
+
+
 def anonymous_principal(address: str | None) -> Principal:
     """The caller of an open path when authentication is on: no permission at all."""
     return Principal("anonymous", door="rest", role="", permissions=frozenset(), address=address)
@@ -75,15 +90,13 @@ def _base_url(scope: Scope) -> str:
     return f"{scope.get('scheme', 'http')}://{host}"
 
 
-def resource_metadata(scope: Scope) -> dict[str, Any]:
-    """The OAuth protected-resource metadata (RFC 9728) of the MCP endpoint."""
-    base = _base_url(scope)
-    return {
-        "resource": f"{base}/mcp",
-        "authorization_servers": [],
-        "bearer_methods_supported": ["header"],
-        "resource_name": "qsysd",
-    }
+def resource_metadata(scope: Scope, authenticator: Authenticator) -> dict[str, Any]:
+    """The OAuth protected-resource metadata (RFC 9728) of the MCP endpoint.
+
+    With JWTs the resource is the configured audience (what clients ask their authorization
+    server for) and the authorization server is the configured issuer.
+    """
+    return authenticator.resource_metadata(f"{_base_url(scope)}/mcp")
 
 
 def challenge(scope: Scope, exc: AuthenticationFailed) -> bytes:
@@ -290,7 +303,7 @@ class HttpFrontEnd:
             path = scope["path"]
             door: Door = "mcp" if path == "/mcp" or path.startswith("/mcp/") else "rest"
             if path == RESOURCE_METADATA_PATH or path.startswith(RESOURCE_METADATA_PATH + "/"):
-                await send_json(send, resource_metadata(scope))
+                await send_json(send, resource_metadata(scope, authenticator))
                 return
             if authenticator.required and path in OPEN_PATHS:
                 scope[PRINCIPAL_KEY] = anonymous_principal(address)
@@ -301,7 +314,10 @@ class HttpFrontEnd:
                 if authenticator.required and authorization is not None:
                     # Once an address failed too often, no credentials are even looked at.
                     await limits.check("failed-authentication", address=address)
-                scope[PRINCIPAL_KEY] = authenticator.authenticate(authorization, door, address)
+                principal = authenticator.authenticate(authorization, door, address)
+                scope[PRINCIPAL_KEY] = principal
+                if door == "mcp" and authenticator.required:
+                    scope["user"] = session_owner(principal)
             except RateLimited as exc:
                 log.info("auth.rate_limited", door=door, client=address, path=path)
                 await calls.audit(None, "limited", door=door, address=address,

@@ -30,7 +30,7 @@ async def test_tokens_made_by_the_cli_authenticate_and_revoke_without_a_restart(
 ) -> None:
     with trio.fail_after(WAIT * 2):
         async with serve_emulator(demo_design()) as emulator:
-            config = write_config(tmp_path, emulator, http='[auth]\nmode = "token"\n')
+            config = write_config(tmp_path, emulator, auth="")  # the default: API tokens
             made = token_cli(config, "create", "--name", "automation", "--role", "operator")
             assert made.returncode == 0, made.stderr
             token = made.stdout.strip()

@@ -36,6 +36,12 @@ class TextLines:
             self.buffer += chunk
 
 
+async def run_shell(line: str) -> subprocess.CompletedProcess[bytes]:
+    return await trio.run_process(
+        line, shell=True, check=False, capture_stdout=True, capture_stderr=True
+    )
+
+
 async def test_demo_shows_the_design_what_to_try_and_each_change(tmp_path: Path) -> None:
     process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "qsysd", "demo", "--state-dir", str(tmp_path)],
@@ -54,6 +60,20 @@ async def test_demo_shows_the_design_what_to_try_and_each_change(tmp_path: Path)
         assert "  rooms: Lobby_BGM, Restaurant, Bar, Terrace, Boardroom, Ballroom" in banner
         assert "Ballroom_Mics (mixer)" in text and "snapshot bank: Scenes" in text
         assert "npx @modelcontextprotocol/inspector --cli " in text
+        # HTTP authenticates: the printed token works, as printed, and nothing works without.
+        [token] = [x.split()[2] for x in banner if "operator token:" in x]
+        assert token.startswith("qsysd_")
+        for what in ("read a control over REST", "call a tool from the shell"):
+            line = banner[banner.index(next(x for x in banner if what in x)) + 1].strip()
+            assert token in line
+            with trio.fail_after(WAIT):
+                ran = await run_shell(line)
+            assert ran.returncode == 0, ran.stderr
+            assert b"Lobby_BGM" in ran.stdout or b"Harbour Hotel" in ran.stdout, ran.stdout
+            without = line.replace(token, "qsysd_not-the-token")
+            with trio.fail_after(WAIT):
+                refused = await run_shell(without)
+            assert b"authentication-failed" in refused.stdout + refused.stderr
         # The banner's own QRC line, run as printed, is a change by another client.
         qrc_line = banner[banner.index(next(x for x in banner if "touch panel" in x)) + 1]
         with trio.fail_after(WAIT):

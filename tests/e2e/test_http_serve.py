@@ -26,7 +26,18 @@ WAIT = 30.0
 QSYSD = [sys.executable, "-m", "qsysd"]
 
 
-def write_config(tmp_path: Path, emulator: EmulatorServer, http: str = "", core: str = "") -> Path:
+def write_config(
+    tmp_path: Path,
+    emulator: EmulatorServer,
+    http: str = "",
+    core: str = "",
+    auth: str = 'mode = "none"\n',
+) -> Path:
+    """A config serving HTTP on loopback; ``auth`` is the ``[auth]`` table's body.
+
+    These tests are about the HTTP doors themselves, so they choose no authentication
+    explicitly; ``auth=""`` leaves the default (API tokens).
+    """
     named = ", ".join(f'"{c.name}"' for c in demo_design().named_controls)
     config = tmp_path / "qsysd.toml"
     config.write_text(
@@ -35,6 +46,7 @@ def write_config(tmp_path: Path, emulator: EmulatorServer, http: str = "", core:
         f'[state]\ndir = "{tmp_path / "state"}"\n'
         '[http]\nenabled = true\nlisten = "127.0.0.1:0"\nstop_grace = 10.0\n'
         f"{http}"
+        f"[auth]\n{auth}"
         '[logging]\nformat = "json"\nlevel = "info"\n'
     )
     return config

@@ -10,11 +10,14 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
+import trio
 from _services import require_service
+from test_http_serve import WAIT, http_daemon, write_config
+
+from qsysd.emulator import demo_design, serve_emulator
 
 
 def inspector_command() -> list[str]:
@@ -66,34 +69,26 @@ def test_inspector_reads_a_resource_and_lists_prompts(tmp_path: Path) -> None:
     assert "troubleshoot_silent_room" in {p["name"] for p in prompts}
 
 
-def test_inspector_lists_and_calls_tools_over_streamable_http(tmp_path: Path) -> None:
+async def test_inspector_lists_and_calls_tools_over_streamable_http(tmp_path: Path) -> None:
+    """`qsysd serve` on loopback with ``auth.mode = "none"`` chosen explicitly.
+
+    The Inspector CLI (0.15) cannot send an Authorization header, so it meets a daemon
+    without authentication here; the token path is tested with the SDK's client and httpx.
+    """
     inspector_command()  # skip before starting anything when the Inspector is missing
-    command = [sys.executable, "-m", "qsysd", "demo", "--listen", "127.0.0.1:0"]
-    command += ["--state-dir", str(tmp_path)]
-    demo = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    drain = threading.Thread(target=lambda: demo.stderr and demo.stderr.read(), daemon=True)
-    try:
-        assert demo.stderr is not None
-        url = None
-        for line in demo.stderr:  # the banner names the URLs once the daemon is ready
-            if "MCP (Streamable HTTP):" in line:
-                url = line.split(": ", 1)[1].strip()
-                break
-        assert url and url.startswith("http://127.0.0.1:")
-        drain.start()  # keep the pipe drained
-        tools = inspector_url(url, "--method", "tools/list")["tools"]
-        assert "qsys_set" in {t["name"] for t in tools}
-        change = 'changes=[{"control": "Bar.gain", "value": -13}]'
-        args = ["--method", "tools/call", "--tool-name", "qsys_set", "--tool-arg", change]
-        (written,) = inspector_url(url, *args)["structuredContent"]["results"]
-        assert (written["ok"], written["string"]) == (True, "-13.0dB")
-    finally:
-        demo.terminate()
-        assert demo.wait(timeout=30) == 0
-        if drain.is_alive():
-            drain.join(timeout=30)
-        if demo.stderr is not None:
-            demo.stderr.close()
+    with trio.fail_after(WAIT * 8):
+        async with (
+            serve_emulator(demo_design()) as emulator,
+            http_daemon(write_config(tmp_path, emulator)) as (_, _, base),
+        ):
+            url = f"{base}/mcp"
+            listed = await trio.to_thread.run_sync(inspector_url, url, "--method", "tools/list")
+            assert "qsys_set" in {t["name"] for t in listed["tools"]}
+            change = 'changes=[{"control": "Bar.gain", "value": -13}]'
+            args = ["--method", "tools/call", "--tool-name", "qsys_set", "--tool-arg", change]
+            called = await trio.to_thread.run_sync(inspector_url, url, *args)
+            (written,) = called["structuredContent"]["results"]
+            assert (written["ok"], written["string"]) == (True, "-13.0dB")
 
 
 def inspector_url(url: str, *args: str) -> Any:

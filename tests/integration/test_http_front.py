@@ -57,13 +57,14 @@ async def http_stack(
     authenticator: Authenticator | None = None,
     limits: RateLimits | None = None,
     journal: Journal | None = None,
+    registry: Registry | None = None,
     **http: Any,
 ) -> AsyncIterator[Stack]:
     store = StateStore()
     async with running_link(core_config(emu), store, named_controls=NAMED) as link:
         await link.wait_connected()
         api = QsysApi({"main": link}, store, Policy(policy or PolicyConfig()), journal)
-        registry = Registry(entry_points=False)
+        registry = registry or Registry(entry_points=False)
         front = HttpFrontEnd(
             HttpConfig(enabled=True, listen="127.0.0.1:0", **http),
             CallPath(api, registry, limits=limits),

@@ -195,15 +195,18 @@ def test_missing_secret_file_is_a_problem(tmp_path: Path) -> None:
         load_config(path, env={})
 
 
-def test_beyond_loopback_needs_token_auth_or_the_loud_setting(tmp_path: Path) -> None:
+def test_authentication_is_on_by_default_and_none_stays_on_loopback(tmp_path: Path) -> None:
     wide = {"QSYSD_HTTP__LISTEN": "0.0.0.0:8765"}
-    with pytest.raises(ConfigError, match=r"beyond loopback; with auth.mode = 'none'"):
-        load_config(None, env=wide)
-    config = load_config(None, env={**wide, "QSYSD_AUTH__MODE": "token"})
+    config = load_config(None, env=wide)
     assert config.auth.mode == "token"
     assert config.tokens_path() == str(Path(config.state.dir) / "tokens.json")
-    opened = load_config(None, env={**wide, "QSYSD_HTTP__ALLOW_UNAUTHENTICATED_NETWORK": "true"})
+    none = {**wide, "QSYSD_AUTH__MODE": "none"}
+    with pytest.raises(ConfigError, match=r"beyond loopback; with auth.mode = 'none'"):
+        load_config(None, env=none)
+    opened = load_config(None, env={**none, "QSYSD_HTTP__ALLOW_UNAUTHENTICATED_NETWORK": "true"})
     assert opened.auth.mode == "none"
+    with pytest.raises(ConfigError, match=r"auth.mode: must be one of 'token', 'jwt'"):
+        load_config(None, env={"QSYSD_AUTH__MODE": "tokens"})
 
 
 def test_roles_and_the_stdio_role_are_checked(tmp_path: Path) -> None:
@@ -232,7 +235,8 @@ def test_http_listen_takes_one_address_or_a_list_and_refuses_beyond_loopback() -
     )
     assert many.http.listen_addresses() == ["127.0.0.1:0", "unix:/run/q.sock", "fd://3"]
     with pytest.raises(ConfigError) as caught:
-        load_config(None, env={"QSYSD_HTTP__LISTEN": '["0.0.0.0:8765", "unix:run", "fd://1"]'})
+        listen = '["0.0.0.0:8765", "unix:run", "fd://1"]'
+        load_config(None, env={"QSYSD_AUTH__MODE": "none", "QSYSD_HTTP__LISTEN": listen})
     problems = caught.value.problems
     assert any("http.listen[0]" in p and "beyond loopback" in p for p in problems)
     assert any("http.listen[1]" in p and "absolute path" in p for p in problems)
@@ -362,3 +366,15 @@ def test_state_dir_problem_says_what_failed_and_what_to_do(tmp_path: Path) -> No
 def test_empty_state_dir_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"state\.dir: must not be empty"):
         load_config(None, env={"QSYSD_STATE__DIR": '""'})
+
+
+def test_serving_http_with_no_tokens_file_yet_is_a_warning(tmp_path: Path) -> None:
+    from qsysd.access import TokenStore
+    from qsysd.config import config_warnings
+
+    env = {"QSYSD_STATE__DIR": str(tmp_path), "QSYSD_HTTP__ENABLED": "true"}
+    [warning] = config_warnings(load_config(None, env=env))
+    assert "does not exist yet, so every HTTP request but /health will be refused" in warning
+    assert not config_warnings(load_config(None, env={**env, "QSYSD_AUTH__MODE": "none"}))
+    TokenStore(tmp_path / "tokens.json").create("panel", "viewer")
+    assert not config_warnings(load_config(None, env=env))
