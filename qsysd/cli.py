@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     token = commands.add_parser(
         "token",
         help="create, list and revoke API tokens",
-        description="Administer the API tokens of the HTTP front end (auth.mode 'token' or 'token+jwt').",
+        description="Administer the HTTP front end's API tokens (auth.mode 'token', 'token+jwt').",
     )
     from qsysd.access._cli import add_token_arguments
 
