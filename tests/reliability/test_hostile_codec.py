@@ -8,7 +8,7 @@
 - A client link to a fake Core on loopback that answers only garbage: every request ends in
   a QsysdError before its deadline, and the connection closes with a reason.
 
-``QSYSD_HOSTILE_EXAMPLES`` scales the examples (default 40, as the tool tests).
+``QSYSD_HOSTILE_EXAMPLES`` scales the examples (default 25, as the tool tests).
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ from qsysd.qrc import (
 )
 from qsysd.server._stdio import _LineReader, _Writer
 
-EXAMPLES = int(os.environ.get("QSYSD_HOSTILE_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("QSYSD_HOSTILE_EXAMPLES", "25"))
 CODEC = settings(
-    max_examples=EXAMPLES * 10, derandomize=True, database=None, deadline=None
-)  # the codec is fast: ten times the examples
+    max_examples=EXAMPLES * 5, derandomize=True, database=None, deadline=None
+)  # the codec is fast: five times the examples
 WAIT = 10.0
 #: Examples each check ran, for the record.
 EXAMPLES_RUN: dict[str, int] = {}
@@ -189,7 +189,7 @@ LINES = st.lists(
 
 
 @settings(
-    max_examples=EXAMPLES * 5,
+    max_examples=EXAMPLES * 3,
     derandomize=True,
     database=None,
     deadline=None,

@@ -9,7 +9,7 @@ schema-valid call it cannot take with the documented 422) and one of ours: every
 an RFC 9457 ``application/problem+json`` document.
 The event stream (``GET /api/v1/events``) is left out: it never ends by design.
 
-``QSYSD_HOSTILE_EXAMPLES`` (default 40) sets the examples per operation.
+``QSYSD_HOSTILE_EXAMPLES`` (default 25) sets the examples per operation.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from schemathesis.generation.case import Case
 from qsysd.emulator import EmulatorServer, demo_design, serve_emulator
 from tests.e2e.test_http_serve import LogTail, http_daemon, write_config
 
-EXAMPLES = int(os.environ.get("QSYSD_HOSTILE_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("QSYSD_HOSTILE_EXAMPLES", "25"))
 QSYSD = [sys.executable, "-m", "qsysd"]
 #: A name schemathesis will not come up with for a token to revoke (tokens are not in the
 #: document, but names are what ``DELETE /api/v1/tokens/{name}`` takes).
