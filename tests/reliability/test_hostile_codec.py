@@ -17,9 +17,11 @@ import contextlib
 import functools
 import json
 import os
+from collections.abc import Callable
 from typing import Any, cast
 
 import orjson
+import pytest
 import trio
 import trio.testing
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -298,67 +300,42 @@ async def garbage_core_one(junk: list[bytes], terminated: bool) -> None:
 
 # -- the tests, each recorded for docs/reliability.md -----------------------------------------
 
-
-def test_the_frame_decoder_takes_any_bytes_and_every_message_round_trips(reliability: Any) -> None:
-    EXAMPLES_RUN["frame_decoder"] = 0
-    check_frame_decoder()
-    reliability.record(
-        area="hostile input",
-        case="QRC frame decoder fed arbitrary bytes in arbitrary reads",
-        door="codec",
-        trials=EXAMPLES_RUN["frame_decoder"],
-        outcome="only InvalidFrame or FrameTooLarge; buffer within the limit and one read; "
+#: test name -> (its check, its key in EXAMPLES_RUN, what was tried, door, what held)
+CHECKS: dict[str, tuple[Callable[[], None], str, str, str, str]] = {
+    "test_the_frame_decoder_takes_any_bytes_and_every_message_round_trips": (
+        check_frame_decoder, "frame_decoder",
+        "QRC frame decoder fed arbitrary bytes in arbitrary reads", "codec",
+        "only InvalidFrame or FrameTooLarge; buffer within the limit and one read; "
         "every message round-trips",
-    )
-
-
-def test_the_splitter_gives_each_short_record_whole_and_refuses_each_long_one_once(
-    reliability: Any,
-) -> None:
-    EXAMPLES_RUN["splitter"] = 0
-    check_splitter()
-    reliability.record(
-        area="hostile input",
-        case="record splitter fed arbitrary bytes",
-        door="codec",
-        trials=EXAMPLES_RUN["splitter"],
-        outcome="each short record whole, each long one refused once; "
+    ),
+    "test_the_splitter_gives_each_short_record_whole_and_refuses_each_long_one_once": (
+        check_splitter, "splitter", "record splitter fed arbitrary bytes", "codec",
+        "each short record whole, each long one refused once; "
         "buffer within the limit and one read",
-    )
-
-
-def test_decode_frame_refuses_anything_but_a_message_with_invalid_frame(reliability: Any) -> None:
-    EXAMPLES_RUN["decode_frame"] = 0
-    check_decode_frame()
-    reliability.record(
-        area="hostile input",
-        case="decode_frame fed arbitrary text and JSON",
-        door="codec",
-        trials=EXAMPLES_RUN["decode_frame"],
-        outcome="a message that round-trips, or InvalidFrame saying why",
-    )
-
-
-def test_every_stdio_line_is_passed_to_the_sdk_parseable_or_answered(reliability: Any) -> None:
-    EXAMPLES_RUN["line_reader"] = 0
-    check_line_reader()
-    reliability.record(
-        area="hostile input",
-        case="stdio line reader fed arbitrary lines in arbitrary reads",
-        door="stdio",
-        trials=EXAMPLES_RUN["line_reader"],
-        outcome="each line passed on (the SDK can parse it) or answered with a JSON-RPC "
+    ),
+    "test_decode_frame_refuses_anything_but_a_message_with_invalid_frame": (
+        check_decode_frame, "decode_frame", "decode_frame fed arbitrary text and JSON", "codec",
+        "a message that round-trips, or InvalidFrame saying why",
+    ),
+    "test_every_stdio_line_is_passed_to_the_sdk_parseable_or_answered": (
+        check_line_reader, "line_reader",
+        "stdio line reader fed arbitrary lines in arbitrary reads", "stdio",
+        "each line passed on (the SDK can parse it) or answered with a JSON-RPC "
         "error, exactly once",
-    )
+    ),
+    "test_a_link_to_a_core_answering_garbage_ends_in_a_clear_error": (
+        check_garbage_core, "garbage_core", "client link to a fake Core answering only garbage",
+        "QRC over TCP",
+        "every request a clear error before its deadline; the link closes saying why",
+    ),
+}  # fmt: skip
 
 
-def test_a_link_to_a_core_answering_garbage_ends_in_a_clear_error(reliability: Any) -> None:
-    EXAMPLES_RUN["garbage_core"] = 0
-    check_garbage_core()
+@pytest.mark.parametrize("name", list(CHECKS), ids=lambda name: name.removeprefix("test_"))
+def test_codec_check(name: str, reliability: Any) -> None:
+    check, key, case, door, outcome = CHECKS[name]
+    EXAMPLES_RUN[key] = 0
+    check()
     reliability.record(
-        area="hostile input",
-        case="client link to a fake Core answering only garbage",
-        door="QRC over TCP",
-        trials=EXAMPLES_RUN["garbage_core"],
-        outcome="every request a clear error before its deadline; the link closes saying why",
+        area="hostile input", case=case, door=door, trials=EXAMPLES_RUN[key], outcome=outcome
     )
