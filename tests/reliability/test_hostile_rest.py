@@ -83,6 +83,8 @@ def rest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestDaemon]:
         yield daemon
     leaked = [r for r in daemon.logs.records if daemon.token in str(r)]
     assert not leaked, "the token is in the daemon's log"
+    errors = [r for r in daemon.logs.records if r.get("level") in ("error", "critical")]
+    assert not errors, errors[:3]
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,13 @@ Every tool the daemon lists (built-ins and the plugins installed in the environm
 arguments generated from its own ``inputSchema`` by hypothesis: valid ones (names drawn from
 the design as often as random text), and the same mutated into invalid ones (a value of any
 type or size at any path, an unknown key, a required key missing). Then hand-made bad ones:
-wrong types, huge sizes, unicode (lone surrogates, NUL, RTL overrides), deep nesting, unknown
-Cores, components and controls. Each call must answer before its deadline with a result or a
-clear tool error (``isError`` with a specific message: never the SDK's bare "Error executing
-tool", an internal error or a traceback); an invalid argument must be refused; the daemon
-must answer a normal call afterwards; and the emulator must hold no write the policy forbids.
+wrong types, huge sizes, unicode (NUL, RTL overrides, zero-width), deep nesting, unknown
+Cores, components and controls; and raw lines the SDK's client cannot send at all (lone
+surrogates, nesting past any parser's limit, NaN). Each call must answer before its
+deadline with a result or a clear tool error (``isError`` with a specific message: never the
+SDK's bare "Error executing tool", an internal error or a traceback); an invalid argument
+must be refused; the daemon must answer a normal call afterwards, logging no error; and the
+emulator must hold no write the policy forbids.
 
 ``QSYSD_HOSTILE_EXAMPLES`` (default 25) sets the generated examples per tool and door; the
 examples are derandomized, so a CI run is repeatable: set it to 1000 for a longer hunt.
@@ -25,6 +27,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -297,15 +300,20 @@ listen = "127.0.0.1:0"
 [logging]
 format = "json"
 level = "info"
-
-[plugins.config.scenes.scenes.quiet]
-changes = [{{ control = "Bar.gain", value = -30 }}]
-
-[plugins.config.scenes.scenes.forbidden]
-changes = [{{ control = "Terrace.gain", value = -5 }}, {{ control = "Lobby_BGM.gain", value = 12 }}]
 """
+        + (SCENES if entry_points(group="qsysd", name="scenes") else "")
     )
     return config
+
+
+#: Scenes for the scenes plugin, where it is installed (config for a missing plugin is refused).
+SCENES = """
+[plugins.config.scenes.scenes.quiet]
+changes = [{ control = "Bar.gain", value = -30 }]
+
+[plugins.config.scenes.scenes.forbidden]
+changes = [{ control = "Terrace.gain", value = -5 }, { control = "Lobby_BGM.gain", value = 12 }]
+"""
 
 
 @asynccontextmanager
@@ -333,6 +341,15 @@ def doors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TrioThread
     tmp = tmp_path_factory.mktemp("hostile")
     with TrioThread(lambda: running_doors(tmp)) as (portal, running):
         yield portal, running
+    assert_quiet_log(running.log_path.read_text())
+
+
+def assert_quiet_log(text: str) -> None:
+    """No error logged and nothing but JSON log lines (a raw traceback would not be)."""
+    for line in text.splitlines():
+        if line.strip():
+            record = json.loads(line)
+            assert record.get("level") not in ("error", "critical"), line[:500]
 
 
 def vocabulary(emulator: EmulatorServer) -> list[str]:
