@@ -18,7 +18,7 @@ SECONDS = float(os.environ.get("QSYSD_SOAK_SECONDS", "25"))
 CLIENTS = 10  # one on stdio, the others over /mcp (both eras) and REST
 COMPONENTS = 500  # about 10,000 controls
 #: The RSS the daemon may gain after the warm-up (the first third of the run), in MiB.
-RSS_GROWTH_MIB = 16.0
+RSS_GROWTH_MIB = 24.0
 
 
 async def test_many_clients_mixing_reads_and_writes_see_only_intended_errors_and_flat_memory(
@@ -27,11 +27,12 @@ async def test_many_clients_mixing_reads_and_writes_see_only_intended_errors_and
     """No errors but the refusals provoked on purpose; every acknowledged write on the Core;
     the daemon's RSS flat after the warm-up.
 
-    Why 16 MiB of RSS after the warm-up: the run makes one to two thousand calls, and a leak
-    of what a call handles (a listing answer is 10-30 KB, the arguments and results of a
-    write a few KB) grows past that within the run; less than that is the allocator's arenas,
-    SQLite's page cache and the HTTP sessions' buffers still settling, which a short run
-    cannot tell from a leak. The long form prints RSS over time to see a slower one.
+    Why 24 MiB of RSS after the warm-up: the run makes one to two thousand calls, and a leak
+    of what a call handles (a listing answer is 10-30 KB) grows past that within the run.
+    Less is not a leak a short run can tell: long runs (``bench.soak``, 1,000 components)
+    stay flat for minutes, then step once by about 14 MiB and stay flat again (a container
+    or the allocator's arenas growing a size class), and a short run may catch that step.
+    The long form prints RSS over time to see a slower leak.
     """
     with trio.fail_after(SECONDS + 240):  # start-up discovers a large design; then the run
         report = await run_soak(
