@@ -166,7 +166,7 @@ _STATUS_TEXT = {
 }
 
 _TOOL_ERRORS = (400, 403, 404, 409, 413, 422, 500, 502, 503, 504)
-_READ_ERRORS = (404, 500, 503)
+_READ_ERRORS = (400, 404, 500, 503)  # 400: a query parameter out of its range
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -183,7 +183,9 @@ def _param(name: str, where: str, schema: dict[str, Any], description: str) -> d
     }
 
 
-_OFFSET = _param("offset", "query", {"type": "integer", "minimum": 0}, "Items to skip (paging).")
+_OFFSET = _param(
+    "offset", "query", {"type": "integer", "minimum": 0, "maximum": 1_000_000}, "Items to skip."
+)
 _LIMIT = _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500}, "Page size.")
 _FILTER = _param(
     "filter", "query", {"type": "string"}, "Name contains this text, or matches this glob."

@@ -8,8 +8,9 @@ process's) cannot corrupt the JSON-RPC stream.
 Every line gets an answer: one that is not JSON (invalid syntax or UTF-8, a lone surrogate,
 nesting deeper than 1,024) is answered with a JSON-RPC -32700 error, one that is JSON but
 not a JSON-RPC message (not an object, no ``jsonrpc: "2.0"``, params not an object, a bad
-id) or longer than :data:`MAX_LINE_BYTES` with -32600; each is logged once. The SDK, which
-would drop them unanswered, never sees them.
+id, nesting deeper than the SDK's parser takes: :data:`MAX_NESTING`) or longer than
+:data:`MAX_LINE_BYTES` with -32600; each is logged once. The SDK, which would drop them
+unanswered, never sees them.
 
 With ``hold``, requests that need the Cores' state (``tools/call``, ``resources/read``)
 wait until ``hold`` is set before they are passed on, so a tool called during start-up
@@ -42,6 +43,9 @@ _CHUNK = 65536
 
 #: A longer line from the MCP client is refused (and logged): no real request comes near it.
 MAX_LINE_BYTES = 16 * 1024 * 1024
+#: Containers nested deeper than this the SDK's parser (pydantic's) refuses, and the SDK then
+#: drops the message unanswered: such a line is answered here instead.
+MAX_NESTING = 200
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 #: Requests held until the Cores are synced (see ``hold``).
@@ -83,6 +87,9 @@ def _parse(line: bytes) -> tuple[tuple[int, str, Any] | None, dict[str, Any]]:
         return (INVALID_REQUEST, "Invalid Request: id must be a string or an integer", None), {}
     if message.get("jsonrpc") != "2.0":
         return (INVALID_REQUEST, 'Invalid Request: "jsonrpc" must be "2.0"', msg_id), message
+    if _too_deep(line, message):
+        deep = f"Invalid Request: nested deeper than {MAX_NESTING} levels"
+        return (INVALID_REQUEST, deep, msg_id), message
     if "method" in message:
         if not isinstance(message["method"], str):
             return (INVALID_REQUEST, "Invalid Request: method must be a string", msg_id), message
@@ -140,6 +147,20 @@ class _Unanswered:
         while self._ids:
             self._emptied = trio.Event()
             await self._emptied.wait()
+
+
+def _too_deep(line: bytes, message: dict[str, Any]) -> bool:
+    """Whether ``message`` (parsed from ``line``) nests containers past :data:`MAX_NESTING`."""
+    if line.count(b"[") + line.count(b"{") <= MAX_NESTING:
+        return False  # too few brackets to nest that deep: the usual case, and cheap
+    stack: list[tuple[Any, int]] = [(message, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
 
 
 class _LineReader:

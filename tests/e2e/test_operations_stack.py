@@ -57,7 +57,7 @@ async def deployed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIter
     async with serve_emulator(demo_design()) as emulator:
         # With a Logon (the emulator accepts any), refuse_logon() keeps the Core away.
         logon = 'username = "ops"\npassword = "1234"\n'
-        config = write_config(tmp_path, emulator, http='[auth]\nmode = "token"\n', core=logon)
+        config = write_config(tmp_path, emulator, auth='mode = "token"\n', core=logon)
         made = token_cli(config, "create", "--name", "prometheus", "--role", "viewer")
         assert made.returncode == 0, made.stderr
         async with http_daemon(config) as (process, logs, base):

@@ -191,7 +191,7 @@ async def test_sighup_reloads_tokens_policy_and_log_level_and_keeps_them_on_a_ba
 ) -> None:
     with trio.fail_after(WAIT * 2):
         async with serve_emulator(demo_design()) as emulator:
-            config = write_config(tmp_path, emulator, http='[auth]\nmode = "token"\n')
+            config = write_config(tmp_path, emulator, auth='mode = "token"\n')
             text = config.read_text().replace("[state]\n", "[state]\nsnapshot_interval = 0.1\n")
             config.write_text(text)
             tokens = {}

@@ -121,8 +121,8 @@ async def test_the_page_shows_the_core_the_writes_and_live_values(
 ) -> None:
     with trio.fail_after(WAIT * 4):
         async with serve_emulator(demo_design()) as emulator:
-            http = f'allowed_hosts = ["{PAGE_HOST}:*"]\n[auth]\nmode = "token"\n'
-            config = write_config(tmp_path, emulator, http=http)
+            http = f'allowed_hosts = ["{PAGE_HOST}:*"]\n'
+            config = write_config(tmp_path, emulator, http=http, auth='mode = "token"\n')
             viewer = token_cli(config, "create", "--name", "wall-panel", "--role", "viewer")
             operator = token_cli(config, "create", "--name", "automation", "--role", "operator")
             assert viewer.returncode == 0 and operator.returncode == 0, viewer.stderr

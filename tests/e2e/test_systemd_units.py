@@ -214,7 +214,7 @@ async def test_serve_works_under_memory_deny_write_execute(tmp_path: Path) -> No
         pytest.skip("the kernel has no PR_SET_MDWE (Linux >= 6.3)")
     with trio.fail_after(WAIT):
         async with serve_emulator(demo_design()) as emulator:
-            config = write_config(tmp_path, emulator, http='[auth]\nmode = "token"\n')
+            config = write_config(tmp_path, emulator, auth='mode = "token"\n')
             made = token_cli(config, "create", "--name", "ops", "--role", "operator")
             assert made.returncode == 0, made.stderr
             auth = {"Authorization": f"Bearer {made.stdout.strip()}"}

@@ -160,6 +160,12 @@ async def test_resource_reads_page_and_match_their_schemas(emulator: EmulatorSer
             problem(await s.client.get("/api/v1/cores/nope"), 404, "lookup-failed")
             problem(await s.client.get("/api/v1/cores/main/components/Nope"), 404, "lookup-failed")
             problem(await s.client.get("/api/v1/cores", params={"limit": "x"}), 400, "bad-query")
+            # the document states the ranges the routes enforce, and their 400 answer
+            listing = doc["paths"]["/api/v1/cores"]["get"]
+            (offset,) = [p for p in listing["parameters"] if p["name"] == "offset"]
+            too_far = {"offset": offset["schema"]["maximum"] + 1}
+            problem(await s.client.get("/api/v1/cores", params=too_far), 400, "bad-query")
+            assert "400" in listing["responses"]
 
 
 async def test_bad_requests_get_problem_documents_and_the_server_keeps_serving(

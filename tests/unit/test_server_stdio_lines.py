@@ -80,6 +80,9 @@ OK = b'{"jsonrpc":"2.0","id":9,"method":"ping"}\n'
     [
         (b'{"jsonrpc":"2.0","id":1,"params":{"a":"\\ud800"}}', -32700, None, "surrogate"),
         (b"[" * 2000 + b"]" * 2000, -32700, None, "depth"),
+        # deep enough for the SDK's parser to refuse (it would drop it), not for orjson's
+        (b'{"jsonrpc":"2.0","id":2,"method":"x","params":{"a":%s}}' % (b"[" * 250 + b"]" * 250),
+         -32600, 2, "nested deeper than 200"),
         (b'{"jsonrpc":"2.0","id":1,', -32700, None, "Parse error"),
         (b'{"jsonrpc":"2.0","id":1,"method":"x"}\xff', -32700, None, "UTF-8"),
         (b'{"jsonrpc":"2.0","id":3,"method":"tools/call","params":[1]}', -32600, 3, "params"),
