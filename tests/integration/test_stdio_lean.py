@@ -85,10 +85,8 @@ async def door(
             )
             send, receive = trio.lowlevel.FdStream(in_w), trio.lowlevel.FdStream(out_r)
             in_w = out_r = -1  # the streams own them now
-            async with receive:
-                async with send:
-                    yield Wire(send, receive)
-                # the client's end of input is closed: the door reads it and returns
+            async with receive, send:  # send closes first: the door reads end of input
+                yield Wire(send, receive)
     finally:
         for fd in (in_r, in_w, out_r, out_w):
             if fd >= 0:
