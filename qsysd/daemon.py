@@ -23,6 +23,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
@@ -44,8 +45,11 @@ from qsysd.errors import ConfigError, StartupError, describe_os_error
 from qsysd.logs import configure_logging, get_logger
 from qsysd.plugins import Registry, running_plugins
 from qsysd.policy import Policy
-from qsysd.server import HttpFrontEnd, build_mcp_server, serve_stdio
+from qsysd.server import build_mcp_server, serve_stdio
 from qsysd.state import FileStateBackend, Journal, SnapshotTask, StateBackend, StateStore
+
+if TYPE_CHECKING:
+    from qsysd.server import HttpFrontEnd
 
 __all__ = ["Daemon", "main_from_args", "startup_failure"]
 
@@ -171,6 +175,8 @@ class Daemon:
             ):
                 calls = CallPath(api, registry, limits=RateLimits.from_config(self.config.auth))
                 if self.config.http.enabled:
+                    from qsysd.server import HttpFrontEnd  # Quart and Hypercorn, only when on
+
                     self.http = HttpFrontEnd(
                         self.config.http,
                         calls,
