@@ -176,29 +176,12 @@ async def test_a_call_running_at_end_of_input_is_answered_connection_closed(
 ) -> None:
     async with tool_stack(emulator) as (server, _, _):
         with trio.fail_after(WAIT):
-            in_r, in_w = os.pipe()
-            out_r, out_w = os.pipe()
-            try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(
-                        lambda: serve_stdio(
-                            server, stdin_fd=in_r, stdout_fd=out_w, divert=False, hold=trio.Event()
-                        )
-                    )
-                    wire = Wire(trio.lowlevel.FdStream(in_w), trio.lowlevel.FdStream(out_r))
-                    in_w = out_r = -1  # the streams own them now
-                    await wire.open(LEGACY)
-                    call = {"name": "qsys_status", "arguments": {}}
-                    await wire.send(
-                        {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": call}
-                    )
-                    await wire.send_stream.aclose()
-                    answer = await wire.answer()
-                    await wire.receive_stream.aclose()
-            finally:
-                for fd in (in_r, in_w, out_r, out_w):
-                    if fd >= 0:
-                        os.close(fd)
+            async with door(server, lean=True, hold=trio.Event()) as wire:
+                await wire.open(LEGACY)
+                call = {"name": "qsys_status", "arguments": {}}
+                await wire.send({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": call})
+                await wire.send_stream.aclose()  # end of input with the call held
+                answer = await wire.answer()
     assert answer == {
         "jsonrpc": "2.0",
         "id": 9,
