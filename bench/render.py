@@ -211,26 +211,62 @@ result text (orjson: 4.5 -> 0.3 us for one control, 298 -> 33 us for 178 control
 every component name per `resolve`, and `rank()`'s per-control cost in `qsys_find_controls`
 (720 -> 143 ms over 39,432 controls).
 
+Then, for targets 1-4 (each in its own commit with before/after figures; the design of the
+first is in docs/architecture.md, "Dispatch on the stdio door"): `tools/call` on stdio
+answered in process with the SDK's own validation and result shaping, skipping its session
+layer (`qsys_get` p50 1.23 -> 0.69 ms in the 2025-11-25 era and 0.99 -> 0.55 ms in
+2026-07-28, daemon CPU per read 0.68 -> 0.35 ms and 1.05 -> 0.63 ms); the journal's commits
+of a write and its audit row on the trio thread instead of two worker-thread round trips
+(`qsys_set` p50 3.62 -> 2.52 ms and 3.22 -> 2.85 ms); the SDK's client and high-level
+server and the HTTP stack no longer imported by a stdio daemon (spawn -> `tools/list`
+daemon CPU 1.85 -> 1.41 s, RSS 81.8 -> 70.6 MiB).
+
 What is left, and what it would take:
 
-- Latency and CPU per call (targets 1-3): the bare SDK server's own per-request cost is the
-  floor that a handler on the SDK's session layer cannot go under; half of it, as target 1
-  asks, needs a lean dispatch of `tools/call` (and the other hot requests) in
-  `qsysd/server/_stdio.py` that parses the line once, calls the same handlers
-  (`server.qsys.call_tool`, `list_tools`) and writes the SDK's result types, bypassing the
-  per-request task, the OpenTelemetry span and the double pydantic round trip, while both
-  eras stay byte-for-byte indistinguishable to clients (initialize, capabilities, the
-  2026-07-28 envelope and `resultType`, cancellation, progress). Not done yet: it must keep
-  every protocol test and the MCP Inspector green, and the lead is reshaping `call_tool`.
-- The write (target 2): the journal's insert and commit run in a worker thread before the
-  reply. Group commit off the reply path would take it out, at the price of a documented
-  window in which an acknowledged write's audit row is not yet durable.
-- Start-up (target 4): importing the SDK alone (`mcp_types` ~0.4 s, `mcp/__init__` pulls the
-  client, httpx, uvicorn, starlette and OpenTelemetry whatever submodule is imported) costs
-  more than 250 ms on this machine: the bare SDK server above is itself slower than the
-  target. Meeting it needs the SDK to import lazily (an upstream change) or a door that
-  answers `initialize`/`tools/list` before importing the SDK. The door now opens before the
-  Cores are synced, so sync time no longer adds to it.
+- Latency and CPU per call (targets 1, 3). A py-spy profile of the daemon now (`py-spy record
+  -r 1000 -f raw --nonblocking --pid PID`, 3,000 cached reads of `qsys_get`, 200 components,
+  2025-11-25, line client; daemon CPU 0.47 ms a read from `/proc` meanwhile) splits the
+  samples in which its trio thread was not idle as: the `write(2)` of the answer on the stdout
+  pipe 40 %, trio's scheduling (a task per call, cancel scopes, the epoll loop) 12 %, qsysd's
+  call path 20 % (the tool itself 5 %, argument structuring 5 %, logging and its context 3 %,
+  metrics, the audit check and the text JSON 7 %), the SDK's result shaping (pydantic dump and
+  the era's surface) 5 % and its request validation 2 %, the door (line split, orjson parse,
+  routing) 6 %, the stdin `read(2)` 4 %, partial stacks 11 %. strace counts that `write(2)` at
+  a few microseconds of system time, so most of its 40 % is the thread preempted by the client
+  it has just woken (2 vCPUs shared with other work, load 3-9 during these runs): wall time,
+  not CPU. The p50 target is relative to the bare SDK server in the same run, and both move
+  with the load: over the two full runs of this change `qsys_get` ran at 0.41-0.73x the
+  no-op's p50 where both were measured in calm batches (0.82-1.04x before it; the target holds
+  in the demo's 2026-07-28 batches, 0.41x), and above 1x only where a load spike hit the
+  daemon's batches and not the baseline's. CPU per read at 0.1 ms would take about a third of
+  today's Python per call: shaping the result without pydantic (a dict checked against the
+  SDK's by the equality test, about 25 us), structuring arguments only for tools that need
+  attrs inputs, cached loggers, and a faster vCPU: on this machine the bare SDK no-op server
+  alone costs 1.0-2.4 ms of CPU per call, so 0.1 ms is below what Python does in one trio task
+  switch and two syscalls here.
+- The write (target 2). A `qsys_set` crosses four process hops in series (client -> daemon ->
+  Core -> daemon -> client) where the raw `Component.Set` baseline crosses two, so on an
+  oversubscribed machine every extra hop waits for a CPU: the in-process durations of writes
+  cluster at multiples of 4 ms (the scheduler's slice) when the load is high. Profile (2,000
+  writes, same method): the answer's `write(2)` 27 %, the QRC request's socket calls 19 %,
+  trio 13 %, the tool and policy 10 %, the two journal commits 7 % (about 40 us), the call
+  path 5 %, AutoPoll echoes of the change 5 %. The thread round trips are gone (worker threads
+  1-2 % of samples, checkpoints only); in the quiet A/B runs the write sits at raw + 2.0-3.2
+  ms. Under raw + 0.3 ms needs an idle machine, or fewer hops: the MCP client and the Core
+  cannot be skipped, so what is left is CPU per hop (the same Python as the read, above) and
+  one commit instead of two (the write row and the call row in one transaction, at the price
+  of the write row no longer committed by `record_write` itself).
+- Start-up (target 4). Spawn -> `tools/list` is Python's start and the imports: `import
+  qsysd.daemon` costs 1.25-1.56 s of CPU on this machine (`python -X importtime`), of which
+  `mcp_types` (the SDK builds pydantic models for every protocol version at import) is
+  0.25-0.8 s, and `mcp.server.lowlevel.server` still imports starlette, uvicorn and
+  OpenTelemetry; the bare SDK server is slower than the target by itself in the same runs. 250
+  ms needs a door that answers `initialize` and `tools/list` before the SDK is imported (from
+  a rendering of those answers cached in the state folder, keyed by the qsysd and SDK
+  versions, the configuration and the plugin set, and checked against the SDK's own answer
+  once it is loaded), or an SDK that builds its models lazily (upstream). The door opens
+  before the Cores are synced, so sync time no longer adds to it; spawn -> first cached read
+  waits for the sync (held calls answer once it ends).
 - Large design (targets 5, 6): discovery, subscription and priming and the snapshot restore
   run on the trio thread; `qsys_find_controls` still scans every control (an inverted index
   token -> controls would bring it near 1 ms); peak RSS is the SDK's import plus the store.

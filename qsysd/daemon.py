@@ -27,6 +27,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
@@ -54,8 +55,11 @@ from qsysd.errors import ConfigError, StartupError, describe_os_error
 from qsysd.logs import configure_logging, get_logger
 from qsysd.plugins import Registry, running_plugins
 from qsysd.policy import Policy
-from qsysd.server import HttpFrontEnd, build_mcp_server, serve_stdio
+from qsysd.server import build_mcp_server, serve_stdio
 from qsysd.state import FileStateBackend, Journal, SnapshotTask, StateBackend, StateStore
+
+if TYPE_CHECKING:
+    from qsysd.server import HttpFrontEnd
 
 __all__ = ["Daemon", "main_from_args", "startup_failure"]
 
@@ -201,6 +205,8 @@ class Daemon:
                 synced = trio.Event()
                 doors.start_soon(self._drain_on_stop, doors.cancel_scope, synced)
                 if config.http.enabled:
+                    from qsysd.server import HttpFrontEnd  # Quart and Hypercorn, only when on
+
                     # No door's grace outlasts the daemon's.
                     grace = min(config.http.stop_grace, config.daemon.stop_grace)
                     self.http = HttpFrontEnd(

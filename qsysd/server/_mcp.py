@@ -111,20 +111,35 @@ class QsysMcp:
     async def call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        name = params.name
         # Over HTTP the gateway's X-Request-Id names the request; over stdio the JSON-RPC id.
         scope = getattr(ctx.request, "scope", None)
         http_id = scope.get("qsysd.request_id") if isinstance(scope, dict) else None
         request_id = str(http_id) if http_id is not None else str(ctx.request_id)
+        return await self.run_tool(
+            self.principal(ctx), params.name, params.arguments, request_id=request_id
+        )
+
+    async def run_tool(
+        self,
+        principal: Principal,
+        name: str,
+        arguments: dict[str, Any] | None,
+        *,
+        request_id: str,
+    ) -> types.CallToolResult:
+        """The ``tools/call`` result for ``principal`` (the stdio door's lean path calls this)."""
         try:
-            output = await self.calls.call_tool(
-                self.principal(ctx), name, params.arguments, request_id=request_id
-            )
+            output = await self.calls.call_tool(principal, name, arguments, request_id=request_id)
         except Exception as exc:  # every failure is an isError result the agent can act on
             return _error_result(describe(exc, tool=name).detail)
         return types.CallToolResult(
             content=[types.TextContent(text=to_json(output))], structured_content=output
         )
+
+    @property
+    def fixed_principal(self) -> Principal | None:
+        """The one caller of every request (stdio), or None when it depends on the request."""
+        return self._principal if isinstance(self._principal, Principal) else None
 
     def tool_input_schema(self, name: str) -> dict[str, Any] | None:
         try:

@@ -16,13 +16,22 @@ With ``hold``, requests that need the Cores' state (``tools/call``, ``resources/
 wait until ``hold`` is set before they are passed on, so a tool called during start-up
 answers from synced state; everything else (``initialize``, ``tools/list``, ...) is
 answered at once. The daemon sets it once the Cores are synced or its connect wait ends.
+
+``tools/call`` takes a lean path (``_lean.LeanCalls``): the line is parsed once,
+validated by the SDK's own request models, run by the same handler, shaped by the SDK's own
+result serializer (the era's surface, ``resultType`` and the ``serverInfo`` stamp) and
+written at once, without the SDK's per-request memory-stream hops, dispatcher task,
+OpenTelemetry span and second parse. Anything it cannot answer exactly as the SDK would
+(before ``initialize`` was answered, invalid params, an envelope on the wrong era, a live
+tracer, middleware) goes to the SDK, which answers it as before. docs/architecture.md has
+the numbers.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 import orjson
@@ -33,6 +42,7 @@ from mcp.server.stdio import stdio_server
 
 from qsysd.errors import FrameTooLarge
 from qsysd.qrc import RecordSplitter
+from qsysd.server._lean import LeanCalls, lean_calls as make_lean_calls
 
 __all__ = ["serve_stdio"]
 
@@ -59,14 +69,21 @@ class _Writer:
         self._stream = stream
         self._lock = trio.Lock()  # the SDK's writer and the reader's error answers share it
         self.unanswered = _Unanswered()
+        #: Sees each line the SDK writes while set (the lean path learns the era from it).
+        self.watch: Callable[[str], None] | None = None
 
     async def write(self, text: str) -> None:
         """Write one of the SDK's messages (an answer is crossed off ``unanswered``)."""
-        data = text.encode("utf-8")
-        await self.write_bytes(data)
+        if self.watch is not None:
+            self.watch(text)
+        await self.answer(text.encode("utf-8"))
+
+    async def answer(self, data: bytes) -> None:
+        """Write a message line; an answer is crossed off ``unanswered``."""
+        await self.send(data)
         self.unanswered.answered(data)
 
-    async def write_bytes(self, data: bytes) -> None:
+    async def send(self, data: bytes) -> None:
         async with self._lock:
             await self._stream.send_all(data)
 
@@ -177,11 +194,13 @@ class _LineReader:
         *,
         writer: _Writer | None = None,
         hold: trio.Event | None = None,
+        lean: LeanCalls | None = None,
     ) -> None:
         self._stream = stream
         self._limit = limit
         self._writer = writer
         self._hold = hold
+        self._lean = lean
         self._stopped = False
         self._receiving: trio.CancelScope | None = None
 
@@ -204,7 +223,7 @@ class _LineReader:
             error = {"code": code, "message": message}
             answer = {"jsonrpc": "2.0", "id": msg_id, "error": error}
             # Not through write(): this answer's id may be a request's still in flight.
-            await self._writer.write_bytes(orjson.dumps(answer) + b"\n")
+            await self._writer.send(orjson.dumps(answer) + b"\n")
 
     async def _accept(self, line: bytes) -> bool:
         """Whether to pass ``line`` on (a JSON-RPC message); answers and logs it if not."""
@@ -212,11 +231,13 @@ class _LineReader:
         if problem is not None:
             await self._refuse(*problem, len(line))
             return False
+        if self._writer is not None:
+            self._writer.unanswered.asked(message)
+        if self._lean is not None and self._lean.take(message, line):
+            return False
         hold = self._hold
         if hold is not None and not hold.is_set() and message.get("method") in HELD_METHODS:
             await hold.wait()
-        if self._writer is not None:
-            self._writer.unanswered.asked(message)
         return True
 
     async def __aiter__(self) -> AsyncIterator[str]:
@@ -254,6 +275,7 @@ async def serve_stdio(
     divert: bool = True,
     hold: trio.Event | None = None,
     stopping: trio.Event | None = None,
+    lean_calls: bool = True,
 ) -> None:
     """Serve one MCP connection over stdin/stdout until stdin closes (or ``stopping`` is set).
 
@@ -261,6 +283,8 @@ async def serve_stdio(
     writes to stderr while serving; both are restored on return. With ``hold``, tool calls
     and resource reads wait until it is set (the rest is answered at once). Once
     ``stopping`` is set no more requests are read; those read are answered before return.
+    ``lean_calls`` False sends every request through the SDK's session layer (tests compare
+    the two).
     """
     wire_in, wire_out = os.dup(stdin_fd), os.dup(stdout_fd)
     saved: list[tuple[int, int]] = []
@@ -273,21 +297,23 @@ async def serve_stdio(
     receive = trio.lowlevel.FdStream(wire_in)
     send = trio.lowlevel.FdStream(wire_out)
     writer = _Writer(send)
-    reader = _LineReader(receive, writer=writer, hold=hold)
-    log.info("mcp.stdio_serving")
+    lean = make_lean_calls(server, writer) if lean_calls else None
+    if lean is not None:
+        lean.hold = hold
+    reader = _LineReader(receive, writer=writer, hold=hold, lean=lean)
+    log.info("mcp.stdio_serving", lean_calls=lean is not None)
     try:
-        async with (
-            receive,
-            send,
-            trio.open_nursery() as nursery,
-            stdio_server(stdin=cast(Any, reader), stdout=cast(Any, writer)) as (
-                read_stream,
-                write_stream,
-            ),
-        ):
+        async with receive, send, trio.open_nursery() as nursery:
+            if lean is not None:
+                await nursery.start(lean.run)
             if stopping is not None:
                 nursery.start_soon(_stop_reading, stopping, reader)
-            await server.run(read_stream, write_stream, server.create_initialization_options())
+            async with stdio_server(stdin=cast(Any, reader), stdout=cast(Any, writer)) as (
+                read_stream,
+                write_stream,
+            ):
+                await server.run(read_stream, write_stream, server.create_initialization_options())
+            # End of input: calls still running end (answered "Connection closed"), as the SDK's.
             nursery.cancel_scope.cancel()
     finally:
         for fd, copy in saved:

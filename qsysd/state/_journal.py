@@ -34,6 +34,10 @@ Kind = Literal["change", "write"]
 _SCHEMA_VERSION = 2
 #: The most rows a journal kept in memory (its file could not be opened) holds.
 _MEMORY_MAX_ROWS = 100_000
+#: A commit of at most this many rows runs on the trio thread (see :meth:`Journal._commit`).
+_INLINE_ROWS = 32
+#: The WAL is checkpointed (in a worker thread) once it holds this many commits.
+_CHECKPOINT_COMMITS = 200
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
     id INTEGER PRIMARY KEY,
@@ -206,6 +210,9 @@ def _connect(path: str) -> sqlite3.Connection:
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        # No checkpoint inside a commit (it fsyncs): the flush task checkpoints in a worker
+        # thread instead, so a commit on the trio thread is one append to the WAL file.
+        conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.executescript(_SCHEMA)
         (version,) = conn.execute("PRAGMA user_version").fetchone()
         if version in (0, 1):  # new, or version 1 that just gained the calls table
@@ -225,9 +232,15 @@ class Journal:
 
     Open it with ``async with Journal.open(path) as journal``; ``":memory:"`` works for tests.
     Changes are buffered and written in batches by a flush task (every ``flush_interval``
-    seconds or ``batch_size`` rows); writes are flushed before :meth:`record_write` returns.
-    Rows older than ``retention_days`` and beyond the newest ``max_rows`` are pruned. Every
-    database call runs in a worker thread. The journal never sees secrets.
+    seconds or ``batch_size`` rows); writes are flushed before :meth:`record_write` returns,
+    and calls committed before :meth:`record_call` returns, so what a caller was answered is
+    committed: a committed row survives the process being killed (WAL, ``synchronous=NORMAL``:
+    the commit is in the operating system's cache), and a power loss within about one
+    ``flush_interval`` (the WAL is synced at each checkpoint). Rows older than
+    ``retention_days`` and beyond the newest ``max_rows`` are pruned. A commit of a few rows
+    runs on the trio thread (an append to the WAL, 15-70 us, a tenth of a worker-thread
+    round trip); batches, checkpoints, pruning and queries run in a worker thread. The
+    journal never sees secrets.
     """
 
     def __init__(
@@ -265,6 +278,7 @@ class Journal:
         self._failures = 0
         self._failing = 0  # failed flushes since the last good one
         self._last_prune = -math.inf
+        self._uncheckpointed = 0  # commits in the WAL since the last checkpoint
 
     @classmethod
     @asynccontextmanager
@@ -335,6 +349,34 @@ class Journal:
                 raise trio.ClosedResourceError("the journal is closed")
             return await trio.to_thread.run_sync(fn, conn)
 
+    async def _commit(self, fn: Callable[[sqlite3.Connection], None], rows: int) -> None:
+        """Run ``fn`` (a small write) and commit it before returning.
+
+        With the connection free and few rows, on the trio thread: nothing else can use
+        the connection meanwhile (no await in between), and the commit is an append to the
+        WAL (no checkpoint, no fsync). Otherwise, as every other call, in a worker thread.
+        """
+        conn = self._conn
+        if conn is None or self._lock.locked() or rows > _INLINE_ROWS:
+            await self._db(fn)
+        else:
+            fn(conn)
+            # Committed: a cancel here must not make the caller think it was not.
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        self._uncheckpointed += 1
+        if self._uncheckpointed >= _CHECKPOINT_COMMITS:
+            self._wakeup.set()
+
+    async def checkpoint(self) -> None:
+        """Copy the WAL into the database and sync both (in a worker thread)."""
+        if not self._uncheckpointed:
+            return
+        self._uncheckpointed = 0
+        try:
+            await self._db(lambda c: c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("journal.checkpoint_failed", error=str(exc))
+
     async def _close(self) -> None:
         with trio.CancelScope(shield=True):
             async with self._lock:
@@ -401,7 +443,7 @@ class Journal:
                 conn.executemany(_INSERT, rows)
 
         try:
-            await self._db(insert)
+            await self._commit(insert, len(rows))
         except (sqlite3.Error, OSError) as exc:
             self._failures += 1
             self._failing += 1
@@ -447,6 +489,7 @@ class Journal:
                 await self._wakeup.wait()
             self._wakeup = trio.Event()
             await self.flush()
+            await self.checkpoint()
 
     # -- retention -----------------------------------------------------------------------
 
@@ -530,13 +573,13 @@ class Journal:
         return [_entry(row) for row in rows]
 
     async def record_call(self, record: CallRecord) -> None:
-        """Audit one tool call or refusal, written (in a worker thread) before returning."""
+        """Audit one tool call or refusal, committed before returning."""
         row = record.row()
 
         def insert(conn: sqlite3.Connection) -> None:
             conn.execute(_INSERT_CALL, row)
 
-        await self._db(insert)
+        await self._commit(insert, 1)
         self._calls += 1
         self._call_rows += 1
         # A flood of refusals (401s) must not outgrow the bound until the hourly prune.

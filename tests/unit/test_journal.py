@@ -10,6 +10,7 @@ import trio
 import trio.testing
 
 from qsysd.state import (
+    CallRecord,
     ComponentInfo,
     ControlInfo,
     ControlRef,
@@ -268,3 +269,43 @@ async def test_a_failing_journal_warns_at_first_then_rarely(tmp_path: Path) -> N
         if '"journal.flush_failed"' in line
     ]
     assert [w["failures_in_a_row"] for w in warnings] == [1, 61]
+
+
+def count_rows(path: Path, table: str) -> int:
+    """Rows of ``table`` as another process would see them (its own connection)."""
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    finally:
+        conn.close()
+
+
+async def test_a_write_and_a_call_are_committed_before_their_record_returns(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "journal.db"
+    call = CallRecord(1.0, "stdio", "admin", "stdio", None, "7", "qsys_set", "{}", "ok", None, None)
+    with trio.fail_after(10):
+        async with Journal.open(path, flush_interval=3600) as journal:
+            await journal.record_write(GAIN, principal="p", before=None, after=None, outcome="ok")
+            await journal.record_call(call)
+            # committed, not buffered: another connection sees both while this one is open
+            assert count_rows(path, "journal") == 1
+            assert count_rows(path, "calls") == 1
+
+
+async def test_the_flush_task_checkpoints_the_wal_into_the_database(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    call = CallRecord(1.0, "stdio", "admin", "stdio", None, "7", "qsys_set", "{}", "ok", None, None)
+    with trio.fail_after(10):
+        async with Journal.open(path, flush_interval=0.05) as journal:
+            for _ in range(3):
+                await journal.record_call(call)
+            while journal.statistics().flushes == 0:  # a flush task round, then its checkpoint
+                journal.record_change(value(GAIN, 1.0), value(GAIN, 0.0))
+                await trio.sleep(0.05)
+            await trio.sleep(0.2)
+            # the database file alone (without its WAL) holds the calls: they were checkpointed
+            copy = tmp_path / "alone.db"
+            copy.write_bytes(path.read_bytes())
+            assert count_rows(copy, "calls") == 3

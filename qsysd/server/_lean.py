@@ -1,0 +1,234 @@
+"""The stdio door's lean ``tools/call`` path: the SDK's validation and shaping, in process.
+
+See :class:`LeanCalls`; docs/architecture.md ("Dispatch on the stdio door") has the numbers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import mcp_types as types
+import orjson
+import structlog
+import trio
+from mcp.server._otel import OpenTelemetryMiddleware
+from mcp.server.lowlevel import Server
+from mcp.server.runner import modern_error_data
+from mcp.shared.dispatcher import as_request_id, coerce_request_id
+from mcp.shared.inbound import InboundLadderRejection, classify_inbound_request
+from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data
+from mcp_types import methods as sdk_methods
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from opentelemetry import trace
+
+from qsysd.access import Principal
+from qsysd.server._mcp import QsysMcp
+
+if TYPE_CHECKING:
+    from qsysd.server._stdio import _Writer
+
+__all__ = ["LeanCalls", "lean_calls"]
+
+log = structlog.get_logger("qsysd.server._stdio")
+
+#: How long an answer written at end of input may take (the SDK's bound for the same).
+_SHUTDOWN_WRITE_S = 2.0
+
+
+class LeanCalls:
+    """``tools/call`` answered in process, exactly as the SDK's session layer would answer it.
+
+    :meth:`take` sees every message the reader accepts and keeps the ``tools/call`` requests
+    it can answer itself: the connection's era is known (the first request decides it, by
+    the SDK's rule; a 2025 connection also needs its ``initialize`` answered), the SDK's
+    request models accept the params, and nothing would observe the SDK's pipeline (no
+    middleware beyond its OpenTelemetry span, no tracer configured, no cache hint). Each
+    call runs in a task of :meth:`run`'s nursery, so the reader goes on reading: a
+    ``notifications/cancelled`` for it cancels it unanswered, as in the SDK, and at
+    end of input it is cancelled and answered "Connection closed".
+    """
+
+    def __init__(
+        self, server: Server[Any], qsys: QsysMcp, principal: Principal, writer: _Writer
+    ) -> None:
+        self._server = server
+        self._qsys = qsys
+        self._principal = principal
+        self._writer = writer
+        self.hold: trio.Event | None = None
+        self.era: str | None = None  # "legacy" or "modern", once the first request decided
+        self.version: str | None = None  # legacy: the version an answered initialize chose
+        self._initializing: set[Any] = set()
+        self._in_flight: dict[Any, tuple[trio.CancelScope, list[bool]]] = {}
+        self._nursery: trio.Nursery | None = None
+        self.calls = 0  # answered here (statistics, tests)
+
+    async def run(self, *, task_status: trio.TaskStatus[None]) -> None:
+        """Own the calls' tasks until cancelled (at end of input)."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    def take(self, message: dict[str, Any], line: bytes) -> bool:
+        """Whether ``message`` is answered here (else the SDK gets it)."""
+        method = message.get("method")
+        if method is None:
+            return False  # a response to a request of ours
+        params = message.get("params")
+        msg_id = message.get("id")
+        if msg_id is None:
+            if method == "notifications/cancelled":
+                self._cancel(params)
+            return False
+        if self.era is None:
+            self._decide(line, method, params)
+        if method == "initialize":
+            if self.era == "legacy":
+                self._initializing.add(msg_id)
+                self._writer.watch = self._watch
+            return False
+        if method != "tools/call" or self._nursery is None or not self._plain():
+            return False
+        version = self._version(method, params)
+        if version is None:
+            return False
+        try:  # as the SDK validates: the era's surface, then the handler's params model
+            sdk_methods.validate_client_request(method, version, params)
+            typed = types.CallToolRequestParams.model_validate(params or {}, by_name=False)
+        except Exception:  # the SDK answers it with its own error
+            return False
+        # In flight from now on, so a cancel read before the task first runs still finds it.
+        entry = (trio.CancelScope(), [False])
+        self._in_flight[coerce_request_id(msg_id)] = entry
+        self._nursery.start_soon(self._call, msg_id, typed, version, entry)
+        return True
+
+    def _decide(self, line: bytes, method: str, params: Any) -> None:
+        """The SDK's rule: the first request (as its parser sees one) picks the era."""
+        try:
+            parsed = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+        except ValueError:
+            return
+        if isinstance(parsed, types.JSONRPCRequest):
+            modern = method != "initialize" and _enveloped(params)
+            self.era = "modern" if modern else "legacy"
+
+    def _version(self, method: str, params: Any) -> str | None:
+        if self.era == "legacy":
+            return None if _enveloped(params) else self.version
+        if self.era == "modern":
+            route = classify_inbound_request({"method": method, "params": params})
+            return None if isinstance(route, InboundLadderRejection) else route.protocol_version
+        return None
+
+    def _plain(self) -> bool:
+        """Whether nothing would see a difference: only the SDK's span, and no tracer."""
+        return (
+            all(type(m) is OpenTelemetryMiddleware for m in self._server.middleware)
+            and isinstance(
+                trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider
+            )
+            and "tools/call" not in self._server.cache_hints
+        )
+
+    def _watch(self, text: str) -> None:
+        """Learn the negotiated version from the SDK's answer to ``initialize``."""
+        try:
+            answer = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(answer, dict) or answer.get("id") not in self._initializing:
+            return
+        self._initializing.discard(answer.get("id"))
+        result = answer.get("result")
+        if isinstance(result, dict) and isinstance(result.get("protocolVersion"), str):
+            self.version = result["protocolVersion"]
+        if not self._initializing:
+            self._writer.watch = None
+
+    def _cancel(self, params: Any) -> None:
+        request_id = as_request_id(params.get("requestId") if isinstance(params, dict) else None)
+        if request_id is None:
+            return
+        entry = self._in_flight.get(coerce_request_id(request_id))
+        if entry is not None:
+            entry[1][0] = True  # cancelled by the peer: never answered
+            entry[0].cancel()
+
+    async def _call(
+        self,
+        msg_id: Any,
+        params: types.CallToolRequestParams,
+        version: str,
+        entry: tuple[trio.CancelScope, list[bool]],
+    ) -> None:
+        key = coerce_request_id(msg_id)
+        scope, peer_cancelled = entry
+        answering = False
+        try:
+            with scope:
+                try:
+                    if self.hold is not None and not self.hold.is_set():
+                        await self.hold.wait()
+                    result = await self._qsys.run_tool(
+                        self._principal, params.name, params.arguments, request_id=str(msg_id)
+                    )
+                    answer: dict[str, Any] = {"result": self._shape(version, result)}
+                except Exception as exc:  # as the SDK's dispatcher maps it, per era
+                    answer = {"error": self._error(version, exc)}
+                finally:
+                    if self._in_flight.get(key) is entry:
+                        del self._in_flight[key]
+                if not peer_cancelled[0]:
+                    answering = True
+                    self.calls += 1
+                    await self._send({"jsonrpc": "2.0", "id": msg_id, **answer})
+        except trio.Cancelled:
+            if not answering and not peer_cancelled[0]:  # end of input: say so, as the SDK does
+                closed = {"code": types.CONNECTION_CLOSED, "message": "Connection closed"}
+                with trio.move_on_after(_SHUTDOWN_WRITE_S, shield=True):
+                    await self._send({"jsonrpc": "2.0", "id": msg_id, "error": closed})
+            raise
+
+    def _shape(self, version: str, result: types.CallToolResult) -> dict[str, Any]:
+        """The SDK's wire form of a result: its dump, the era's surface, the 2026 fields."""
+        dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+        dumped = sdk_methods.serialize_server_result("tools/call", version, dumped)
+        if version in MODERN_PROTOCOL_VERSIONS:
+            dumped.setdefault("resultType", "complete")
+            if dumped.get("_meta") is None:
+                dumped["_meta"] = {types.SERVER_INFO_META_KEY: self._server.server_info_stamp}
+        return dumped
+
+    def _error(self, version: str, exc: Exception) -> dict[str, Any]:
+        if version in MODERN_PROTOCOL_VERSIONS:
+            error = modern_error_data(exc)
+        else:
+            mapped = handler_exception_to_error_data(exc)
+            if mapped is None:
+                log.exception("mcp.stdio_call_crashed")
+            error = mapped or types.ErrorData(code=0, message=str(exc))
+        dumped: dict[str, Any] = error.model_dump(by_alias=True, mode="json", exclude_none=True)
+        return dumped
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        try:
+            await self._writer.answer(orjson.dumps(message) + b"\n")
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            log.debug("mcp.stdio_answer_dropped", id=message.get("id"))
+
+
+def _enveloped(params: Any) -> bool:
+    """Whether params carry the 2026-07-28 envelope (the SDK's era signal)."""
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    return isinstance(meta, dict) and types.PROTOCOL_VERSION_META_KEY in meta
+
+
+def lean_calls(server: Server[Any], writer: _Writer) -> LeanCalls | None:
+    """The lean path of a qsysd server with one fixed caller (stdio); None for any other."""
+    qsys = getattr(server, "qsys", None)
+    principal = qsys.fixed_principal if isinstance(qsys, QsysMcp) else None
+    if qsys is None or principal is None:
+        return None
+    return LeanCalls(server, qsys, principal, writer)
