@@ -85,11 +85,10 @@ class Session:
         core, store = settings.core, settings.store
         plan: dict[str | None, list[str]] = {}
         kinds: dict[ControlRef, str] = {}
-        for component in [c.name for c in store.components(core)] + [None]:
-            for reading in store.controls(core, component):
-                ref = reading.info.ref
-                plan.setdefault(component, []).append(ref.name)
-                kinds[ref] = reading.info.type
+        for component, infos in store.control_infos(core).items():
+            if infos:
+                plan[component] = [info.ref.name for info in infos]
+                kinds.update((info.ref, info.type) for info in infos)
         subscription = Subscription(
             core,
             self.connection,
