@@ -11,6 +11,7 @@ import fnmatch
 import heapq
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import attrs
 
@@ -120,6 +121,9 @@ class _Group:
     kinds: tuple[str, ...]
     control_tokens: tuple[tuple[str, ...], ...]
     words: frozenset[str]  # every token of every control name
+    # each name's letter tokens and digit tokens apart: a word only scores against its kind
+    letters: tuple[tuple[str, ...], ...]
+    digits: tuple[tuple[str, ...], ...]
 
 
 @attrs.frozen
@@ -187,6 +191,8 @@ class _CoreIndex:
                     _Group(
                         comp.type, tuple(tokens(comp.type)), names, kinds, control_tokens,
                         frozenset(t for ct in control_tokens for t in ct),
+                        tuple(tuple(t for t in ct if not t.isdigit()) for ct in control_tokens),
+                        tuple(tuple(t for t in ct if t.isdigit()) for ct in control_tokens),
                     )
                 )  # fmt: skip
             words = tuple(t for t in comp_tokens if not t.isdigit())
@@ -316,11 +322,19 @@ class _CoreIndex:
                 group = self.groups[g]
                 types = [part(i, group.type_tokens) for i in range(n)]
                 out = by_vector[(g, comps)] = []
-                for j, ctl_tokens in enumerate(group.control_tokens):
-                    result = combine(
-                        words, comps, [part(i, ctl_tokens) for i in range(n)], types, ctl_tokens,
-                        group.names[j],
-                    )  # fmt: skip
+                # names alike in their letters, their digits' results and their bonus score
+                # alike ("input.1.gain", "input.2.gain" for a word "gain")
+                alike: dict[tuple[Any, ...], tuple[float, str] | None] = {}
+                for j, name in enumerate(group.names):
+                    letters = group.letters[j]
+                    ctls = tuple(
+                        part(i, group.digits[j] if is_digit[i] else letters) for i in range(n)
+                    )
+                    key = (ctls, letters, _MAIN_CONTROLS.get(name, 0.0))
+                    if key in alike:
+                        result = alike[key]
+                    else:
+                        result = alike[key] = combine(words, comps, ctls, types, letters, name)
                     if result is not None:
                         out.append((*result, j))
             return out
