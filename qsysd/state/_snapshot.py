@@ -350,6 +350,7 @@ class SnapshotTask:
         Cores the store already has data for keep it (live data wins). Errors other than
         :class:`StateUnavailable` propagate.
         """
+        started = time.perf_counter()
         try:
             snapshot = await self.backend.load()
         except StateUnavailable as exc:
@@ -370,7 +371,11 @@ class SnapshotTask:
         self._restore_pending = False
         if snapshot is not None:
             self.store.restore(snapshot)
-            log.info("state.restored", controls=self.store.statistics().controls)
+            log.info(
+                "state.restored",
+                controls=self.store.statistics().controls,
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
         return True
 
     def stop(self) -> None:
