@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -141,6 +141,30 @@ class _SharedMetadata:
                 else MappingProxyType(dict(metadata))
             )
         return shared
+
+
+class _Kinds(Mapping[ControlRef, str]):
+    """A live, read-only view: control -> its type, for one Core (no copy per control)."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self, state: _Core) -> None:
+        self._state = state
+
+    def __getitem__(self, ref: ControlRef) -> str:
+        by_name = self._state.controls.get(ref.component)
+        entry = None if by_name is None or ref.core != self._state.name else by_name.get(ref.name)
+        if entry is None:
+            raise KeyError(ref)
+        return entry.info.type
+
+    def __iter__(self) -> Iterator[ControlRef]:
+        for entries in self._state.controls.values():
+            for entry in entries.values():
+                yield entry.info.ref
+
+    def __len__(self) -> int:
+        return sum(len(entries) for entries in self._state.controls.values())
 
 
 def _suggest(name: str, candidates: Iterable[str]) -> list[str]:
@@ -419,6 +443,10 @@ class StateStore:
         return {
             comp: [e.info for e in entries.values()] for comp, entries in state.controls.items()
         }
+
+    def kinds(self, core: str) -> Mapping[ControlRef, str]:
+        """A live view of each control's type on ``core`` (to type the values it pushes)."""
+        return _Kinds(self._core(core))
 
     def read(self, ref: ControlRef) -> ControlReading:
         """One control; raise :class:`LookupFailed` with the closest names if unknown."""
