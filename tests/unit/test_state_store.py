@@ -323,3 +323,21 @@ def test_equal_metadata_is_stored_once() -> None:
     assert gain.metadata == {"Legend": "", "Choices": ["a"]}
     with pytest.raises(TypeError):
         gain.metadata["Legend"] = "x"  # type: ignore[index]
+
+
+def test_kinds_is_a_live_view_of_each_controls_type(store: StateStore) -> None:
+    kinds = store.kinds("main")
+    assert kinds[GAIN] == "Float" and kinds[MUTE] == "Boolean"
+    assert kinds.get(ControlRef("main", "Lobby_BGM", "nope")) is None
+    assert kinds.get(ControlRef("other", "Lobby_BGM", "gain")) is None
+    assert len(kinds) == 3 and set(kinds) == {GAIN, MUTE, MASTER}
+    # an unknown control the Core reports shows up at once
+    extra = ControlRef("main", "Lobby_BGM", "new")
+    store.apply([value(extra, 1.0)])
+    assert kinds[extra] == "Unknown"
+
+
+def test_control_infos_lists_descriptions_by_component(store: StateStore) -> None:
+    infos = store.control_infos("main")
+    assert [i.ref for i in infos["Lobby_BGM"]] == [GAIN, MUTE]
+    assert [i.ref for i in infos[None]] == [MASTER]
