@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from qsysd.api._index import SearchIndex
 from qsysd.api._search import (
     SearchEntry,
-    SearchIndex,
     close_names,
     name_matches,
     rank,
