@@ -21,6 +21,7 @@ for ``python -m bench.render`` (docs/performance.md); ``--quick`` is CI's smoke 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,7 @@ from bench._procs import (
     spawned,
     write_config,
 )
+from bench.bench_propagation import propagation
 
 Call = Callable[[int], Awaitable[Any]]
 
@@ -132,10 +135,35 @@ async def first_read(client: LineClient, control: str, limit: float = 120) -> fl
                 await trio.sleep(0.002)
 
 
+def _events(client: LineClient) -> dict[str, dict[str, Any]]:
+    """The daemon's last log event of each name (JSON lines on its stderr)."""
+    out: dict[str, dict[str, Any]] = {}
+    for line in b"".join(client.stderr_lines).splitlines():
+        with contextlib.suppress(ValueError):
+            event = json.loads(line)
+            if isinstance(event, dict) and "event" in event:
+                out[event["event"]] = event
+    return out
+
+
+def _daemon_live_ms(events: dict[str, dict[str, Any]]) -> float | None:
+    """Start -> live state as the daemon logs it: the snapshot restore (if any), then from
+    its Core link's start to serving (discovered, subscribed, primed); no interpreter start-up
+    or imports (target 4's)."""
+    started, serving = events.get("core.link_started"), events.get("core.serving")
+    if started is None or serving is None:
+        return None
+    stamp = lambda e: datetime.fromisoformat(e["timestamp"]).timestamp()  # noqa: E731
+    restored = events.get("state.restored", {}).get("duration_ms", 0.0)
+    return float(restored) + (stamp(serving) - stamp(started)) * 1000
+
+
 async def startup(target: Target, emu: Emulator, folder: Path, runs: int) -> dict[str, Any]:
     """Spawn -> tools/list, first read, live state (cold, warm) and memory of the daemon."""
-    config = write_config(folder, emu)
+    config = write_config(folder, emu, level="info")  # for the daemon's own start-up events
     tools_list, reads, cold, warm, noop_list = [], [], [], [], []
+    own: dict[str, list[float]] = {"cold": [], "warm": [], "restore": [], "sync_cold": []}
+    own["sync_warm"] = []
     memory: dict[str, int] = {}
     for run in range(runs):
         for phase in ("cold", "warm"):
@@ -143,7 +171,7 @@ async def startup(target: Target, emu: Emulator, folder: Path, runs: int) -> dic
                 state = folder / "state"
                 for f in state.glob("*") if state.exists() else ():
                     f.unlink()
-            async with spawned(daemon_argv(config), LEGACY) as client:
+            async with spawned(daemon_argv(config), LEGACY, keep=1 << 20) as client:
                 await client.initialize()
                 await client.request("tools/list")
                 listed = time.perf_counter() - client.spawned
@@ -156,6 +184,13 @@ async def startup(target: Target, emu: Emulator, folder: Path, runs: int) -> dic
                 if run == runs - 1 and phase == "warm":
                     await trio.sleep(0.5)  # let start-up garbage settle before reading RSS
                     memory = memory_kib(client.pid)
+            events = _events(client)
+            daemon_live = _daemon_live_ms(events)
+            if daemon_live is not None:
+                own[phase].append(daemon_live)
+                own[f"sync_{phase}"].append(float(events["core.serving"]["setup_ms"]))
+            if phase == "warm" and "state.restored" in events:
+                own["restore"].append(float(events["state.restored"]["duration_ms"]))
         async with spawned(noop_argv(), LEGACY) as noop:
             await noop.initialize()
             await noop.request("tools/list")
@@ -167,6 +202,11 @@ async def startup(target: Target, emu: Emulator, folder: Path, runs: int) -> dic
         "spawn_to_first_read_ms": ms(reads),
         "start_to_live_cold_ms": ms(cold),
         "start_to_live_warm_ms": ms(warm),
+        "daemon_live_cold_ms": ms([x / 1000 for x in own["cold"]]) if own["cold"] else None,
+        "daemon_live_warm_ms": ms([x / 1000 for x in own["warm"]]) if own["warm"] else None,
+        "sync_cold_ms": ms([x / 1000 for x in own["sync_cold"]]) if own["sync_cold"] else None,
+        "sync_warm_ms": ms([x / 1000 for x in own["sync_warm"]]) if own["sync_warm"] else None,
+        "restore_ms": ms([x / 1000 for x in own["restore"]]) if own["restore"] else None,
         "rss_kib": memory.get("VmRSS", 0),
         "peak_rss_kib": memory.get("VmHWM", 0),
         "runs": runs,
@@ -330,6 +370,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             with tempfile.TemporaryDirectory(prefix="qsysd-bench-") as tmp:
                 folder = Path(tmp)
                 out["startup"] = await startup(target, emu, folder, 1 if args.quick else 3)
+                n = 10 if args.quick else 100
+                found = await propagation(emu, folder, target.gain, n, wait_live=wait_live)
+                out["propagation"] = {**summary(found.pop("samples")), **found}
                 out["latency"] = [
                     await latency(target, emu, folder, era, rounds, batch)
                     for era in ((LEGACY,) if args.quick and components else ERAS)
@@ -377,8 +420,16 @@ def print_table(results: dict[str, Any]) -> None:
             f"{s['noop_spawn_to_tools_list_ms']} ms); spawn -> first read "
             f"{s['spawn_to_first_read_ms']} ms; start -> live state cold "
             f"{s['start_to_live_cold_ms']} ms, warm {s['start_to_live_warm_ms']} ms; "
-            f"RSS {s['rss_kib'] / 1024:.1f} MiB, peak {s['peak_rss_kib'] / 1024:.1f} MiB"
+            f"RSS {s['rss_kib'] / 1024:.1f} MiB, peak {s['peak_rss_kib'] / 1024:.1f} MiB; "
+            f"daemon's own start -> live cold {s.get('daemon_live_cold_ms')} ms, warm "
+            f"{s.get('daemon_live_warm_ms')} ms (restore {s.get('restore_ms')} ms)"
         )
+        if "propagation" in d:
+            p = d["propagation"]
+            print(
+                f"change propagation (AutoPoll {p['poll_interval_ms']:.0f} ms): p50 "
+                f"{p['p50']:.1f} p95 {p['p95']:.1f} p99 {p['p99']:.1f} ms, n {p['n']}"
+            )
         for lat in d["latency"]:
             f = lat["figures"]
             print(f"-- line client, protocol {lat['era']} (ms)")

@@ -106,12 +106,14 @@ async def _stop(process: trio.Process) -> None:
             await process.wait()
 
 
-def write_config(folder: Path, emu: Emulator, *, journal: bool = True) -> Path:
+def write_config(
+    folder: Path, emu: Emulator, *, journal: bool = True, level: str = "warning"
+) -> Path:
     path = folder / "bench.toml"
     path.write_text(
         f'[[cores]]\nname = "bench"\nhost = "{emu.host}"\nport = {emu.port}\n'
         f'[state]\ndir = "{folder / "state"}"\njournal = {"true" if journal else "false"}\n'
-        '[policy]\nmax_gain_step_db = 120.0\n[logging]\nlevel = "warning"\n'
+        f'[policy]\nmax_gain_step_db = 120.0\n[logging]\nlevel = "{level}"\n'
     )
     return path
 
@@ -201,8 +203,9 @@ class LineClient:
 
 
 @asynccontextmanager
-async def spawned(argv: list[str], era: str) -> AsyncIterator[LineClient]:
-    """A child on stdio pipes with its stderr drained; closes stdin and waits on exit."""
+async def spawned(argv: list[str], era: str, *, keep: int = 50) -> AsyncIterator[LineClient]:
+    """A child on stdio pipes with its stderr drained (the last ``keep`` reads kept);
+    closes stdin and waits on exit."""
     started = time.perf_counter()
     process = await trio.lowlevel.open_process(
         argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -212,7 +215,7 @@ async def spawned(argv: list[str], era: str) -> AsyncIterator[LineClient]:
     client.spawned = started
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_keep_lines, process.stderr, client.stderr_lines)
+            nursery.start_soon(_keep_lines, process.stderr, client.stderr_lines, keep)
             yield client
             assert process.stdin is not None
             await process.stdin.aclose()
@@ -223,10 +226,10 @@ async def spawned(argv: list[str], era: str) -> AsyncIterator[LineClient]:
         await _stop(process)
 
 
-async def _keep_lines(stream: Any, lines: list[bytes]) -> None:
+async def _keep_lines(stream: Any, lines: list[bytes], keep: int) -> None:
     while data := await stream.receive_some(65536):
         lines.append(data)
-        del lines[:-50]
+        del lines[:-keep]
 
 
 class RawQrc:

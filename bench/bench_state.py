@@ -123,16 +123,22 @@ def main() -> None:
         rate = apply_throughput(store, n, rounds=10, watch=watch)
         label = "with a watch-all watcher" if watch else "no watchers"
         print(f"apply():            {rate:10,.0f} changes/s ({label})", file=out)
-    t0 = time.perf_counter()
-    snapshot = store.picture()
-    t1 = time.perf_counter()
-    from qsysd.state import encode_snapshot
+    from qsysd.state import decode_snapshot, encode_snapshot
 
+    cpu = time.process_time
+    t0 = cpu()
+    snapshot = store.picture()
+    t1 = cpu()
     data = encode_snapshot(snapshot)
-    t2 = time.perf_counter()
+    t2 = cpu()
+    decoded = decode_snapshot(data)
+    t3 = cpu()
+    StateStore().restore(decoded)
+    t4 = cpu()
     print(
-        f"picture():          {(t1 - t0) * 1000:7.0f} ms; encode_snapshot: "
-        f"{(t2 - t1) * 1000:.0f} ms, {len(data) / n:.0f} bytes/control of JSON",
+        f"snapshot (CPU ms):  picture {(t1 - t0) * 1000:.0f}, encode {(t2 - t1) * 1000:.0f}, "
+        f"decode {(t3 - t2) * 1000:.0f}, restore {(t4 - t3) * 1000:.0f}; "
+        f"{len(data) / n:.0f} bytes/control of JSON",
         file=out,
     )
 

@@ -11,8 +11,9 @@ from typing import Literal, Protocol
 import trio
 
 from qsysd.api._audit import AuditTrail
+from qsysd.api._index import SearchIndex
 from qsysd.api._results import ComponentPage, Match, ReadResult, Summary, describe_error
-from qsysd.api._search import SearchIndex, close_names, name_matches
+from qsysd.api._search import close_names, name_matches
 from qsysd.api._summary import summarize
 from qsysd.core import ControlWrite, MixerTarget
 from qsysd.errors import CoreUnavailable, LookupFailed, QsysdError, ToolInputError

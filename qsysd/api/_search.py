@@ -1,11 +1,11 @@
 """Ranked fuzzy search over control names, component types, synonyms and aliases.
 
-Everything here but :class:`SearchIndex` is pure: it needs no Core and no store.
+Everything here is pure: it needs no Core and no store (the index over a store is
+:mod:`qsysd.api._index`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import fnmatch
 import heapq
@@ -14,9 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
-from qsysd.api._results import Match, string_of
-from qsysd.errors import LookupFailed
-from qsysd.state import ControlRef, StateStore
+from qsysd.state import ControlRef
 
 # A word an operator says -> the words a Q-SYS designer names things with.
 SYNONYMS: dict[str, frozenset[str]] = {
@@ -66,7 +64,8 @@ SYNONYMS: dict[str, frozenset[str]] = {
 }
 _TOKEN = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 # "lobby music" means the zone's level first, then its mute, not its bass or its bypass.
-_MAIN_CONTROLS = {"gain": 0.05, "mute": 0.04}
+MAIN_CONTROLS = {"gain": 0.05, "mute": 0.04}
+MAIN_BONUS = max(MAIN_CONTROLS.values())
 # Words of a spoken request that name nothing in a design.
 STOP_WORDS = frozenset(
     {
@@ -109,76 +108,6 @@ class SearchEntry:
     type_tokens: tuple[str, ...]
 
 
-class SearchIndex:
-    """Tokenized names per Core, rebuilt when the Core's design changes."""
-
-    def __init__(self) -> None:
-        self._cache: dict[str, tuple[object, list[SearchEntry]]] = {}
-
-    def entries(self, store: StateStore, core: str) -> list[SearchEntry]:
-        components = store.components(core)
-        key = (store.design_code(core), len(components))
-        cached = self._cache.get(core)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        entries: list[SearchEntry] = []
-        for comp in components:
-            comp_tokens = tuple(tokens(comp.name))
-            type_tokens = tuple(tokens(comp.type))
-            for reading in store.controls(core, comp.name):
-                info = reading.info
-                entries.append(
-                    SearchEntry(
-                        info.ref,
-                        info.type,
-                        comp.type,
-                        comp_tokens,
-                        tuple(tokens(info.ref.name)),
-                        type_tokens,
-                    )
-                )
-        for reading in store.controls(core, None):
-            info = reading.info
-            entries.append(
-                SearchEntry(info.ref, info.type, None, (), tuple(tokens(info.ref.name)), ())
-            )
-        self._cache[core] = (key, entries)
-        return entries
-
-    def find(
-        self,
-        store: StateStore,
-        cores: Iterable[str],
-        query: str,
-        *,
-        aliases: Mapping[str, str],
-        limit: int,
-    ) -> list[Match]:
-        """Controls of ``cores`` ranked by :func:`rank`, with their current strings."""
-        entries: list[SearchEntry] = []
-        for core in cores:
-            entries.extend(self.entries(store, core))
-        out = []
-        for entry, score, why in rank(query, entries, aliases=aliases, limit=limit):
-            reading = None
-            with contextlib.suppress(LookupFailed):
-                reading = store.read(entry.ref)
-            out.append(
-                Match(
-                    control=str(entry.ref),
-                    core=entry.ref.core,
-                    component=entry.ref.component,
-                    name=entry.ref.name,
-                    type=entry.type,
-                    component_type=entry.component_type,
-                    score=round(score, 3),
-                    string=string_of(reading),
-                    why=why,
-                )
-            )
-        return out
-
-
 def token_score(word: str, candidates: Sequence[str]) -> tuple[float, str | None]:
     """How well ``word`` matches its best candidate token (0 to 1), and that token."""
     variants = {word} | SYNONYMS.get(word, frozenset())
@@ -204,6 +133,60 @@ def token_score(word: str, candidates: Sequence[str]) -> tuple[float, str | None
     return best, hit
 
 
+def query_words(query: str) -> list[str]:
+    """The words of a query that count: its tokens less stop words (all, if only those)."""
+    return [w for w in tokens(query) if w not in STOP_WORDS] or tokens(query)
+
+
+def aliased(words: Sequence[str], aliases: Mapping[str, str]) -> dict[str, str]:
+    """Control -> alias phrase, for each alias whose words are all in the query."""
+    normalized = " ".join(words)
+    targets: dict[str, str] = {}
+    for phrase, target in aliases.items():
+        phrase_words = tokens(phrase)
+        if phrase_words and (
+            " ".join(phrase_words) == normalized or set(phrase_words) <= set(words)
+        ):
+            targets[target.split(":", 1)[-1]] = phrase
+    return targets
+
+
+Part = tuple[float, str | None]
+
+
+def combine(
+    words: Sequence[str],
+    comps: Sequence[Part],
+    ctls: Sequence[Part],
+    types: Sequence[Part],
+    control_tokens: tuple[str, ...],
+    name: str,
+) -> tuple[float, str] | None:
+    """One control's score and why, from each word's best token in its component's name, its
+    own name and its component's type; None below the threshold (0.3)."""
+    total = 0.0
+    why = []
+    for word, comp, ctl, typed in zip(words, comps, ctls, types, strict=True):
+        score, hit = ctl if ctl[0] > comp[0] else comp
+        type_score, type_hit = typed
+        if type_score * 0.6 > score:
+            score, hit = type_score * 0.6, type_hit
+        if score > 0 and hit is not None:
+            why.append(word if hit == word else f"{word}~{hit}")
+        total += score
+    if total <= 0:
+        return None
+    score = total / len(words)
+    score += MAIN_CONTROLS.get(name, 0.0)
+    if score < 0.3:  # the penalty below only lowers it
+        return None
+    unmatched = sum(1 for t in control_tokens if not t.isdigit() and all(t not in w for w in why))
+    score -= 0.02 * unmatched
+    if score < 0.3:
+        return None
+    return score, "matched " + ", ".join(why)
+
+
 def rank(
     query: str, entries: Sequence[SearchEntry], *, aliases: Mapping[str, str], limit: int
 ) -> list[tuple[SearchEntry, float, str]]:
@@ -211,59 +194,39 @@ def rank(
 
     A configured alias whose words are all in the query ranks its target first (score 2).
     """
-    words = [w for w in tokens(query) if w not in STOP_WORDS] or tokens(query)
+    words = query_words(query)
     if not words:
         return []
-    normalized = " ".join(words)
-    alias_targets: dict[str, str] = {}
-    for phrase, target in aliases.items():
-        phrase_words = tokens(phrase)
-        if phrase_words and (
-            " ".join(phrase_words) == normalized or set(phrase_words) <= set(words)
-        ):
-            alias_targets[target.split(":", 1)[-1]] = phrase
+    alias_targets = aliased(words, aliases)
     scored: list[tuple[SearchEntry, float, str]] = []
     memos: list[tuple[str, dict[tuple[str, ...], tuple[float, str | None]]]] = [
         (word, {}) for word in words
     ]
+
+    def part(
+        memo: dict[tuple[str, ...], tuple[float, str | None]], word: str, toks: tuple[str, ...]
+    ) -> tuple[float, str | None]:
+        # per-part results that entries share (a component's tokens, a control name's, a
+        # type's): the same result as one call on the concatenation, without its cost
+        found = memo.get(toks)
+        if found is None:
+            found = memo[toks] = token_score(word, toks)
+        return found
+
     for entry in entries:
         if alias_targets and (name := str(entry.ref)) in alias_targets:
             scored.append((entry, 2.0, f"configured alias {alias_targets[name]!r}"))
             continue
-        total = 0.0
-        why = []
-        for word, memo in memos:
-            # token_score over component then control tokens, from per-part results that
-            # entries share (a component's tokens, a control name's, a type's): the same
-            # result as one call on the concatenation, without its cost per control.
-            comp = memo.get(entry.component_tokens)
-            if comp is None:
-                comp = memo[entry.component_tokens] = token_score(word, entry.component_tokens)
-            ctl = memo.get(entry.control_tokens)
-            if ctl is None:
-                ctl = memo[entry.control_tokens] = token_score(word, entry.control_tokens)
-            score, hit = ctl if ctl[0] > comp[0] else comp
-            typed = memo.get(entry.type_tokens)
-            if typed is None:
-                typed = memo[entry.type_tokens] = token_score(word, entry.type_tokens)
-            type_score, type_hit = typed
-            if type_score * 0.6 > score:
-                score, hit = type_score * 0.6, type_hit
-            if score > 0 and hit is not None:
-                why.append(word if hit == word else f"{word}~{hit}")
-            total += score
-        if total <= 0:
-            continue
-        score = total / len(words)
-        score += _MAIN_CONTROLS.get(entry.ref.name, 0.0)
-        if score < 0.3:  # the penalty below only lowers it
-            continue
-        unmatched = sum(
-            1 for t in entry.control_tokens if not t.isdigit() and all(t not in w for w in why)
+        result = combine(
+            words,
+            [part(memo, word, entry.component_tokens) for word, memo in memos],
+            [part(memo, word, entry.control_tokens) for word, memo in memos],
+            [part(memo, word, entry.type_tokens) for word, memo in memos],
+            entry.control_tokens,
+            entry.ref.name,
         )
-        score -= 0.02 * unmatched
-        if score >= 0.3:
-            scored.append((entry, score, "matched " + ", ".join(why)))
+        if result is not None:
+            scored.append((entry, *result))
     if len(scored) > limit:  # order only the contenders: str() of every ref is costly
         cutoff = heapq.nlargest(limit, (item[1] for item in scored))[-1]
         scored = [item for item in scored if item[1] >= cutoff]

@@ -13,7 +13,7 @@ from qsysd.core._endpoint import Endpoint
 from qsysd.core._subscription import Subscription
 from qsysd.errors import CoreError, QrcError, TransportError
 from qsysd.qrc import QrcConnection
-from qsysd.state import ControlRef, StateStore
+from qsysd.state import StateStore
 
 __all__ = ["Session", "SessionSettings"]
 
@@ -83,13 +83,11 @@ class Session:
     ) -> None:
         """Follow every control the store holds for the Core; wait (bounded) for first values."""
         core, store = settings.core, settings.store
-        plan: dict[str | None, list[str]] = {}
-        kinds: dict[ControlRef, str] = {}
-        for component in [c.name for c in store.components(core)] + [None]:
-            for reading in store.controls(core, component):
-                ref = reading.info.ref
-                plan.setdefault(component, []).append(ref.name)
-                kinds[ref] = reading.info.type
+        plan = {
+            component: [info.ref.name for info in infos]
+            for component, infos in store.control_infos(core).items()
+            if infos
+        }
         subscription = Subscription(
             core,
             self.connection,
@@ -98,7 +96,7 @@ class Session:
             poll_rate=settings.poll_rate,
             max_groups=settings.max_change_groups,
             concurrency=settings.discovery_concurrency,
-            kinds=kinds,
+            kinds=store.kinds(core),
             on_push=on_push,
         )
         self.subscription = subscription

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from sys import intern
 from types import MappingProxyType
 from typing import Any
 
@@ -227,11 +228,17 @@ def control_value_from_wire(
     *,
     component: str | None = None,
     kind: str | None = None,
+    kinds: Mapping[ControlRef, str] | None = None,
 ) -> ControlValue:
-    """One control object; ``component`` when the object does not carry ``Component``."""
+    """One control object; ``component`` when the object does not carry ``Component``.
+
+    The control's type is ``kinds[ref]`` if known there, else ``kind``, else the object's own.
+    """
     comp = obj.get("Component", component)
     ref = ControlRef(core, comp if isinstance(comp, str) else component, _str(obj, "Name"))
     raw = obj.get("Value")
+    if kinds is not None:
+        kind = kinds.get(ref, kind)
     kind = kind or (obj.get("Type") if isinstance(obj.get("Type"), str) else None)
     extra = {k: v for k, v in obj.items() if k not in _CORE_MEMBERS}
     if "Choices" in extra and not isinstance(extra["Choices"], list):
@@ -291,13 +298,15 @@ def controls_from_reply(
         if item["Name"] in seen:
             continue  # a repeated name: the first wins
         seen.add(item["Name"])
-        kind = _str(item, "Type", "Unknown")
-        ref = ControlRef(core, component, _str(item, "Name"))
+        # A design repeats a few types, directions and control names thousands of times: one
+        # string object each instead of one per control (the JSON decoder makes new ones).
+        kind = intern(_str(item, "Type", "Unknown"))
+        ref = ControlRef(core, component, intern(item["Name"]))
         infos.append(
             ControlInfo(
                 ref=ref,
                 type=kind,
-                direction=_str(item, "Direction", "Read/Write"),
+                direction=intern(_str(item, "Direction", "Read/Write")),
                 value_min=_float(item.get("ValueMin")),
                 value_max=_float(item.get("ValueMax")),
                 string_min=item.get("StringMin")
@@ -366,12 +375,4 @@ def _values(
     component: str | None,
     kinds: Mapping[ControlRef, str] | None,
 ) -> list[ControlValue]:
-    out = []
-    for item in items:
-        value = control_value_from_wire(core, item, component=component)
-        if kinds is not None:
-            kind = kinds.get(value.ref)
-            if kind is not None:
-                value = attrs.evolve(value, value=normalize_value(item.get("Value"), kind))
-        out.append(value)
-    return out
+    return [control_value_from_wire(core, item, component=component, kinds=kinds) for item in items]

@@ -7,6 +7,7 @@ watcher.
 
 from __future__ import annotations
 
+import functools
 import urllib.parse
 from collections.abc import Callable, Collection
 from typing import Any
@@ -37,6 +38,7 @@ def components_uri(core: str) -> str:
     return f"{SCHEME}://core/{_quote(core)}/components"
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a batch of changes names each component again
 def controls_uri(core: str, component: str | None) -> str:
     if component is None:
         return f"{SCHEME}://core/{_quote(core)}/named"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import tempfile
@@ -13,12 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
-import cattrs
+import msgspec
 import structlog
 import trio
 
 from qsysd.errors import StateUnavailable
-from qsysd.state._model import ComponentInfo, Scalar
+from qsysd.state._model import EMPTY_METADATA, ComponentInfo, Scalar
 
 if TYPE_CHECKING:
     from qsysd.state._store import StateStore
@@ -40,15 +39,17 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-#: The snapshot format this code writes and reads; bump it when the shape changes.
-SNAPSHOT_FORMAT = 1
+#: The snapshot format this code writes; it also reads format 1. Bump it when the shape changes
+#: (2: a control is a JSON array, not an object).
+SNAPSHOT_FORMAT = 2
 
 
-@attrs.frozen
-class SavedControl:
+class SavedControl(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """One control in a snapshot, flat (its Core is the enclosing :class:`CoreSnapshot`).
 
-    ``has_value`` tells "no value yet" from a value of None.
+    ``has_value`` tells "no value yet" from a value of None. Stored as a JSON array, not an
+    object: a large design holds tens of thousands, and the array is a third of the size and
+    decodes straight into this class.
     """
 
     component: str | None
@@ -63,14 +64,13 @@ class SavedControl:
     value: Scalar = None
     string: str = ""
     position: float | None = None
-    metadata: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+    metadata: Mapping[str, Any] = EMPTY_METADATA
     changed_at: float = 0.0
     confirmed_at: float = 0.0
     version: int = 0
 
 
-@attrs.frozen
-class CoreSnapshot:
+class CoreSnapshot(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One Core's design and values."""
 
     name: str
@@ -79,8 +79,7 @@ class CoreSnapshot:
     controls: tuple[SavedControl, ...] = ()
 
 
-@attrs.frozen
-class Snapshot:
+class Snapshot(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The whole store at one moment, as :meth:`StateStore.picture` takes it."""
 
     taken_at: float
@@ -104,39 +103,110 @@ class StateBackend(Protocol):
         ...
 
 
-def _structure_scalar(obj: object, _: object) -> Scalar:
-    if obj is None or isinstance(obj, bool | int | float | str):
-        return obj
-    raise TypeError(f"expected a number, boolean, string or null, got {type(obj).__name__}")
+# -- format 1 (until 0.x): the same fields as JSON objects, defaults left out ----------------
 
 
-_converter = cattrs.Converter(forbid_extra_keys=True, omit_if_default=True)
-_converter.register_structure_hook(Scalar, _structure_scalar)
+class _SavedControlV1(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+    name: str
+    type: str
+    direction: str
+    component: str | None = None
+    value_min: float | None = None
+    value_max: float | None = None
+    string_min: str | None = None
+    string_max: str | None = None
+    has_value: bool = False
+    value: Scalar = None
+    string: str = ""
+    position: float | None = None
+    metadata: dict[str, Any] = {}
+    changed_at: float = 0.0
+    confirmed_at: float = 0.0
+    version: int = 0
+
+
+class _ComponentV1(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    core: str
+    name: str
+    type: str
+    id: str
+    properties: tuple[tuple[str, str], ...] = ()
+
+
+class _CoreV1(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    design_code: str | None = None
+    components: tuple[_ComponentV1, ...] = ()
+    controls: tuple[_SavedControlV1, ...] = ()
+
+
+class _SnapshotV1(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    taken_at: float
+    format: int
+    cores: tuple[_CoreV1, ...] = ()
+
+
+def _from_v1(old: _SnapshotV1) -> Snapshot:
+    return Snapshot(
+        taken_at=old.taken_at,
+        cores=tuple(
+            CoreSnapshot(
+                name=core.name,
+                design_code=core.design_code,
+                components=tuple(
+                    ComponentInfo(c.core, c.name, c.type, c.id, c.properties)
+                    for c in core.components
+                ),
+                controls=tuple(SavedControl(**msgspec.structs.asdict(c)) for c in core.controls),
+            )
+            for core in old.cores
+        ),
+    )
+
+
+class _Head(msgspec.Struct):
+    format: Any = None
+
+
+def _enc_hook(obj: Any) -> Any:
+    if isinstance(obj, Mapping):  # metadata is a read-only view in the store
+        return dict(obj)
+    raise NotImplementedError(f"cannot store a {type(obj).__name__} in a snapshot")
+
+
+_encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
+_head = msgspec.json.Decoder(_Head)
+_decoders: dict[int, msgspec.json.Decoder[Any]] = {
+    1: msgspec.json.Decoder(_SnapshotV1),
+    SNAPSHOT_FORMAT: msgspec.json.Decoder(Snapshot),
+}
 
 
 def encode_snapshot(snapshot: Snapshot) -> bytes:
     """The snapshot as compact JSON bytes (CPU-bound: call it off the trio thread if large)."""
-    data = _converter.unstructure(snapshot)
-    data["format"] = snapshot.format  # omit_if_default must never drop the version
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    return _encoder.encode(snapshot)
 
 
 def decode_snapshot(data: bytes) -> Snapshot:
-    """Parse snapshot bytes; raise :class:`SnapshotCorrupt` saying what is wrong."""
+    """Parse snapshot bytes (this format or format 1); raise :class:`SnapshotCorrupt` saying why.
+
+    A snapshot of another format is refused, never guessed at: the Cores refill the store.
+    """
     try:
-        obj = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        fmt = _head.decode(data).format
+    except msgspec.ValidationError as exc:  # JSON, but not an object
+        raise SnapshotCorrupt(f"expected a JSON object ({exc})") from exc
+    except msgspec.DecodeError as exc:
         raise SnapshotCorrupt(f"not JSON ({exc})") from exc
-    if not isinstance(obj, dict):
-        raise SnapshotCorrupt(f"expected a JSON object, got {type(obj).__name__}")
-    fmt = obj.get("format")
-    if fmt != SNAPSHOT_FORMAT:
-        raise SnapshotCorrupt(f"format {fmt!r} is not the supported format {SNAPSHOT_FORMAT}")
+    decoder = _decoders.get(fmt) if type(fmt) is int else None
+    if decoder is None:
+        supported = " or ".join(str(f) for f in sorted(_decoders, reverse=True))
+        raise SnapshotCorrupt(f"format {fmt!r} is not a supported format ({supported})")
     try:
-        return _converter.structure(obj, Snapshot)
-    except Exception as exc:  # cattrs raises several classes; every one means "unreadable"
-        detail = "; ".join(cattrs.transform_error(exc)) if isinstance(exc, ExceptionGroup) else exc
-        raise SnapshotCorrupt(f"invalid snapshot: {detail}") from exc
+        snapshot = decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise SnapshotCorrupt(f"invalid snapshot: {exc}") from exc
+    return _from_v1(snapshot) if isinstance(snapshot, _SnapshotV1) else snapshot
 
 
 def _set_aside_name(path: Path) -> Path:
@@ -300,6 +370,7 @@ class SnapshotTask:
         Cores the store already has data for keep it (live data wins). Errors other than
         :class:`StateUnavailable` propagate.
         """
+        started = time.perf_counter()
         try:
             snapshot = await self.backend.load()
         except StateUnavailable as exc:
@@ -320,7 +391,11 @@ class SnapshotTask:
         self._restore_pending = False
         if snapshot is not None:
             self.store.restore(snapshot)
-            log.info("state.restored", controls=self.store.statistics().controls)
+            log.info(
+                "state.restored",
+                controls=self.store.statistics().controls,
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
         return True
 
     def stop(self) -> None:

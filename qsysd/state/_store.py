@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -78,22 +80,21 @@ class _Entry:
             return None
         return ControlValue(self.info.ref, self.value, self.string, self.position, self.metadata)
 
-    def differs(self, v: ControlValue) -> bool:
+    def same_value(self, v: ControlValue) -> bool:
         old = self.value
         new = v.value
         return (
-            self.string != v.string
-            or old != new
-            or type(old) is not type(new)  # True == 1, but a Boolean is not an Integer
-            or self.position != v.position
-            or self.metadata != v.metadata
+            self.string == v.string
+            and old == new
+            and type(old) is type(new)  # True == 1, but a Boolean is not an Integer
+            and self.position == v.position
         )
 
-    def store(self, v: ControlValue) -> None:
+    def store(self, v: ControlValue, metadata: Mapping[str, Any]) -> None:
         self.value = v.value
         self.string = v.string
         self.position = v.position
-        self.metadata = v.metadata if v.metadata else EMPTY_METADATA
+        self.metadata = metadata
 
 
 @attrs.define(eq=False)
@@ -107,6 +108,63 @@ class _Core:
     components: dict[str, ComponentInfo] = attrs.Factory(dict)
     # component name (None: named controls) -> control name -> entry, in the Core's order
     controls: dict[str | None, dict[str, _Entry]] = attrs.Factory(dict)
+
+
+class _SharedMetadata:
+    """One read-only copy of each distinct metadata mapping (most controls share theirs).
+
+    A newer Core sends the same display metadata (Color, Legend, Disabled, ...) with every
+    control at rest: 40,000 controls would otherwise hold 40,000 equal dicts. Mappings whose
+    values cannot be hashed, and any once ``limit`` copies are kept, are stored as they come.
+    """
+
+    __slots__ = ("_copies", "_limit")
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._copies: dict[tuple[tuple[str, Any], ...], Mapping[str, Any]] = {}
+        self._limit = limit
+
+    def __call__(self, metadata: Mapping[str, Any]) -> Mapping[str, Any]:
+        if not metadata:
+            return EMPTY_METADATA
+        try:
+            key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in metadata.items())
+            shared = self._copies.get(key)
+        except TypeError:  # a value that cannot be hashed (a dict, a nested list)
+            return metadata
+        if shared is None:
+            if len(self._copies) >= self._limit:
+                return metadata
+            shared = self._copies[key] = (
+                metadata
+                if isinstance(metadata, MappingProxyType)
+                else MappingProxyType(dict(metadata))
+            )
+        return shared
+
+
+class _Kinds(Mapping[ControlRef, str]):
+    """A live, read-only view: control -> its type, for one Core (no copy per control)."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self, state: _Core) -> None:
+        self._state = state
+
+    def __getitem__(self, ref: ControlRef) -> str:
+        by_name = self._state.controls.get(ref.component)
+        entry = None if by_name is None or ref.core != self._state.name else by_name.get(ref.name)
+        if entry is None:
+            raise KeyError(ref)
+        return entry.info.type
+
+    def __iter__(self) -> Iterator[ControlRef]:
+        for entries in self._state.controls.values():
+            for entry in entries.values():
+                yield entry.info.ref
+
+    def __len__(self) -> int:
+        return sum(len(entries) for entries in self._state.controls.values())
 
 
 def _suggest(name: str, candidates: Iterable[str]) -> list[str]:
@@ -146,6 +204,7 @@ class StateStore:
         self._watch_by_ref: dict[ControlRef, list[Watcher]] = {}
         self._watcher_count = 0
         self._listeners: list[ChangeListener] = []
+        self._shared = _SharedMetadata()
 
     # -- cores ---------------------------------------------------------------------------
 
@@ -318,10 +377,16 @@ class StateStore:
                         "state.unknown_controls_capped", core=state.name, limit=self._max_unknown
                     )
             entry.confirmed_at = now
-            if entry.string is not None and not entry.differs(v):
-                continue
+            if entry.string is not None and entry.same_value(v):
+                if entry.metadata == v.metadata:
+                    continue
+                if entry.metadata is EMPTY_METADATA:
+                    # First metadata of a known value: GetControls carries none, a newer
+                    # Core's first poll all of it. Not a change (nor 40,000 journal rows).
+                    entry.metadata = self._shared(v.metadata)
+                    continue
             before = entry.control_value() if self._listeners else None
-            entry.store(v)
+            entry.store(v, self._shared(v.metadata))
             entry.changed_at = now
             entry.version += 1
             changed += 1
@@ -368,6 +433,20 @@ class StateStore:
         now = self._clock()
         entries = state.controls.get(component, {})
         return [self._reading(state, e, now) for e in entries.values()]
+
+    def control_infos(self, core: str) -> dict[str | None, list[ControlInfo]]:
+        """Every control's description, by component (None: named controls), in order.
+
+        For the subscription plan: no values, no readings, nothing built per control.
+        """
+        state = self._known_core(core)
+        return {
+            comp: [e.info for e in entries.values()] for comp, entries in state.controls.items()
+        }
+
+    def kinds(self, core: str) -> Mapping[ControlRef, str]:
+        """A live view of each control's type on ``core`` (to type the values it pushes)."""
+        return _Kinds(self._core(core))
 
     def read(self, ref: ControlRef) -> ControlReading:
         """One control; raise :class:`LookupFailed` with the closest names if unknown."""
@@ -493,12 +572,21 @@ class StateStore:
             state = self._core(saved_core.name)
             state.design_code = saved_core.design_code
             state.components = {c.name: c for c in saved_core.components}
+            core_name = saved_core.name
+            # one string object per component name (the dict key), type, direction and name
+            names: dict[str, str] = {name: name for name in state.components}
+            intern = sys.intern
             for s in saved_core.controls:
-                ref = ControlRef(saved_core.name, s.component, s.name)
+                component = (
+                    s.component
+                    if s.component is None
+                    else names.setdefault(s.component, s.component)
+                )
+                ref = ControlRef(core_name, component, intern(s.name))
                 info = ControlInfo(
                     ref,
-                    s.type,
-                    s.direction,
+                    intern(s.type),
+                    intern(s.direction),
                     s.value_min,
                     s.value_max,
                     s.string_min,
@@ -509,10 +597,10 @@ class StateStore:
                     entry.value = s.value
                     entry.string = s.string
                     entry.position = s.position
-                    entry.metadata = s.metadata if s.metadata else EMPTY_METADATA
+                    entry.metadata = self._shared(s.metadata)
                 entry.confirmed_at = s.confirmed_at
                 entry.version = s.version
-                state.controls.setdefault(s.component, {})[s.name] = entry
+                state.controls.setdefault(component, {})[ref.name] = entry
             state.stale = True
             self._version += 1
 

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from qsysd.api._search import SearchEntry, close_names, name_matches, rank, token_score, tokens
-from qsysd.state import ControlRef
+from qsysd.api._index import SearchIndex
+from qsysd.api._search import (
+    SearchEntry,
+    close_names,
+    name_matches,
+    rank,
+    token_score,
+    tokens,
+)
+from qsysd.emulator import generate_design
+from qsysd.state import ComponentInfo, ControlInfo, ControlRef, StateStore
 
 
 def entry(component: str | None, control: str, component_type: str = "gain") -> SearchEntry:
@@ -165,3 +174,40 @@ def test_close_names_keep_their_case_and_are_at_most_three() -> None:
     assert close[0] == "Lobby_BGM"
     assert len(close) == 3
     assert close_names("zzz", names) == []
+
+
+def test_the_grouped_index_ranks_exactly_as_a_scan_of_every_control() -> None:
+    design = generate_design(120)
+    store = StateStore()
+    infos = [
+        ControlInfo(ControlRef("main", c.name, x.name), x.type, "Read/Write")
+        for c in design.components
+        for x in c.controls
+    ] + [
+        ControlInfo(ControlRef("main", None, n.name), n.type, "Read/Write")
+        for n in design.named_controls
+    ]
+    store.replace_design(
+        "main", "code", [ComponentInfo("main", c.name, c.type, c.name) for c in design.components],
+        infos, [],
+    )  # fmt: skip
+    kinds = {c.name: c.type for c in design.components}
+    scan = [
+        SearchEntry(
+            i.ref, i.type, kinds.get(i.ref.component or ""), tuple(tokens(i.ref.component or "")),
+            tuple(tokens(i.ref.name)), tuple(tokens(kinds.get(i.ref.component or "", ""))),
+        )
+        for i in infos
+    ]  # fmt: skip
+    vocabulary = sorted({t for e in scan for t in e.component_tokens + e.control_tokens})
+    queries = ["gym mixer gain", "lobby music volume", "restaurnt level", "gain", "7", "100"]
+    queries += [" ".join(vocabulary[i::37][:3]) for i in range(37)]
+    aliases = {"house music": f"{design.components[3].name}.gain"}
+    index = SearchIndex()
+    for query in [*queries, "house music"]:
+        expected = [
+            (str(e.ref), round(score, 3), why)
+            for e, score, why in rank(query, scan, aliases=aliases, limit=10)
+        ]
+        found = index.find(store, ["main"], query, aliases=aliases, limit=10)
+        assert [(m.control, m.score, m.why) for m in found] == expected, query

@@ -278,3 +278,52 @@ async def test_snapshot_failures_are_counted_and_never_fatal(
 def test_snapshot_task_rejects_a_useless_interval() -> None:
     with pytest.raises(ValueError, match="interval"):
         SnapshotTask(make_store(), MemoryBackend(), interval=0)
+
+
+# Written by format 1 (controls as JSON objects, defaults left out), before format 2.
+FORMAT_1 = (
+    '{"taken_at":1764633600.5,"cores":[{"name":"main","design_code":"code-1","components":'
+    '[{"core":"main","name":"Lobby","type":"gain","id":"id-1","properties":[["a","1"]]}],'
+    '"controls":[{"component":"Lobby","name":"gain","type":"Float","direction":"Read/Write",'
+    '"value_min":-100.0,"value_max":20.0,"string_min":"-100dB","string_max":"20dB",'
+    '"has_value":true,"value":-6.5,"string":"-6.5dB","position":0.7,"changed_at":1764633500.25,'
+    '"confirmed_at":1764633590.0,"version":3},{"component":"Lobby","name":"source","type":"Text",'
+    '"direction":"Read/Write","has_value":true,"value":"B","string":"B","metadata":{"Choices":'
+    '["A","B"],"Disabled":false},"changed_at":1764633500.25,"confirmed_at":1764633590.0,'
+    '"version":1},{"component":null,"name":"Label","type":"Text","direction":"Read/Write",'
+    '"has_value":true,"value":"h\u00e9llo","string":"h\u00e9llo","changed_at":1.0,'
+    '"confirmed_at":2.0,"version":1},{"component":"Lobby","name":"meter","type":"Float",'
+    '"direction":"Read Only"}]}],"format":1}'
+).encode()
+
+
+def test_a_format_1_snapshot_still_loads_with_every_field() -> None:
+    snapshot = decode_snapshot(FORMAT_1)
+    store = StateStore()
+    store.restore(snapshot)
+    gain = store.read(GAIN)
+    assert gain.stale and gain.version == 3 and gain.changed_at == 1764633500.25
+    assert gain.info == ControlInfo(GAIN, "Float", "Read/Write", -100.0, 20.0, "-100dB", "20dB")
+    assert gain.value == ControlValue(GAIN, -6.5, "-6.5dB", 0.7)
+    source = store.read(CHOICE).value
+    assert source is not None and source.metadata == {"Choices": ["A", "B"], "Disabled": False}
+    label = store.read(LABEL).value
+    assert label is not None and label.value == "héllo"
+    assert store.read(ControlRef("main", "Lobby", "meter")).value is None  # no value yet
+    assert store.component("main", "Lobby").properties == (("a", "1"),)
+    # saved again, it is written in the current format and reads back the same
+    again = encode_snapshot(store.picture())
+    assert json.loads(again)["format"] == SNAPSHOT_FORMAT == 2
+    assert decode_snapshot(again).cores == store.picture().cores
+
+
+def test_a_control_is_stored_as_an_array_and_bad_rows_are_refused() -> None:
+    data = json.loads(encode_snapshot(make_store().picture()))
+    row = data["cores"][0]["controls"][0]
+    assert row[:4] == ["Lobby", "gain", "Float", "Read/Write"]
+    row[9] = {"not": "a scalar"}
+    with pytest.raises(SnapshotCorrupt, match=r"invalid snapshot: .*controls\[0\]"):
+        decode_snapshot(json.dumps(data).encode())
+    data["cores"][0]["controls"][0] = ["Lobby"]  # too short
+    with pytest.raises(SnapshotCorrupt, match="invalid snapshot"):
+        decode_snapshot(json.dumps(data).encode())

@@ -285,3 +285,59 @@ def test_a_late_restore_fills_a_core_known_only_by_its_status(
     reading = late.read(GAIN)
     assert reading.stale and reading.value == value(GAIN, -3.0, "-3.0dB")
     assert late.core_status("main") == status
+
+
+def test_the_first_metadata_of_a_known_value_is_no_change() -> None:
+    # GetControls carries no display metadata; a newer Core's first poll carries all of it.
+    store = StateStore()
+    design(store, [value(GAIN, -10.0, "-10.0dB")])
+    changes: list[ControlValue] = []
+    store.add_listener(lambda v, before, at: changes.append(v))
+    watcher = store.watch([GAIN])
+    meta = {"Color": "", "Legend": "", "Disabled": False}
+    assert store.apply([ControlValue(GAIN, -10.0, "-10.0dB", None, meta)]) == 0
+    reading = store.read(GAIN)
+    assert reading.version == 1 and reading.value is not None
+    assert reading.value.metadata == meta
+    assert watcher.statistics().offered == 0 and changes == []
+    # once known, a change of metadata is a change
+    disabled = {**meta, "Disabled": True}
+    assert store.apply([ControlValue(GAIN, -10.0, "-10.0dB", None, disabled)]) == 1
+    assert store.read(GAIN).version == 2 and len(changes) == 1
+    assert watcher.statistics().offered == 1
+    watcher.close()
+
+
+def test_equal_metadata_is_stored_once() -> None:
+    store = StateStore()
+    design(store, [value(GAIN, -10.0), value(MUTE, False)])
+    store.apply(
+        [
+            ControlValue(GAIN, -10.0, "-10.0", None, {"Legend": "", "Choices": ["a"]}),
+            ControlValue(MUTE, False, "False", None, {"Legend": "", "Choices": ["a"]}),
+        ]
+    )
+    gain, mute = store.read(GAIN).value, store.read(MUTE).value
+    assert gain is not None and mute is not None
+    assert gain.metadata is mute.metadata
+    assert gain.metadata == {"Legend": "", "Choices": ["a"]}
+    with pytest.raises(TypeError):
+        gain.metadata["Legend"] = "x"  # type: ignore[index]
+
+
+def test_kinds_is_a_live_view_of_each_controls_type(store: StateStore) -> None:
+    kinds = store.kinds("main")
+    assert kinds[GAIN] == "Float" and kinds[MUTE] == "Boolean"
+    assert kinds.get(ControlRef("main", "Lobby_BGM", "nope")) is None
+    assert kinds.get(ControlRef("other", "Lobby_BGM", "gain")) is None
+    assert len(kinds) == 3 and set(kinds) == {GAIN, MUTE, MASTER}
+    # an unknown control the Core reports shows up at once
+    extra = ControlRef("main", "Lobby_BGM", "new")
+    store.apply([value(extra, 1.0)])
+    assert kinds[extra] == "Unknown"
+
+
+def test_control_infos_lists_descriptions_by_component(store: StateStore) -> None:
+    infos = store.control_infos("main")
+    assert [i.ref for i in infos["Lobby_BGM"]] == [GAIN, MUTE]
+    assert [i.ref for i in infos[None]] == [MASTER]
