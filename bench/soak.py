@@ -120,7 +120,7 @@ def write_config(folder: Path, emu: Emulator, workload: Workload) -> Path:
         f'[state]\ndir = "{folder / "state"}"\nsnapshot_interval = 3.0\n'
         # the step limit is not what a soak is about: clients write anywhere in range
         f'[policy]\nprotected = ["{workload.protected}.*"]\nmax_gain_step_db = 120.0\n'
-        f"[auth]\n{budgets}"
+        f'[auth]\nmode = "none"\n{budgets}'
         '[http]\nenabled = true\nlisten = "127.0.0.1:0"\n'
         '[logging]\nformat = "json"\nlevel = "info"\n'
     )

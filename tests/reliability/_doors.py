@@ -77,6 +77,8 @@ def write_config(
     )
     if http:
         text += '[http]\nenabled = true\nlisten = "127.0.0.1:0"\nstop_grace = 2.0\n'
+        # Faults are this suite's subject; authentication has its own tests (loopback only).
+        text += '[auth]\nmode = "none"\n'
     path = folder / f"{name}.toml"
     path.write_text(text)
     return path

@@ -41,6 +41,7 @@ def write_config(folder: Path, emulator: EmulatorServer) -> Path:
         f'[state]\ndir = "{folder / "state"}"\nsnapshot_interval = 0.05\njournal = true\n'
         "[policy]\nmax_gain_step_db = 120.0\n"
         '[http]\nenabled = true\nlisten = "127.0.0.1:0"\n'
+        '[auth]\nmode = "none"\n'  # crashes are the subject here; loopback only
         '[logging]\nformat = "json"\nlevel = "info"\n'
     )
     return path

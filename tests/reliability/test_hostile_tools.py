@@ -286,6 +286,7 @@ named_controls = [{named}]
 dir = "{path / "state"}"
 
 [auth]
+mode = "none"
 stdio_role = "admin"
 
 [policy]
@@ -449,7 +450,7 @@ def fuzz_tool(
         counts["valid" if valid else "invalid"] += 1
         result = portal.run(running.call, door, tool.name, arguments, timeout=CALL_TIMEOUT)
         counts["refused" if result.is_error else "results"] += 1
-        counts["write results"] += not result.is_error and writes
+        counts["write_results"] += not result.is_error and writes
         assert_clear(result, valid=valid, what=f"{tool.name}({json.dumps(arguments)[:300]})")
 
     check()
@@ -462,14 +463,14 @@ def test_generated_arguments_for_every_tool_get_results_or_clear_errors(
     portal, running = doors
     before = portal.run(running.values, timeout=CALL_TIMEOUT)
     words = vocabulary(running.emulator)
-    counts = dict.fromkeys(["valid", "invalid", "refused", "results", "write results"], 0)
+    counts = dict.fromkeys(["valid", "invalid", "refused", "results", "write_results"], 0)
     for tool in running.tools:
         fuzz_tool(portal, running, door, tool, words, counts)
         assert_up(portal, running, door)
     after = portal.run(running.values, timeout=CALL_TIMEOUT)
     counts["controls_changed"] = assert_policy_held(before, after)
     # the generator reached both outcomes, and write tools answered: the policy had work
-    assert counts["results"] and counts["refused"] and counts["write results"], counts
+    assert counts["results"] and counts["refused"] and counts["write_results"], counts
     trials = counts["valid"] + counts["invalid"]
     reliability.record(
         area="hostile input",

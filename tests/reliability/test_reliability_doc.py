@@ -40,7 +40,7 @@ def parse(text: str) -> tuple[list[Trial], dict[str, str]]:
             figures = {}
             if figures_text != "-":
                 for item in figures_text.split(", "):
-                    key, _, value = item.partition(" ")
+                    key, _, value = item.rpartition(" ")  # a key may hold spaces
                     figures[key] = float(value)
             trials.append(Trial(area, case, door, int(trials_text), outcome, figures))
     return trials, run
