@@ -47,13 +47,16 @@ class _MemoryStorage(MemoryStorage):
     caller's thread at most once a second.
     """
 
+    #: Seconds between two sweeps of expired entries.
+    sweep_interval = 1.0
+
     def __init__(self) -> None:
         super().__init__()
         self._dropped_at = 0.0
 
     def _MemoryStorage__schedule_expiry(self) -> None:  # the library's private hook
         now = time.monotonic()
-        if now - self._dropped_at >= 1.0:
+        if now - self._dropped_at >= self.sweep_interval:
             self._dropped_at = now
             self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
 
