@@ -55,6 +55,7 @@ __all__ = [
     "CoreUnavailable",
     "DesignError",
     "ErrorReport",
+    "FileNotWritable",
     "FrameTooLarge",
     "IllegalMixerChannel",
     "InvalidFrame",
@@ -351,6 +352,10 @@ class RateLimited(QsysdError):
         )
 
 
+class FileNotWritable(QsysdError):
+    """A file qsysd changes on request is read-only here; the message names it and what to do."""
+
+
 class WriteFailed(QsysdError):
     """No control of a write was written; ``results`` (per-control results) says why."""
 
@@ -414,7 +419,7 @@ def _status(exc: QsysdError) -> int:
         return 429
     if isinstance(exc, PermissionDenied | PolicyViolation):
         return 403
-    if isinstance(exc, WriteFailed):
+    if isinstance(exc, WriteFailed | FileNotWritable):
         return 409
     if isinstance(exc, CoreUnavailable | StateUnavailable):
         return 503

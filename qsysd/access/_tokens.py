@@ -28,7 +28,14 @@ from typing import Any
 import attrs
 import structlog
 
-from qsysd.errors import AuthenticationFailed, ConfigError, LookupFailed, ToolInputError
+from qsysd.errors import (
+    AuthenticationFailed,
+    ConfigError,
+    FileNotWritable,
+    LookupFailed,
+    ToolInputError,
+    describe_os_error,
+)
 
 __all__ = ["TOKEN_PREFIX", "TokenRecord", "TokenStore"]
 
@@ -204,17 +211,31 @@ class TokenStore:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[list[TokenRecord]]:
         """The records under an exclusive lock; changes to the yielded list are written."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         lock_path = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise self._not_writable(exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             records = self._read()
             yield records
-            self._write(records)
+            try:
+                self._write(records)
+            except OSError as exc:
+                raise self._not_writable(exc) from None
         finally:
             os.close(fd)
         self.reload_if_changed()
+
+    def _not_writable(self, exc: OSError) -> FileNotWritable:
+        # A systemd credential or a mounted Secret is a read-only copy: say where to change it.
+        return FileNotWritable(
+            f"the tokens file {self.path} cannot be changed here ({describe_os_error(exc)}): "
+            "if it is a read-only copy (a systemd credential, a mounted secret), run "
+            "`qsysd token` where the original is kept, then restart qsysd"
+        )
 
     def _write(self, records: list[TokenRecord]) -> None:
         data = {"version": _FORMAT_VERSION, "tokens": [r.stored() for r in records]}

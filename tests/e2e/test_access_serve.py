@@ -80,3 +80,19 @@ def test_token_cli_refuses_bad_input_clearly(tmp_path: Path) -> None:
     broken = token_cli(config, "list")
     assert broken.returncode == 2 and "is not JSON" in broken.stderr
     assert "Traceback" not in broken.stderr + missing.stderr + bad_role.stderr
+
+
+def test_token_cli_on_a_read_only_tokens_file_says_what_to_do(tmp_path: Path) -> None:
+    config = tmp_path / "qsysd.toml"
+    config.write_text(f'[state]\ndir = "{tmp_path / "state"}"\n')
+    assert token_cli(config, "create", "--name", "panel", "--role", "viewer").returncode == 0
+    lock = tmp_path / "state" / "tokens.json.lock"
+    lock.unlink()
+    lock.mkdir()  # a read-only copy refuses the lock file; root ignores modes, a directory not
+    for args in (("create", "--name", "svc", "--role", "operator"), ("revoke", "panel")):
+        refused = token_cli(config, *args)
+        assert refused.returncode == 1, refused.stderr
+        assert "tokens.json cannot be changed here" in refused.stderr
+        assert "restart" in refused.stderr and "Traceback" not in refused.stderr
+    listed = token_cli(config, "list", "--json")
+    assert [t["name"] for t in json.loads(listed.stdout)] == ["panel"]

@@ -159,6 +159,28 @@ async def test_an_admin_creates_lists_and_revokes_tokens_over_http(
             problem(r, 401, "authentication-failed")
 
 
+async def test_a_read_only_tokens_file_gets_a_conflict_that_says_what_to_do(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    auth, tokens = token_auth(tmp_path)
+    admin = tokens.create("root", "admin")
+    before = tokens.path.read_bytes()
+    # Root ignores file modes, so the lock file's place is taken by a directory instead.
+    (tmp_path / "tokens.json.lock").unlink()
+    (tmp_path / "tokens.json.lock").mkdir()
+    with trio.fail_after(WAIT):
+        async with http_stack(emulator, authenticator=auth) as s:
+            h = bearer(admin)
+            r = await s.client.post("/api/v1/admin/tokens", headers=h,
+                                    json={"name": "panel", "role": "panel"})  # fmt: skip
+            doc = problem(r, 409, "file-not-writable")
+            assert str(tokens.path) in doc["detail"] and "restart" in doc["detail"]
+            r = await s.client.delete("/api/v1/admin/tokens/root", headers=h)
+            problem(r, 409, "file-not-writable")
+            assert (await s.client.get("/api/v1/tools", headers=h)).is_success
+    assert tokens.path.read_bytes() == before
+
+
 @pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer", "qsysd_abc"])
 async def test_malformed_authorization_is_refused(
     emulator: EmulatorServer, tmp_path: Path, header: str

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from qsysd.access import TOKEN_PREFIX, Authenticator, Roles, TokenStore
-from qsysd.errors import AuthenticationFailed, ConfigError, LookupFailed, ToolInputError
+from qsysd.errors import (
+    AuthenticationFailed,
+    ConfigError,
+    FileNotWritable,
+    LookupFailed,
+    ToolInputError,
+)
 
 
 class Clock:
@@ -149,3 +155,18 @@ def test_the_tokens_file_is_replaced_atomically(tmp_path: Path) -> None:
     tokens.create("b", "viewer")
     assert tokens.path.stat().st_ino != inode  # a new file renamed over the old one
     assert os.access(tokens.path, os.R_OK)
+
+
+def test_a_tokens_file_that_cannot_be_changed_is_named_and_left_intact(tmp_path: Path) -> None:
+    tokens = store(tmp_path)
+    tokens.create("panel", "viewer")
+    before = tokens.path.read_bytes()
+    lock = tokens.path.with_name("tokens.json.lock")
+    lock.unlink()
+    lock.mkdir()  # what a read-only copy does to the lock file, even for root
+    for change in (lambda: tokens.create("svc", "operator"), lambda: tokens.revoke("panel")):
+        with pytest.raises(FileNotWritable) as caught:
+            change()
+        assert str(tokens.path) in str(caught.value) and "read-only" in str(caught.value)
+    assert tokens.path.read_bytes() == before
+    assert [r.name for r in tokens.records()] == ["panel"]
