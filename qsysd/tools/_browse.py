@@ -31,7 +31,7 @@ class FindInput:
     )
 
 
-@attrs.frozen
+@attrs.define  # per match of every search: see ControlOut
 class MatchOut:
     """One candidate control."""
 
