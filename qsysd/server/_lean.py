@@ -140,15 +140,18 @@ class LeanCalls:
         version = self._version(method, params)
         if version is None:
             return False
-        try:  # as the SDK validates: the era's surface, then the handler's params model
-            sdk_methods.validate_client_request(method, version, params)
-            typed = types.CallToolRequestParams.model_validate(params or {}, by_name=False)
-        except Exception:  # the SDK answers it with its own error
-            return False
+        call = plain_call(params) if self.era == "legacy" else None
+        if call is None:
+            try:  # as the SDK validates: the era's surface, then the handler's params model
+                sdk_methods.validate_client_request(method, version, params)
+                typed = types.CallToolRequestParams.model_validate(params or {}, by_name=False)
+            except Exception:  # the SDK answers it with its own error
+                return False
+            call = (typed.name, typed.arguments)
         # In flight from now on, so a cancel read before the task first runs still finds it.
         entry = (trio.CancelScope(), [False])
         self._in_flight[coerce_request_id(msg_id)] = entry
-        self._nursery.start_soon(self._call, msg_id, typed, version, entry)
+        self._nursery.start_soon(self._call, msg_id, call, version, entry)
         return True
 
     def _decide(self, line: bytes, method: str, params: Any) -> None:
@@ -206,7 +209,7 @@ class LeanCalls:
     async def _call(
         self,
         msg_id: Any,
-        params: types.CallToolRequestParams,
+        call: tuple[str, dict[str, Any] | None],
         version: str,
         entry: tuple[trio.CancelScope, list[bool]],
     ) -> None:
@@ -219,7 +222,7 @@ class LeanCalls:
                     if self.hold is not None and not self.hold.is_set():
                         await self.hold.wait()
                     answer = await self._qsys.answer_tool(
-                        self._principal, params.name, params.arguments, request_id=str(msg_id)
+                        self._principal, *call, request_id=str(msg_id)
                     )
                     line = self.wire(msg_id, version, answer)
                 except Exception as exc:  # as the SDK's dispatcher maps it, per era
@@ -291,6 +294,22 @@ class LeanCalls:
             await self._writer.answer(line)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             log.debug("mcp.stdio_answer_dropped", id=msg_id)
+
+
+def plain_call(params: Any) -> tuple[str, dict[str, Any] | None] | None:
+    """The name and arguments of params that every 2025 surface and the SDK's params model
+    accept as they are (a string name; arguments an object, null or absent; nothing else);
+    None: let the SDK's models decide."""
+    if type(params) is not dict or not params.keys() <= _PLAIN_KEYS:
+        return None
+    name = params.get("name")
+    arguments = params.get("arguments")
+    if type(name) is not str or (arguments is not None and type(arguments) is not dict):
+        return None
+    return name, arguments
+
+
+_PLAIN_KEYS = frozenset({"name", "arguments"})
 
 
 def _enveloped(params: Any) -> bool:

@@ -11,15 +11,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
+import mcp_types as types
 import orjson
 import pytest
 import trio
 from _stacks import TEST_PRINCIPAL, tool_stack
-from mcp_types.version import SUPPORTED_PROTOCOL_VERSIONS
+from mcp_types import methods as sdk_methods
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, SUPPORTED_PROTOCOL_VERSIONS
 
 from qsysd.emulator import EmulatorServer
 from qsysd.server import QsysMcpServer, serve_stdio
-from qsysd.server._lean import LeanCalls
+from qsysd.server._lean import LeanCalls, plain_call
 from qsysd.server._mcp import ToolAnswer
 
 WAIT = 10.0
@@ -243,3 +245,35 @@ async def test_lean_lines_are_the_sdk_results_byte_for_byte(
                         lean.wire(msg_id, version, answer)
                     continue
                 assert lean.wire(msg_id, version, answer) == expected
+
+
+#: tools/call params: those plain_call takes as they are, and some it leaves to the SDK.
+PLAIN = [
+    {"name": "qsys_get"},
+    {"name": ""},
+    {"name": "ü" * 500, "arguments": None},
+    {"name": "x", "arguments": {}},
+    {"name": "x", "arguments": {"a": [1, {"b": None}], "": 1.5, "c": "\u2028"}},
+]
+NOT_PLAIN: list[Any] = [
+    None,
+    {},
+    {"name": 7},
+    {"name": None},
+    {"arguments": {}},
+    {"name": "x", "arguments": []},
+    {"name": "x", "arguments": "s"},
+    {"name": "x", "_meta": {"progressToken": 1}},
+    {"name": "x", "task": {}},
+    {"name": "x", "arguments": {}, "extra": 1},
+    ["name", "x"],
+]
+
+
+@pytest.mark.parametrize("version", sorted(HANDSHAKE_PROTOCOL_VERSIONS))
+def test_plain_call_params_are_exactly_what_the_sdk_models_accept_and_give(version: str) -> None:
+    for params in PLAIN:
+        typed = types.CallToolRequestParams.model_validate(params, by_name=False)
+        sdk_methods.validate_client_request("tools/call", version, params)  # accepted
+        assert plain_call(params) == (typed.name, typed.arguments)
+    assert [plain_call(p) for p in NOT_PLAIN] == [None] * len(NOT_PLAIN)
