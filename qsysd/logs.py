@@ -13,12 +13,12 @@ import functools
 import logging
 import sys
 from collections.abc import Iterable, MutableMapping
-from contextlib import AbstractContextManager
+from types import TracebackType
 from typing import Any, TextIO
 
 import structlog
 
-__all__ = ["bound_context", "configure_logging", "get_logger"]
+__all__ = ["HotLogger", "bound_context", "configure_logging", "get_logger"]
 
 _secrets: tuple[str, ...] = ()
 _REDACTED = "***"
@@ -127,6 +127,72 @@ def get_logger(name: str | None = None) -> Any:
     return structlog.get_logger(name)
 
 
-def bound_context(**values: Any) -> AbstractContextManager[None]:
-    """Key-value context (``request_id=``, ``core=``) on every log line inside the block."""
-    return structlog.contextvars.bound_contextvars(**values)
+class HotLogger:
+    """A module-level logger for code run on every call: bound once per configuration.
+
+    structlog's module-level proxy assembles a bound logger on every event (loggers are
+    not cached on first use: see :func:`configure_logging`), about 14 us even for an event
+    the level filters out. This one keeps the logger it bound while structlog's wrapper
+    class, logger factory and processor list stay the same objects, and binds again after
+    a ``structlog.configure()`` that replaced one (``capture_logs()`` edits the processor
+    list in place, which bound loggers see).
+    """
+
+    __slots__ = ("_bound", "_key", "_proxy")
+
+    def __init__(self, name: str) -> None:
+        self._proxy = structlog.get_logger(name)
+        self._key: tuple[int, int, int] | None = None
+        self._bound: Any = None
+
+    def _logger(self) -> Any:
+        config = structlog.get_config()
+        key = (
+            id(config["wrapper_class"]),
+            id(config["logger_factory"]),
+            id(config["processors"]),
+        )
+        if key != self._key:
+            self._bound = self._proxy.bind()
+            self._key = key
+        return self._bound
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self._logger().debug(event, **fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._logger().info(event, **fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._logger().warning(event, **fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._logger().error(event, **fields)
+
+    def exception(self, event: str, **fields: Any) -> None:
+        self._logger().exception(event, **fields)
+
+
+class bound_context:  # lower case: it replaced a function of that name
+    """Key-value context (``request_id=``, ``core=``) on every log line inside the block.
+
+    As ``structlog.contextvars.bound_contextvars``, without its generator and its copy of
+    every context variable: the block's values are set, and reset to what they were.
+    """
+
+    __slots__ = ("_tokens", "_values")
+
+    def __init__(self, **values: Any) -> None:
+        self._values = values
+        self._tokens: Any = None
+
+    def __enter__(self) -> None:
+        self._tokens = structlog.contextvars.bind_contextvars(**self._values)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        structlog.contextvars.reset_contextvars(**self._tokens)

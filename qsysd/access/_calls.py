@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-import structlog
 
 from qsysd.access._limits import RateLimits
 from qsysd.access._principal import DOORS, Door, Principal
@@ -22,14 +21,14 @@ from qsysd.errors import (
     WriteFailed,
     describe,
 )
-from qsysd.logs import bound_context
+from qsysd.logs import HotLogger, bound_context
 from qsysd.plugins import Registry, Tool, ToolContext
 from qsysd.policy import acting_role
 from qsysd.state import CallRecord
 
 __all__ = ["CallPath", "CallStatistics"]
 
-log = structlog.get_logger("qsysd.access")
+log = HotLogger("qsysd.access")
 
 #: The tool label of calls for names the registry does not know (labels stay bounded).
 UNKNOWN_TOOL = "(unknown)"

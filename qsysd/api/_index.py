@@ -41,6 +41,8 @@ class _Group:
     # each name's letter tokens and digit tokens apart: a word only scores against its kind
     letters: tuple[tuple[str, ...], ...]
     digits: tuple[tuple[str, ...], ...]
+    # names alike in their letter tokens and their bonus: (letters, a name, its indexes)
+    shapes: tuple[tuple[tuple[str, ...], str, tuple[int, ...]], ...]
 
 
 @attrs.frozen
@@ -50,6 +52,9 @@ class _Cluster:
     group: int
     words: tuple[str, ...]
     members: list[int]
+
+
+_ZERO: Part = (0.0, None)
 
 
 def _best(word: str, toks: Sequence[str], scores: Mapping[str, float]) -> Part:
@@ -104,12 +109,17 @@ class _CoreIndex:
             if g is None:
                 g = groups[key] = len(self.groups)
                 control_tokens = tuple(tuple(tokens(n)) for n in names)
+                letters = tuple(tuple(t for t in ct if not t.isdigit()) for ct in control_tokens)
+                shapes: dict[tuple[tuple[str, ...], float], tuple[str, list[int]]] = {}
+                for j, name in enumerate(names):
+                    shape = (letters[j], MAIN_CONTROLS.get(name, 0.0))
+                    shapes.setdefault(shape, (name, []))[1].append(j)
                 self.groups.append(
                     _Group(
                         comp.type, tuple(tokens(comp.type)), names, kinds, control_tokens,
-                        frozenset(t for ct in control_tokens for t in ct),
-                        tuple(tuple(t for t in ct if not t.isdigit()) for ct in control_tokens),
+                        frozenset(t for ct in control_tokens for t in ct), letters,
                         tuple(tuple(t for t in ct if t.isdigit()) for ct in control_tokens),
+                        tuple((k[0], name, tuple(js)) for k, (name, js) in shapes.items()),
                     )
                 )  # fmt: skip
             words = tuple(t for t in comp_tokens if not t.isdigit())
@@ -126,6 +136,7 @@ class _CoreIndex:
         every = {t for g in self.groups for t in g.words | set(g.type_tokens)}
         self.digits = sorted(set(self.digit_postings) | {t for t in every if t.isdigit()})
         self._word_scores: dict[str, dict[str, float]] = {}
+        self._word_clusters: dict[str, tuple[list[Part], list[float], list[float]]] = {}
         self.vocabulary = sorted(
             {t for c in self.clusters for t in c.words} | {t for t in every if not t.isdigit()}
         )
@@ -184,6 +195,31 @@ class _CoreIndex:
                 out[token] = score
         return out
 
+    def _cluster_parts(self, word: str) -> tuple[list[Part], list[float], list[float]]:
+        """Per cluster, ``word``'s result against its name's words, and the most it can add
+        to a control's score there; per group, the most it can add (cached per word)."""
+        found = self._word_clusters.get(word)
+        if found is None:
+            if len(self._word_clusters) >= 256:  # bounded: a list per word of every cluster
+                self._word_clusters.clear()
+            scores = self._scores(word)
+            group_best = [
+                max(
+                    1.0 if word in group.words else 0.0,
+                    max((scores.get(t, 0.0) for t in group.words), default=0.0),
+                    _best(word, group.type_tokens, scores)[0] * 0.6,
+                )
+                for group in self.groups
+            ]
+            digit = word.isdigit()
+            parts = [_ZERO if digit else _best(word, c.words, scores) for c in self.clusters]
+            tops = [
+                max(part[0], group_best[c.group])
+                for part, c in zip(parts, self.clusters, strict=True)
+            ]
+            found = self._word_clusters[word] = (parts, tops, group_best)
+        return found
+
     def rank(
         self, words: list[str], alias_targets: Mapping[str, str], limit: int
     ) -> list[tuple[SearchEntry, float, str]]:
@@ -204,24 +240,24 @@ class _CoreIndex:
                 if is_digit[i]:
                     results[i] = _best(word, self.digit_tokens[index], scores[i])
         # buckets: (cluster, per-word results of the component name) -> members (None: all
-        # members of the cluster not scored apart)
-        buckets: dict[tuple[int, tuple[Part, ...]], list[int] | None] = {}
-        for c, cluster in enumerate(self.clusters):
-            base = [
-                zero if is_digit[i] else _best(w, cluster.words, scores[i])
-                for i, w in enumerate(words)
-            ]
-            buckets[(c, tuple(base))] = None
+        # members of the cluster not scored apart), each with an upper bound of its scores
+        per_word = [self._cluster_parts(w) for w in words]
+        bases = list(zip(*(p[0] for p in per_word), strict=True))
+        tops = map(sum, zip(*(p[1] for p in per_word), strict=True))
+        ordered: list[tuple[float, tuple[int, tuple[Part, ...]], list[int] | None]] = [
+            (top / n + MAIN_BONUS, (c, base), None)
+            for c, (top, base) in enumerate(zip(tops, bases, strict=True))
+        ]
+        buckets: dict[tuple[int, tuple[Part, ...]], list[int]] = {}
         for index, results in apart.items():
             c = self.cluster_of[index]
-            cluster = self.clusters[c]
-            full = tuple(
-                results[i] if is_digit[i] else _best(w, cluster.words, scores[i])
-                for i, w in enumerate(words)
-            )
-            members = buckets.setdefault((c, full), [])
-            if members is not None:
-                members.append(index)
+            base = bases[c]
+            full = tuple(results[i] if is_digit[i] else base[i] for i in range(n))
+            buckets.setdefault((c, full), []).append(index)
+        for key, indexes in buckets.items():
+            group_best = [p[2][self.clusters[key[0]].group] for p in per_word]
+            total = sum(max(comp[0], best) for comp, best in zip(key[1], group_best, strict=True))
+            ordered.append((total / n + MAIN_BONUS, key, indexes))
         memo: dict[tuple[int, tuple[str, ...]], Part] = {}
 
         def part(i: int, toks: tuple[str, ...]) -> Part:
@@ -230,53 +266,50 @@ class _CoreIndex:
                 found = memo[(i, toks)] = _best(words[i], toks, scores[i])
             return found
 
-        by_vector: dict[tuple[int, tuple[Part, ...]], list[tuple[float, str, int]]] = {}
+        # Per group, its control names alike in their letters, their digits' results and
+        # their bonus ("input.1.gain", "input.2.gain" for a word "gain") score alike for
+        # any component name: sorted into alike sets once per query, from the shapes of the
+        # index (alike in letters and bonus), each set then scored once per component name's
+        # results.
+        digit_words = [i for i in range(n) if is_digit[i]]
+        alike_of: dict[int, tuple[list[Part], list[tuple[Any, ...]]]] = {}
 
-        def scored(g: int, comps: tuple[Part, ...]) -> list[tuple[float, str, int]]:
+        def alike(g: int) -> tuple[list[Part], list[tuple[Any, ...]]]:
+            found = alike_of.get(g)
+            if found is None:
+                group = self.groups[g]
+                sets: list[tuple[Any, ...]] = []
+                for letters, name, js in group.shapes:
+                    ctls = [zero if is_digit[i] else part(i, letters) for i in range(n)]
+                    if not digit_words:
+                        sets.append((tuple(ctls), letters, name, js))
+                        continue
+                    split: dict[tuple[Part, ...], list[int]] = {}
+                    for j in js:
+                        for i in digit_words:
+                            ctls[i] = part(i, group.digits[j])
+                        split.setdefault(tuple(ctls), []).append(j)
+                    sets += [(key, letters, name, same) for key, same in split.items()]
+                types = [part(i, group.type_tokens) for i in range(n)]
+                found = alike_of[g] = (types, sets)
+            return found
+
+        by_vector: dict[tuple[int, tuple[Part, ...]], list[tuple[float, str, list[int]]]] = {}
+
+        def scored(g: int, comps: tuple[Part, ...]) -> list[tuple[float, str, list[int]]]:
             # clusters of one group whose names score alike score alike
             out = by_vector.get((g, comps))
             if out is None:
-                group = self.groups[g]
-                types = [part(i, group.type_tokens) for i in range(n)]
+                types, sets = alike(g)
                 out = by_vector[(g, comps)] = []
-                # names alike in their letters, their digits' results and their bonus score
-                # alike ("input.1.gain", "input.2.gain" for a word "gain")
-                alike: dict[tuple[Any, ...], tuple[float, str] | None] = {}
-                for j, name in enumerate(group.names):
-                    letters = group.letters[j]
-                    ctls = tuple(
-                        part(i, group.digits[j] if is_digit[i] else letters) for i in range(n)
-                    )
-                    key = (ctls, letters, MAIN_CONTROLS.get(name, 0.0))
-                    if key in alike:
-                        result = alike[key]
-                    else:
-                        result = alike[key] = combine(words, comps, ctls, types, letters, name)
+                for ctls, letters, name, js in sets:
+                    result = combine(words, comps, ctls, types, letters, name)
                     if result is not None:
-                        out.append((*result, j))
+                        out.append((*result, js))
             return out
 
-        # best first by an upper bound, so most buckets are never scored
-        best_of_group: dict[int, list[float]] = {}
-
-        def bound(key: tuple[int, tuple[Part, ...]]) -> float:
-            g = self.clusters[key[0]].group
-            group_best = best_of_group.get(g)
-            if group_best is None:
-                group = self.groups[g]
-                group_best = best_of_group[g] = [
-                    max(
-                        1.0 if w in group.words else 0.0,
-                        max((scores[i].get(t, 0.0) for t in group.words), default=0.0),
-                        part(i, group.type_tokens)[0] * 0.6,
-                    )
-                    for i, w in enumerate(words)
-                ]
-            total = sum(max(comp[0], best) for comp, best in zip(key[1], group_best, strict=True))
-            return total / n + MAIN_BONUS
-
-        ordered = sorted(((bound(key), key, members) for key, members in buckets.items()),
-                         key=lambda item: -item[0])  # fmt: skip
+        # best first by the upper bound, so most buckets are never scored
+        ordered.sort(key=lambda item: -item[0])
         found: list[tuple[float, str, int, int, list[int]]] = []
         counted: list[tuple[float, int]] = []
         cutoff = 0.3
@@ -288,10 +321,10 @@ class _CoreIndex:
                 members = [i for i in cluster.members if i not in apart]
             if not members:
                 continue
-            for score, why, j in scored(cluster.group, comps):
+            for score, why, js in scored(cluster.group, comps):
                 if score >= cutoff:
-                    found.append((score, why, cluster.group, j, members))
-                    counted.append((score, len(members)))
+                    found += [(score, why, cluster.group, j, members) for j in js]
+                    counted.append((score, len(members) * len(js)))
             counted.sort(key=lambda item: -item[0])
             seen = 0
             for score, count in counted:

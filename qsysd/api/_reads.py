@@ -186,6 +186,10 @@ class QsysReads:
 
     def resolve(self, core: str | None, control: str) -> ControlRef:
         """The ref of ``"Component.control"``, a named control, or a configured alias."""
+        return self._resolve(core, control)[0]
+
+    def _resolve(self, core: str | None, control: str) -> tuple[ControlRef, ControlReading]:
+        """:meth:`resolve`, and the reading that showed the control exists."""
         name = self.core(core)
         text = control.strip()
         alias = self._policy.alias(text)
@@ -202,15 +206,13 @@ class QsysReads:
             comp, ctl = ".".join(parts[:i]), ".".join(parts[i:])
             if self._store.has_component(name, comp):
                 ref = ControlRef(core=name, component=comp, name=ctl)
-                self._store.read(ref)  # raises LookupFailed with close control names
-                return ref
+                # raises LookupFailed with close control names
+                return ref, self._store.read(ref)
         named = ControlRef(core=name, component=None, name=text)
         try:
-            self._store.read(named)
+            return named, self._store.read(named)
         except LookupFailed:
             pass
-        else:
-            return named
         candidates = [m.control for m in self.find_controls(text, core=name, limit=3)]
         if "." in text and not self._store.has_component(name, text.split(".", 1)[0]):
             comp = text.split(".", 1)[0]
@@ -230,13 +232,18 @@ class QsysReads:
         if core is not None:
             self.core(core)  # an unknown Core fails the call, as on every other tool
         refs: list[ControlRef | None] = []
+        readings: list[ControlReading | None] = []  # from resolving: current unless fresh
         errors: dict[int, str] = {}
         for i, text in enumerate(controls):
             try:
-                refs.append(self.resolve(core, text))
+                found, reading = self._resolve(core, text)
             except QsysdError as exc:
                 refs.append(None)
+                readings.append(None)
                 errors[i] = str(exc)
+            else:
+                refs.append(found)
+                readings.append(reading)
         if fresh:
             wanted = [r for r in refs if r is not None]
             failures = await self._refresh(wanted)
@@ -244,8 +251,8 @@ class QsysReads:
                 if ref is not None and ref in failures:
                     errors[i] = failures[ref]
         out = []
-        for i, (text, ref) in enumerate(zip(controls, refs, strict=True)):
-            if ref is None or i in errors:
+        for i, (text, ref, resolved) in enumerate(zip(controls, refs, readings, strict=True)):
+            if ref is None or resolved is None or i in errors:
                 out.append(
                     ReadResult(
                         control=text,
@@ -255,7 +262,7 @@ class QsysReads:
                     )
                 )
                 continue
-            reading = self._store.read(ref)
+            reading = self._store.read(ref) if fresh else resolved
             value = reading.value
             out.append(
                 ReadResult(

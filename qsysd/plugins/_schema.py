@@ -369,8 +369,13 @@ def structure_arguments(cls: type[_T], arguments: Mapping[str, Any] | None) -> _
 
 
 def unstructure_output(value: Any) -> dict[str, Any]:
-    """The JSON object of a tool's output."""
-    data = _converter.unstructure(value)
+    """The JSON object of a tool's output.
+
+    An output with a ``json_object()`` method gives its own: for an output of many items,
+    built without an object per item (it must give what cattrs would; test it so).
+    """
+    render = getattr(value, "json_object", None)
+    data = render() if callable(render) else _converter.unstructure(value)
     if not isinstance(data, dict):
         raise SchemaError(f"a tool output must be an object, got {type(data).__name__}")
     return data

@@ -22,7 +22,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from opentelemetry import trace
 
 from qsysd.access import Principal
-from qsysd.server._mcp import QsysMcp
+from qsysd.server._mcp import QsysMcp, ToolAnswer
 
 if TYPE_CHECKING:
     from qsysd.server._stdio import _Writer
@@ -33,6 +33,52 @@ log = structlog.get_logger("qsysd.server._stdio")
 
 #: How long an answer written at end of input may take (the SDK's bound for the same).
 _SHUTDOWN_WRITE_S = 2.0
+#: orjson refuses, rather than converts, what it would render otherwise than pydantic's JSON
+#: dump (datetimes, dataclasses, subclasses of str/int/dict/list; non-str keys and ints past
+#: 64 bits it refuses anyway): such an output is shaped by the SDK instead.
+_PLAIN_JSON = (
+    orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+#: Stand-ins for the text and the structured content in a result rendered once by the SDK.
+_TEXT_MARK = "qsysd-lean-text-5e0b"
+_OUTPUT_MARK = "qsysd-lean-output-5e0b"
+
+
+class _Frames:
+    """One era's ``tools/call`` result as the SDK renders it, cut where the values go.
+
+    Rendered once per protocol version by ``LeanCalls.sdk_result`` from stand-ins, so every
+    byte around the text and the structured content is the SDK's own (field order, the
+    era's surface, ``resultType``, the ``serverInfo`` stamp); a call only fills them in.
+    """
+
+    def __init__(self, shape: Any) -> None:
+        text, output = orjson.dumps(_TEXT_MARK), orjson.dumps({_OUTPUT_MARK: 0})
+        marked = types.CallToolResult(
+            content=[types.TextContent(text=_TEXT_MARK)], structured_content={_OUTPUT_MARK: 0}
+        )
+        ok = orjson.dumps(shape(marked))
+        before, text_at, rest = ok.partition(text)
+        between, output_at, after = rest.partition(output)
+        failed = orjson.dumps(shape(ToolAnswer(None, _TEXT_MARK).result()))
+        error_before, error_at, error_after = failed.partition(text)
+        if not (text_at and output_at and error_at) or text in after or text in error_after:
+            raise ValueError("the SDK's tools/call result has an unexpected shape")
+        self.ok = (before, between, after)
+        self.error = (error_before, error_after)
+
+    def fill(self, msg_id: Any, answer: ToolAnswer) -> bytes:
+        """The answer's line; TypeError when the output is not plain JSON (``_PLAIN_JSON``)."""
+        head = b'{"jsonrpc":"2.0","id":' + orjson.dumps(msg_id) + b',"result":'
+        if answer.error is not None:
+            before, after = self.error
+            return b"".join((head, before, orjson.dumps(answer.error), after, b"}\n"))
+        output = orjson.dumps(answer.output, option=_PLAIN_JSON)
+        before, between, after = self.ok
+        text = orjson.dumps(output.decode())
+        return b"".join((head, before, text, between, output, after, b"}\n"))
 
 
 class LeanCalls:
@@ -61,6 +107,7 @@ class LeanCalls:
         self._initializing: set[Any] = set()
         self._in_flight: dict[Any, tuple[trio.CancelScope, list[bool]]] = {}
         self._nursery: trio.Nursery | None = None
+        self._frames: dict[str, _Frames | None] = {}
         self.calls = 0  # answered here (statistics, tests)
 
     async def run(self, *, task_status: trio.TaskStatus[None]) -> None:
@@ -93,15 +140,18 @@ class LeanCalls:
         version = self._version(method, params)
         if version is None:
             return False
-        try:  # as the SDK validates: the era's surface, then the handler's params model
-            sdk_methods.validate_client_request(method, version, params)
-            typed = types.CallToolRequestParams.model_validate(params or {}, by_name=False)
-        except Exception:  # the SDK answers it with its own error
-            return False
+        call = plain_call(params) if self.era == "legacy" else None
+        if call is None:
+            try:  # as the SDK validates: the era's surface, then the handler's params model
+                sdk_methods.validate_client_request(method, version, params)
+                typed = types.CallToolRequestParams.model_validate(params or {}, by_name=False)
+            except Exception:  # the SDK answers it with its own error
+                return False
+            call = (typed.name, typed.arguments)
         # In flight from now on, so a cancel read before the task first runs still finds it.
         entry = (trio.CancelScope(), [False])
         self._in_flight[coerce_request_id(msg_id)] = entry
-        self._nursery.start_soon(self._call, msg_id, typed, version, entry)
+        self._nursery.start_soon(self._call, msg_id, call, version, entry)
         return True
 
     def _decide(self, line: bytes, method: str, params: Any) -> None:
@@ -159,7 +209,7 @@ class LeanCalls:
     async def _call(
         self,
         msg_id: Any,
-        params: types.CallToolRequestParams,
+        call: tuple[str, dict[str, Any] | None],
         version: str,
         entry: tuple[trio.CancelScope, list[bool]],
     ) -> None:
@@ -171,19 +221,20 @@ class LeanCalls:
                 try:
                     if self.hold is not None and not self.hold.is_set():
                         await self.hold.wait()
-                    result = await self._qsys.run_tool(
-                        self._principal, params.name, params.arguments, request_id=str(msg_id)
+                    answer = await self._qsys.answer_tool(
+                        self._principal, *call, request_id=str(msg_id)
                     )
-                    answer: dict[str, Any] = {"result": self._shape(version, result)}
+                    line = self.wire(msg_id, version, answer)
                 except Exception as exc:  # as the SDK's dispatcher maps it, per era
-                    answer = {"error": self._error(version, exc)}
+                    error = {"jsonrpc": "2.0", "id": msg_id, "error": self._error(version, exc)}
+                    line = orjson.dumps(error) + b"\n"
                 finally:
                     if self._in_flight.get(key) is entry:
                         del self._in_flight[key]
                 if not peer_cancelled[0]:
                     answering = True
                     self.calls += 1
-                    await self._send({"jsonrpc": "2.0", "id": msg_id, **answer})
+                    await self._write(line, msg_id)
         except trio.Cancelled:
             if not answering and not peer_cancelled[0]:  # end of input: say so, as the SDK does
                 closed = {"code": types.CONNECTION_CLOSED, "message": "Connection closed"}
@@ -191,7 +242,30 @@ class LeanCalls:
                     await self._send({"jsonrpc": "2.0", "id": msg_id, "error": closed})
             raise
 
-    def _shape(self, version: str, result: types.CallToolResult) -> dict[str, Any]:
+    def wire(self, msg_id: Any, version: str, answer: ToolAnswer) -> bytes:
+        """The answer's line: exactly ``orjson.dumps`` of the :meth:`sdk_result` message.
+
+        The output is rendered to JSON once, for the structured content and (as a string)
+        for its text, into the era's frames; an output orjson would render otherwise than
+        the SDK's dump (see ``_PLAIN_JSON``) is shaped by the SDK.
+        """
+        if version not in self._frames:
+            try:
+                self._frames[version] = _Frames(lambda r: self.sdk_result(version, r))
+            except ValueError:  # an SDK that shapes results otherwise: it shapes them all
+                log.warning("mcp.stdio_frames_unavailable", version=version)
+                self._frames[version] = None
+        frames = self._frames[version]
+        if frames is not None:
+            try:
+                return frames.fill(msg_id, answer)
+            except TypeError:
+                pass
+        message = {"jsonrpc": "2.0", "id": msg_id}
+        message["result"] = self.sdk_result(version, answer.result())
+        return orjson.dumps(message) + b"\n"
+
+    def sdk_result(self, version: str, result: types.CallToolResult) -> dict[str, Any]:
         """The SDK's wire form of a result: its dump, the era's surface, the 2026 fields."""
         dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
         dumped = sdk_methods.serialize_server_result("tools/call", version, dumped)
@@ -213,10 +287,29 @@ class LeanCalls:
         return dumped
 
     async def _send(self, message: dict[str, Any]) -> None:
+        await self._write(orjson.dumps(message) + b"\n", message.get("id"))
+
+    async def _write(self, line: bytes, msg_id: Any) -> None:
         try:
-            await self._writer.answer(orjson.dumps(message) + b"\n")
+            await self._writer.answer(line)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            log.debug("mcp.stdio_answer_dropped", id=message.get("id"))
+            log.debug("mcp.stdio_answer_dropped", id=msg_id)
+
+
+def plain_call(params: Any) -> tuple[str, dict[str, Any] | None] | None:
+    """The name and arguments of params that every 2025 surface and the SDK's params model
+    accept as they are (a string name; arguments an object, null or absent; nothing else);
+    None: let the SDK's models decide."""
+    if type(params) is not dict or not params.keys() <= _PLAIN_KEYS:
+        return None
+    name = params.get("name")
+    arguments = params.get("arguments")
+    if type(name) is not str or (arguments is not None and type(arguments) is not dict):
+        return None
+    return name, arguments
+
+
+_PLAIN_KEYS = frozenset({"name", "arguments"})
 
 
 def _enveloped(params: Any) -> bool:

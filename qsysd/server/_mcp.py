@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import attrs
 import mcp_types as types
 import structlog
 import trio
@@ -30,6 +31,7 @@ __all__ = [
     "INSTRUCTIONS",
     "QsysMcp",
     "QsysMcpServer",
+    "ToolAnswer",
     "build_mcp_server",
 ]
 
@@ -47,8 +49,20 @@ INSTRUCTIONS = (
 PrincipalSource = Principal | Callable[[ServerRequestContext[Any, Any]], Principal]
 
 
-def _error_result(message: str) -> types.CallToolResult:
-    return types.CallToolResult(content=[types.TextContent(text=message)], is_error=True)
+@attrs.frozen
+class ToolAnswer:
+    """What a ``tools/call`` answers before it is shaped: the tool's output, or why not."""
+
+    output: dict[str, Any] | None
+    error: str | None = None
+
+    def result(self) -> types.CallToolResult:
+        """The SDK's result: the output as structured content and as its JSON text."""
+        if self.error is not None:
+            return types.CallToolResult(content=[types.TextContent(text=self.error)], is_error=True)
+        return types.CallToolResult(
+            content=[types.TextContent(text=to_json(self.output))], structured_content=self.output
+        )
 
 
 def _tool_type(tool: Tool) -> types.Tool:
@@ -127,14 +141,24 @@ class QsysMcp:
         *,
         request_id: str,
     ) -> types.CallToolResult:
-        """The ``tools/call`` result for ``principal`` (the stdio door's lean path calls this)."""
+        """The ``tools/call`` result for ``principal``."""
+        answer = await self.answer_tool(principal, name, arguments, request_id=request_id)
+        return answer.result()
+
+    async def answer_tool(
+        self,
+        principal: Principal,
+        name: str,
+        arguments: dict[str, Any] | None,
+        *,
+        request_id: str,
+    ) -> ToolAnswer:
+        """:meth:`run_tool` before the SDK's result is built (the stdio lean path shapes it)."""
         try:
             output = await self.calls.call_tool(principal, name, arguments, request_id=request_id)
         except Exception as exc:  # every failure is an isError result the agent can act on
-            return _error_result(describe(exc, tool=name).detail)
-        return types.CallToolResult(
-            content=[types.TextContent(text=to_json(output))], structured_content=output
-        )
+            return ToolAnswer(None, describe(exc, tool=name).detail)
+        return ToolAnswer(output)
 
     @property
     def fixed_principal(self) -> Principal | None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import attrs
 
 from qsysd.plugins import Tool, ToolContext, doc
-from qsysd.tools._common import CORE_DOC, NAME_MAX, ControlOut, control_out
+from qsysd.tools._common import CORE_DOC, NAME_MAX, ControlOut, control_json
 
 # qsys_find_controls --------------------------------------------------------------------------
 
@@ -31,7 +33,7 @@ class FindInput:
     )
 
 
-@attrs.frozen
+@attrs.define  # per match of every search: see ControlOut
 class MatchOut:
     """One candidate control."""
 
@@ -204,7 +206,20 @@ class ListControlsOutput:
     core: str = attrs.field(metadata=doc("The Core."))
     component: str | None = attrs.field(metadata=doc("The component; null for named controls."))
     type: str | None = attrs.field(metadata=doc("The component's Q-SYS type."))
+    # list_controls puts each control's JSON object here (control_json): what cattrs would
+    # make of its ControlOut, which is the schema's
     controls: list[ControlOut] = attrs.field(metadata=doc("Every control, with its value."))
+
+    def json_object(self) -> dict[str, Any]:
+        """This output as cattrs would convert it, the controls' objects as they are."""
+        return {
+            "core": self.core,
+            "component": self.component,
+            "type": self.type,
+            "controls": [
+                attrs.asdict(c) if isinstance(c, ControlOut) else c for c in self.controls
+            ],
+        }
 
 
 async def list_controls(ctx: ToolContext, args: ListControlsInput) -> ListControlsOutput:
@@ -213,7 +228,8 @@ async def list_controls(ctx: ToolContext, args: ListControlsInput) -> ListContro
     if args.component is not None:
         comp_type = ctx.component(core, args.component).type
     readings = ctx.controls(core, args.component, filter=args.filter)
-    return ListControlsOutput(core, args.component, comp_type, [control_out(r) for r in readings])
+    controls = cast(list[ControlOut], [control_json(r) for r in readings])
+    return ListControlsOutput(core, args.component, comp_type, controls)
 
 
 LIST_CONTROLS_TOOL = Tool(

@@ -104,7 +104,9 @@ def core_out(status: CoreStatus) -> CoreOut:
     )
 
 
-@attrs.frozen
+# Built per control of every listing: attrs.define, as a frozen class's __init__ (one
+# object.__setattr__ per field) costs about three times as much. Nothing mutates it.
+@attrs.define
 class ControlOut:
     """One control with its current value."""
 
@@ -126,6 +128,25 @@ class ControlOut:
     stale: bool = attrs.field(
         metadata=doc("True while the Core is unreachable: the value may be out of date.")
     )
+
+
+def control_json(reading: ControlReading) -> dict[str, Any]:
+    """``control_out(reading)`` as its JSON object, without the object (one per control of
+    a listing: half the cost of the object, then its conversion)."""
+    v = reading.value
+    info = reading.info
+    return {
+        "name": info.ref.name,
+        "type": info.type,
+        "direction": info.direction,
+        "value": json_scalar(v.value) if v else None,
+        "string": v.string if v else None,
+        "position": v.position if v else None,
+        "min": info.value_min,
+        "max": info.value_max,
+        "age_s": round(reading.age, 3),
+        "stale": reading.stale,
+    }
 
 
 def control_out(reading: ControlReading) -> ControlOut:

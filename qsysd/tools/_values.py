@@ -33,7 +33,7 @@ class GetInput:
     )
 
 
-@attrs.frozen
+@attrs.define  # per control of every read: see ControlOut
 class ValueOut:
     """One control's value, or why it could not be read."""
 

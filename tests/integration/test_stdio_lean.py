@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import json
+import math
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
+import mcp_types as types
+import orjson
 import pytest
 import trio
-from _stacks import tool_stack
+from _stacks import TEST_PRINCIPAL, tool_stack
+from mcp_types import methods as sdk_methods
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, SUPPORTED_PROTOCOL_VERSIONS
 
 from qsysd.emulator import EmulatorServer
 from qsysd.server import QsysMcpServer, serve_stdio
+from qsysd.server._lean import LeanCalls, plain_call
+from qsysd.server._mcp import ToolAnswer
 
 WAIT = 10.0
 LEGACY, MODERN = "2025-11-25", "2026-07-28"
@@ -187,3 +195,85 @@ async def test_a_call_running_at_end_of_input_is_answered_connection_closed(
         "id": 9,
         "error": {"code": -32000, "message": "Connection closed"},
     }
+
+
+class _Label(str):
+    """A str subclass: orjson would render it as the SDK does, but the lean path must not guess."""
+
+
+#: Outputs orjson renders otherwise than the SDK's dump, or not at all: the SDK shapes them.
+ODD_OUTPUTS: list[dict[str, Any]] = [
+    {"at": datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)},
+    {"keys": {1: "one", None: "none"}},
+    {"big": 2**70},  # past JSON's (orjson's) integers: neither path renders it
+    {"label": _Label("x"), "nested": [{"label": _Label("y")}]},
+    {"nan": math.nan, "inf": -math.inf, "zero": -0.0, "tuple": (1, "2", None)},
+    {"text": 'naïve \u2028 "quoted" \\ \x00', "empty": {}, "list": []},
+]
+
+
+@pytest.mark.parametrize("version", sorted(SUPPORTED_PROTOCOL_VERSIONS))
+async def test_lean_lines_are_the_sdk_results_byte_for_byte(
+    emulator: EmulatorServer, version: str
+) -> None:
+    """Every tool's answer, success and error, as the lean path writes it and as the SDK
+    shapes it (``sdk_result``, the reference), then renders it: the same bytes."""
+    async with tool_stack(emulator) as (server, _, _):
+        lean = LeanCalls(server, server.qsys, TEST_PRINCIPAL, cast(Any, None))
+        answers: list[ToolAnswer] = []
+        with trio.fail_after(WAIT):
+            for tool in server.qsys.registry.tools():
+                for arguments in [*tool.examples, {}, {"no_such_field": 1}]:
+                    answers.append(
+                        await server.qsys.answer_tool(
+                            TEST_PRINCIPAL, tool.name, dict(arguments), request_id="t"
+                        )
+                    )
+            unknown = await server.qsys.answer_tool(TEST_PRINCIPAL, "nope", {}, request_id="t")
+            answers.append(unknown)
+        assert any(a.error is None for a in answers) and any(a.error for a in answers)
+        answers += [ToolAnswer(output) for output in ODD_OUTPUTS]
+        answers += [ToolAnswer(None, 'an error with "quotes", ü and \n'), ToolAnswer({})]
+        for msg_id in (1, "req-1", 0, -5):
+            for answer in answers:
+                reference: dict[str, Any] = {"jsonrpc": "2.0", "id": msg_id}
+                reference["result"] = lean.sdk_result(version, answer.result())
+                try:
+                    expected = orjson.dumps(reference) + b"\n"
+                except TypeError:
+                    with pytest.raises(TypeError):
+                        lean.wire(msg_id, version, answer)
+                    continue
+                assert lean.wire(msg_id, version, answer) == expected
+
+
+#: tools/call params: those plain_call takes as they are, and some it leaves to the SDK.
+PLAIN = [
+    {"name": "qsys_get"},
+    {"name": ""},
+    {"name": "ü" * 500, "arguments": None},
+    {"name": "x", "arguments": {}},
+    {"name": "x", "arguments": {"a": [1, {"b": None}], "": 1.5, "c": "\u2028"}},
+]
+NOT_PLAIN: list[Any] = [
+    None,
+    {},
+    {"name": 7},
+    {"name": None},
+    {"arguments": {}},
+    {"name": "x", "arguments": []},
+    {"name": "x", "arguments": "s"},
+    {"name": "x", "_meta": {"progressToken": 1}},
+    {"name": "x", "task": {}},
+    {"name": "x", "arguments": {}, "extra": 1},
+    ["name", "x"],
+]
+
+
+@pytest.mark.parametrize("version", sorted(HANDSHAKE_PROTOCOL_VERSIONS))
+def test_plain_call_params_are_exactly_what_the_sdk_models_accept_and_give(version: str) -> None:
+    for params in PLAIN:
+        typed = types.CallToolRequestParams.model_validate(params, by_name=False)
+        sdk_methods.validate_client_request("tools/call", version, params)  # accepted
+        assert plain_call(params) == (typed.name, typed.arguments)
+    assert [plain_call(p) for p in NOT_PLAIN] == [None] * len(NOT_PLAIN)

@@ -201,6 +201,7 @@ def test_the_grouped_index_ranks_exactly_as_a_scan_of_every_control() -> None:
     ]  # fmt: skip
     vocabulary = sorted({t for e in scan for t in e.component_tokens + e.control_tokens})
     queries = ["gym mixer gain", "lobby music volume", "restaurnt level", "gain", "7", "100"]
+    queries += ["zone 3 level", "mixer 7 input 2 gain", "gym 12", "input 1 2 mute", "gain gain"]
     queries += [" ".join(vocabulary[i::37][:3]) for i in range(37)]
     aliases = {"house music": f"{design.components[3].name}.gain"}
     index = SearchIndex()

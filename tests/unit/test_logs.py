@@ -6,7 +6,10 @@ import io
 import json
 import logging
 
-from qsysd.logs import bound_context, configure_logging, get_logger
+import pytest
+import structlog
+
+from qsysd.logs import HotLogger, bound_context, configure_logging, get_logger
 
 
 def lines(stream: io.StringIO) -> list[dict[str, object]]:
@@ -58,3 +61,38 @@ def test_console_format_is_readable() -> None:
     out = stream.getvalue()
     assert "core.connected" in out and "core=main" in out
     assert not out.lstrip().startswith("{")
+
+
+def test_a_hot_logger_follows_each_configuration_and_capture_logs() -> None:
+    log = HotLogger("t.hot")
+    first, second = io.StringIO(), io.StringIO()
+    configure_logging("info", "json", stream=first)
+    log.info("one")
+    configure_logging("warning", "json", stream=second)  # a new stream and level
+    log.info("filtered")
+    log.warning("two")
+    with structlog.testing.capture_logs() as captured:
+        log.warning("captured")
+    log.error("three")
+    assert [r["event"] for r in lines(first)] == ["one"]
+    assert [r["event"] for r in lines(second)] == ["two", "three"]
+    assert [e["event"] for e in captured] == ["captured"]
+
+
+def test_bound_context_restores_outer_values_and_unsets_its_own() -> None:
+    stream = io.StringIO()
+    configure_logging("info", "json", stream=stream)
+    log = HotLogger("t.ctx")
+    with bound_context(request_id="outer"):
+        with bound_context(request_id="inner", door="stdio"):
+            log.info("inside")
+        log.info("after_inner")
+        with pytest.raises(ValueError), bound_context(request_id="failing"):
+            raise ValueError("boom")
+        log.info("after_error")
+    log.info("outside")
+    inside, after_inner, after_error, outside = lines(stream)
+    assert (inside["request_id"], inside["door"]) == ("inner", "stdio")
+    assert after_inner["request_id"] == "outer" and "door" not in after_inner
+    assert after_error["request_id"] == "outer"
+    assert "request_id" not in outside and "door" not in outside

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import attrs
+import cattrs
 import pytest
 from jsonschema import Draft202012Validator
 
 from qsysd.errors import ToolInputError
-from qsysd.plugins import Registry, Tool, doc, json_schema, structure_arguments, validate_arguments
+from qsysd.plugins import (
+    Registry,
+    Tool,
+    doc,
+    json_schema,
+    structure_arguments,
+    unstructure_output,
+    validate_arguments,
+)
+from qsysd.state import ControlInfo, ControlReading, ControlRef, ControlValue
+from qsysd.tools._browse import ListControlsOutput
+from qsysd.tools._common import control_json, control_out
 from qsysd.tools._write import SetInput
 
 REGISTRY = Registry(entry_points=False)
@@ -119,3 +132,27 @@ def test_invalid_arguments_name_the_field(arguments: dict[str, Any], message: st
 def test_enum_error_lists_the_allowed_values() -> None:
     with pytest.raises(ToolInputError, match="'c' is not one of 'a', 'b'"):
         validate_arguments(Outer, {"mode": "c", "inner": {"level": 0}})
+
+
+def _readings() -> list[ControlReading]:
+    """Readings of every shape a listing meets: no value yet, each scalar type, NaN, ranges."""
+    out = []
+    values: list[Any] = [None, -12.5, 3, True, "text", math.nan, math.inf, ""]
+    for i, value in enumerate(values):
+        ref = ControlRef("main", "Mixer", f"input.{i}.gain")
+        info = ControlInfo(ref, "Float", "Read/Write", -100.0 if i % 2 else None, 20.0)
+        reading = None if value is None else ControlValue(ref, value, f"{value}", 0.25 * (i % 3))
+        out.append(ControlReading(info, reading, 1.0, 0.123456 * i, i, bool(i % 2)))
+    return out
+
+
+@pytest.mark.parametrize("component", ["Mixer", None])
+def test_a_listing_built_as_json_objects_is_what_cattrs_makes_of_control_outs(
+    component: str | None,
+) -> None:
+    readings = _readings()
+    fast = ListControlsOutput("main", component, "mixer", [control_json(r) for r in readings])  # type: ignore[misc]
+    plain = ListControlsOutput("main", component, "mixer", [control_out(r) for r in readings])
+    expected = cattrs.Converter().unstructure(plain)
+    assert unstructure_output(fast) == expected == unstructure_output(plain)
+    assert list(unstructure_output(fast)["controls"][1]) == list(expected["controls"][1])
