@@ -11,7 +11,7 @@ The first line it cannot answer (uncached, malformed, a response, a line longer 
 the real door (``qsysd.server.serve_stdio``) as a prelude, which replays the requests
 answered here into the SDK's session with their answers swallowed and compared: a
 difference (a stale cache) is logged, corrected in the cache and, for ``tools/list``,
-followed by ``notifications/tools/list_changed``. docs/architecture.md, "The early door".
+followed by ``notifications/tools/list_changed``. docs/architecture.md, "The early stdio door".
 
 A cache entry's key is a salted SHA-256 of everything that can change those answers (see
 :func:`environment_material`) and of the request (its method, its params but a progress

@@ -340,3 +340,32 @@ async def test_bad_lines_during_the_early_phase_get_the_real_doors_errors(
     assert early_methods(daemon) == ["initialize"]
     bad = [r for r in daemon.events() if r["event"] == "mcp.stdio_bad_line"]
     assert len(bad) == 2
+
+
+async def test_a_stale_tools_list_on_2026_is_told_to_the_listen_stream(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    config = config_for(emulator, tmp_path)
+    first, _ = await session(config, MODERN_OPENING)
+    cache = tmp_path / "state" / CACHE_FILE
+    cache.write_text(cache.read_text().replace("Connection and engine status", "Status of old"))
+    listen = {
+        "jsonrpc": "2.0",
+        "id": 3,
+        "method": "subscriptions/listen",
+        "params": {"notifications": {"toolsListChanged": True}, **ENVELOPE},
+    }
+    async with spawned(config) as daemon:
+        await daemon.send(b"".join(line(m) for m in [*MODERN_OPENING, listen]))
+        assert await daemon.line() == first[0]
+        assert b"Status of old" in await daemon.line()
+        ack = json.loads(await daemon.line())
+        assert ack["method"] == "notifications/subscriptions/acknowledged"
+        changed = json.loads(await daemon.line())
+        assert changed["method"] == "notifications/tools/list_changed"
+        assert changed["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == 3
+        await daemon.wait_event("mcp.stdio_cache_stale")
+        call = {**STATUS_CALL, "id": 4, "params": {**STATUS_CALL["params"], **ENVELOPE}}
+        await daemon.send(line(call))  # answered once the daemon is ready: the cache is saved
+        assert json.loads(await daemon.line())["id"] == 4
+    assert "Status of old" not in cache.read_text()
