@@ -45,7 +45,7 @@ __all__ = [
 
 CACHE_FILE = "stdio-cache.json"
 FORMAT = 1
-#: Entries kept (most recently used first): a few clients, each with its own initialize.
+#: Entries kept (most recently recorded first): a few clients, each with its initialize.
 MAX_ENTRIES = 8
 MAX_FILE_BYTES = 16 * 1024 * 1024
 #: A larger answer is not cached (a catalogue of thousands of tools; it still works).
@@ -158,7 +158,7 @@ def _answer_id(msg_id: Any) -> str | None:
 
 
 class AnswerCache:
-    """The answers file in the state folder: a few entries, most recently used first."""
+    """The answers file in the state folder: a few entries, most recently recorded first."""
 
     def __init__(self, path: Path, salt: bytes, entries: dict[str, str]) -> None:
         self.path = path
@@ -207,7 +207,7 @@ class AnswerCache:
         return self._entries.get(key)
 
     def put(self, key: str, suffix: str) -> None:
-        """Record an answer (most recently used first); the oldest beyond the bound go."""
+        """Record an answer (first in the file); the oldest beyond the bound go."""
         if len(suffix) > MAX_ANSWER_BYTES:
             return
         if next(iter(self._entries), None) == key and self._entries[key] == suffix:
