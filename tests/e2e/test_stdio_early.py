@@ -22,20 +22,12 @@ from mcp import Client, StdioServerParameters
 
 from qsysd._early import CACHE_FILE
 from qsysd.emulator import EmulatorServer, demo_design, serve_emulator
+from tests.e2e.test_stdio_door import INIT as DOOR_INIT
 from tests.e2e.test_stdio_serve import MODES, config_for
 
 WAIT = 30.0
 PV = "io.modelcontextprotocol/protocolVersion"
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "pipe", "version": "1"},
-    },
-}
+INIT: dict[str, Any] = json.loads(DOOR_INIT)
 INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 LIST = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
 ENVELOPE = {"_meta": {PV: "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}
@@ -202,16 +194,24 @@ async def test_the_sdk_client_works_over_a_cold_and_a_warm_start(
     assert (tmp_path / "state" / CACHE_FILE).exists()
 
 
-async def test_a_stale_tools_list_is_corrected_with_list_changed(
-    emulator: EmulatorServer, tmp_path: Path
-) -> None:
+async def staled(
+    emulator: EmulatorServer, tmp_path: Path, opening: list[dict[str, Any]]
+) -> tuple[Path, list[bytes], Path]:
+    """A warm cache whose tools/list is stale: (config, the first answers, the cache file)."""
     config = config_for(emulator, tmp_path)
-    first, _ = await session(config, LEGACY_OPENING)
+    first, _ = await session(config, opening)
     cache = tmp_path / "state" / CACHE_FILE
     text = cache.read_text()
     # the tool set as a previous version had it: qsys_status described differently
     assert text.count("Connection and engine status") == 1
     cache.write_text(text.replace("Connection and engine status", "Status of old"))
+    return config, first, cache
+
+
+async def test_a_stale_tools_list_is_corrected_with_list_changed(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    config, first, cache = await staled(emulator, tmp_path, LEGACY_OPENING)
     async with spawned(config) as daemon:
         await daemon.send(b"".join(line(m) for m in LEGACY_OPENING))
         assert await daemon.line() == first[0]
@@ -346,10 +346,7 @@ async def test_bad_lines_during_the_early_phase_get_the_real_doors_errors(
 async def test_a_stale_tools_list_on_2026_is_told_to_the_listen_stream(
     emulator: EmulatorServer, tmp_path: Path
 ) -> None:
-    config = config_for(emulator, tmp_path)
-    first, _ = await session(config, MODERN_OPENING)
-    cache = tmp_path / "state" / CACHE_FILE
-    cache.write_text(cache.read_text().replace("Connection and engine status", "Status of old"))
+    config, first, cache = await staled(emulator, tmp_path, MODERN_OPENING)
     listen = {
         "jsonrpc": "2.0",
         "id": 3,
