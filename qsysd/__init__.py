@@ -1,8 +1,12 @@
 """qsysd: discover and control QSC Q-SYS audio systems from AI agents (MCP) and software."""
 
-from typing import TYPE_CHECKING, Any
+from __future__ import annotations
 
+# Not `typing`: importing it costs the early stdio door (qsysd._early) about 10 ms.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     __version__: str
 
 __all__ = ["__version__"]

@@ -29,7 +29,10 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # not `typing` at run time: see qsysd/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "CACHE_FILE",

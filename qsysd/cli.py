@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # not `typing` at run time: see qsysd/__init__.py
 
 # Only the standard library at import: `serve --stdio` opens the early door (qsysd._early)
 # before anything heavier is imported; each command imports what it needs.
 if TYPE_CHECKING:
+    import argparse
+
     from qsysd.config import Config
 
 __all__ = ["main"]
@@ -28,6 +30,8 @@ def _add_config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     from qsysd import __version__
 
     parser = argparse.ArgumentParser(
