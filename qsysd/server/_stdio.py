@@ -335,7 +335,7 @@ async def serve_stdio(
     writer = _Writer(send)
     answers = None
     if early is not None:
-        answers = CachedAnswers(cache, prelude, server, writer.send)
+        answers = CachedAnswers(cache, prelude, writer.send)
         writer.cache = answers
     lean = make_lean_calls(server, writer) if lean_calls else None
     if lean is not None:

@@ -16,8 +16,6 @@ from typing import Any
 import orjson
 import structlog
 import trio
-from mcp.server.lowlevel import Server
-from mcp.shared.subscriptions import ToolsListChanged
 
 from qsysd._early import AnswerCache, Prelude, RequestKeys, answer_suffix
 from qsysd.errors import describe_os_error
@@ -30,6 +28,7 @@ log = structlog.get_logger("qsysd.server._stdio")
 ANSWER_HEAD = re.compile(rb'^\{"jsonrpc":"2\.0","id":(-?\d+|"(?:[^"\\]|\\.)*"),"(?:result|error)"')
 _LIST_CHANGED = b'{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}\n'
 _LISTEN_ACK = b'"method":"notifications/subscriptions/acknowledged"'
+_SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId"
 #: How long the last save at end of input may take.
 _SAVE_S = 5.0
 
@@ -41,12 +40,10 @@ class CachedAnswers:
         self,
         cache: AnswerCache | None,
         prelude: Prelude | None,
-        server: Server[Any],
         send: Any,
     ) -> None:
         self._cache = cache
         self._keys = RequestKeys(cache.environment if cache is not None else "")
-        self._server = server
         self._send = send  # the writer's send(): one whole line, under its lock
         self._recording: dict[Any, str] = {}  # request id -> its key, until answered
         self._early: dict[Any, tuple[str, bytes]] = {}
@@ -55,7 +52,9 @@ class CachedAnswers:
         self._ready = False
         self._changed = trio.Event()
         self._saving = trio.Lock()
-        self._listen_wanted = False  # a stale tools/list on 2026-07-28: tell the next listener
+        #: 2026-07-28 listen streams open (acknowledged, not ended) that asked for tool changes.
+        self._listeners: set[Any] = set()
+        self._tools_stale = False  # a stale tools/list on 2026-07-28: tell every listener
         self.stale = 0
 
     def asked(self, message: dict[str, Any]) -> None:
@@ -68,11 +67,9 @@ class CachedAnswers:
         """One line the SDK writes: whether to write it (False: the early door did)."""
         head = ANSWER_HEAD.match(data)
         if head is None:
-            if self._listen_wanted and _LISTEN_ACK in data:
-                self._listen_wanted = False  # the listener subscribed before its ack
-                await self._publish_list_changed()
-            return True
+            return _LISTEN_ACK not in data or not await self._acknowledged(data)
         msg_id = orjson.loads(head.group(1))
+        self._listeners.discard(msg_id)  # a listen stream ends with its answer
         key = self._recording.pop(msg_id, None)
         if key is not None and self._cache is not None:
             suffix = answer_suffix(text)
@@ -98,15 +95,34 @@ class CachedAnswers:
 
     async def _tools_changed(self) -> None:
         if self._keys.era == "2026":  # delivered on subscriptions/listen streams
-            self._listen_wanted = True
-            await self._publish_list_changed()
+            self._tools_stale = True
+            for subscription in sorted(self._listeners, key=str):
+                await self._tell_listener(subscription)
         else:  # 2025: the stdio door declares tools.listChanged while it caches
             await self._send(_LIST_CHANGED)
 
-    async def _publish_list_changed(self) -> None:
-        qsys = getattr(self._server, "qsys", None)
-        if qsys is not None:
-            await qsys.resources.bus.publish(ToolsListChanged())
+    async def _acknowledged(self, data: bytes) -> bool:
+        """A listen stream's first line: noted; True if written here, with list_changed."""
+        try:
+            params = orjson.loads(data)["params"]
+            subscription = params["_meta"][_SUBSCRIPTION_ID]
+            wanted = params["notifications"].get("toolsListChanged") is True
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            return False
+        if not wanted or not isinstance(subscription, str | int):
+            return False
+        self._listeners.add(subscription)
+        if not self._tools_stale:
+            return False
+        await self._send(data)  # the ack first: it opens the stream
+        await self._tell_listener(subscription)
+        return True
+
+    async def _tell_listener(self, subscription: Any) -> None:
+        """``list_changed`` on one listen stream, as the SDK's ListenHandler words it."""
+        meta = {_SUBSCRIPTION_ID: subscription}
+        note = {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}
+        await self._send(orjson.dumps({**note, "params": {"_meta": meta}}) + b"\n")
 
     async def keep_saved(self, hold: trio.Event | None) -> None:
         """Save the cache whenever it changed, from the end of the daemon's start-up wait."""
