@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from collections.abc import Sequence
 
-from qsysd import __version__
-from qsysd.config import (
-    Config,
-    config_warnings,
-    load_config,
-    redacted,
-    state_dir_problem,
-    uses_state_dir,
-)
-from qsysd.errors import ConfigError, QsysdError
-from qsysd.logs import configure_logging
+TYPE_CHECKING = False  # not `typing` at run time: see qsysd/__init__.py
+
+# Only the standard library at import: `serve --stdio` opens the early door (qsysd._early)
+# before anything heavier is imported; each command imports what it needs.
+if TYPE_CHECKING:
+    import argparse
+
+    from qsysd.config import Config
 
 __all__ = ["main"]
 
@@ -35,6 +30,10 @@ def _add_config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
+    from qsysd import __version__
+
     parser = argparse.ArgumentParser(
         prog="qsysd",
         description="Discover and control QSC Q-SYS audio systems from AI agents (MCP) "
@@ -150,10 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(path: str | None) -> Config:
+    from qsysd.config import load_config
+
     return load_config(path)
 
 
 def _config_check(args: argparse.Namespace) -> int:
+    import json
+
+    from qsysd.config import config_warnings, redacted, state_dir_problem, uses_state_dir
+    from qsysd.errors import ConfigError
+
     config = _load(args.config)
     if uses_state_dir(config.state):
         problem = state_dir_problem(config.state.dir)
@@ -179,6 +185,13 @@ def _plugins(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # the process's own command line (a caller's argv reads no stdin)
+        from qsysd._early import open_early_door
+
+        open_early_door(sys.argv[1:])  # does something only for `serve --stdio`
+    from qsysd.errors import ConfigError, QsysdError
+    from qsysd.logs import configure_logging
+
     parser = build_parser()
     args = parser.parse_args(argv)
     # Until a command configures its own, logs go to stderr: stdout may be the MCP stream.

@@ -59,6 +59,7 @@ from qsysd.server import build_mcp_server, serve_stdio
 from qsysd.state import FileStateBackend, Journal, SnapshotTask, StateBackend, StateStore
 
 if TYPE_CHECKING:
+    from qsysd._early import EarlyStart
     from qsysd.server import HttpFrontEnd
 
 __all__ = ["Daemon", "main_from_args", "startup_failure"]
@@ -102,6 +103,8 @@ class Daemon:
     http: HttpFrontEnd | None = None
     authenticator: Authenticator | None = None
     policy: Policy | None = None
+    #: ``qsysd serve --stdio``'s early door and answer cache (``qsysd._early``), if any.
+    early: EarlyStart | None = None
     _stop_requested: trio.Event = attrs.field(factory=trio.Event)
     _ready: trio.Event = attrs.field(factory=trio.Event)
 
@@ -224,7 +227,9 @@ class Daemon:
                     front.start_soon(self._announce_ready, registry, stdio, synced)
                     if stdio:
                         server = build_mcp_server(calls, principal=stdio_principal(config))
-                        await serve_stdio(server, hold=synced, stopping=self._stop_requested)
+                        await serve_stdio(
+                            server, hold=synced, stopping=self._stop_requested, early=self.early
+                        )
                         if not self._stop_requested.is_set():
                             log.info("daemon.stdin_closed")
                     else:
@@ -420,6 +425,18 @@ def startup_failure(exc: BaseException, secrets: list[str] | tuple[str, ...] = (
     return " ".join(message.split())  # one line, whatever a library put in its message
 
 
+def _early_start(config: Config) -> EarlyStart | None:
+    """The early door ``qsysd.cli`` opened, its cache dropped if the configuration says so."""
+    from qsysd._early import take_early_start
+
+    early = take_early_start()
+    if early is not None and early.cache is not None:
+        wanted = config.daemon.stdio_cache and uses_state_dir(config.state)
+        if not wanted or early.cache.path.parent != Path(config.state.dir):
+            early.cache = None  # the door (if it runs) is still taken over: it read stdin
+    return early
+
+
 def main_from_args(args: argparse.Namespace) -> int:
     """``qsysd serve`` and ``qsysd demo``: exit 0, or 2 with one line on stderr."""
     secrets: list[str] = []
@@ -443,6 +460,8 @@ def main_from_args(args: argparse.Namespace) -> int:
         for warning in config_warnings(config):
             log.warning("config.warning", problem=warning)
         daemon = Daemon(config, config_source=functools.partial(load_config, args.config))
+        if args.stdio:
+            daemon.early = _early_start(config)
         trio.run(functools.partial(daemon.run, stdio=args.stdio))
         return 0
     except BaseException as exc:

@@ -223,6 +223,9 @@ class DaemonConfig:
     ready_timeout: float = 10.0
     #: After SIGTERM/SIGINT, how long in-flight calls on every door may take to finish.
     stop_grace: float = 10.0
+    #: ``serve --stdio`` answers ``initialize`` and ``tools/list`` from a cache in the state
+    #: folder before the MCP SDK is loaded (checked against the server's own answers).
+    stdio_cache: bool = True
 
 
 @attrs.frozen

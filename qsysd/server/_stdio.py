@@ -30,19 +30,22 @@ the numbers.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import AsyncIterator, Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 import structlog
 import trio
-from mcp.server.lowlevel import Server
+from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.stdio import stdio_server
 
 from qsysd.errors import FrameTooLarge
 from qsysd.qrc import RecordSplitter
 from qsysd.server._lean import LeanCalls, lean_calls as make_lean_calls
+from qsysd.server._stdio_cache import ANSWER_HEAD, CachedAnswers
+
+if TYPE_CHECKING:
+    from qsysd._early import EarlyStart, Prelude
 
 __all__ = ["serve_stdio"]
 
@@ -71,12 +74,17 @@ class _Writer:
         self.unanswered = _Unanswered()
         #: Sees each line the SDK writes while set (the lean path learns the era from it).
         self.watch: Callable[[str], None] | None = None
+        self.cache: CachedAnswers | None = None
 
     async def write(self, text: str) -> None:
         """Write one of the SDK's messages (an answer is crossed off ``unanswered``)."""
         if self.watch is not None:
             self.watch(text)
-        await self.answer(text.encode("utf-8"))
+        data = text.encode("utf-8")
+        if self.cache is not None and not await self.cache.answered(text, data):
+            self.unanswered.answered(data)  # answered by the early door already
+            return
+        await self.answer(data)
 
     async def answer(self, data: bytes) -> None:
         """Write a message line; an answer is crossed off ``unanswered``."""
@@ -121,10 +129,6 @@ def _parse(line: bytes) -> tuple[tuple[int, str, Any] | None, dict[str, Any]]:
     return None, message
 
 
-#: The id at the head of an answer as the SDK writes it; anything else is parsed in full.
-_ANSWER_HEAD = re.compile(rb'^\{"jsonrpc":"2\.0","id":(-?\d+|"(?:[^"\\]|\\.)*"),"(?:result|error)"')
-
-
 class _Unanswered:
     """Requests passed to the SDK and not answered yet: a stop waits for their answers."""
 
@@ -143,7 +147,7 @@ class _Unanswered:
     def answered(self, data: bytes) -> None:
         if not self._ids:
             return
-        head = _ANSWER_HEAD.match(data)
+        head = ANSWER_HEAD.match(data)  # the SDK's usual form; anything else is parsed
         if head is not None:
             self._discard(orjson.loads(head.group(1)))
             return
@@ -195,8 +199,13 @@ class _LineReader:
         writer: _Writer | None = None,
         hold: trio.Event | None = None,
         lean: LeanCalls | None = None,
+        prelude: Prelude | None = None,
+        cache: CachedAnswers | None = None,
     ) -> None:
         self._stream = stream
+        self._prelude = bytes(prelude.data) if prelude is not None else b""
+        self._eof = prelude is not None and prelude.eof  # the early door met end of input
+        self._cache = cache
         self._limit = limit
         self._writer = writer
         self._hold = hold
@@ -212,6 +221,11 @@ class _LineReader:
 
     async def _receive(self) -> bytes | bytearray:
         if self._stopped:
+            return b""
+        if self._prelude:  # what the early door read comes first, in order
+            data, self._prelude = self._prelude, b""
+            return data
+        if self._eof:
             return b""
         with trio.CancelScope() as self._receiving:
             return await self._stream.receive_some(_CHUNK)
@@ -233,6 +247,8 @@ class _LineReader:
             return False
         if self._writer is not None:
             self._writer.unanswered.asked(message)
+        if self._cache is not None:
+            self._cache.asked(message)
         if self._lean is not None and self._lean.take(message, line):
             return False
         hold = self._hold
@@ -276,6 +292,7 @@ async def serve_stdio(
     hold: trio.Event | None = None,
     stopping: trio.Event | None = None,
     lean_calls: bool = True,
+    early: EarlyStart | None = None,
 ) -> None:
     """Serve one MCP connection over stdin/stdout until stdin closes (or ``stopping`` is set).
 
@@ -284,8 +301,27 @@ async def serve_stdio(
     and resource reads wait until it is set (the rest is answered at once). Once
     ``stopping`` is set no more requests are read; those read are answered before return.
     ``lean_calls`` False sends every request through the SDK's session layer (tests compare
-    the two).
+    the two). ``early``: the early door of ``qsysd._early`` (taken over first) and its
+    answer cache (answers recorded into it).
     """
+    prelude = None
+    if early is not None and early.door is not None:
+        prelude = await trio.to_thread.run_sync(early.door.take_over)
+        if prelude.answered:
+            log.info(
+                "mcp.stdio_early_answered",
+                methods=[method for _, method, _, _ in prelude.answered],
+                read_bytes=len(prelude.data),
+                eof=prelude.eof,
+            )
+    cache = early.cache if early is not None else None
+    if cache is not None and cache.problem is not None:
+        log.warning(
+            "mcp.stdio_cache_unusable",
+            path=str(cache.path),
+            problem=cache.problem,
+            hint="ignored; it is written anew once the daemon is ready",
+        )
     wire_in, wire_out = os.dup(stdin_fd), os.dup(stdout_fd)
     saved: list[tuple[int, int]] = []
     if divert:
@@ -297,22 +333,36 @@ async def serve_stdio(
     receive = trio.lowlevel.FdStream(wire_in)
     send = trio.lowlevel.FdStream(wire_out)
     writer = _Writer(send)
+    answers = None
+    if early is not None:
+        answers = CachedAnswers(cache, prelude, writer.send)
+        writer.cache = answers
     lean = make_lean_calls(server, writer) if lean_calls else None
     if lean is not None:
         lean.hold = hold
-    reader = _LineReader(receive, writer=writer, hold=hold, lean=lean)
-    log.info("mcp.stdio_serving", lean_calls=lean is not None)
+    reader = _LineReader(
+        receive, writer=writer, hold=hold, lean=lean, prelude=prelude, cache=answers
+    )
+    # While answers are cached, a stale tools/list is corrected with list_changed: declared.
+    options = NotificationOptions(tools_changed=cache is not None)
+    log.info("mcp.stdio_serving", lean_calls=lean is not None, early=prelude is not None)
     try:
         async with receive, send, trio.open_nursery() as nursery:
             if lean is not None:
                 await nursery.start(lean.run)
             if stopping is not None:
                 nursery.start_soon(_stop_reading, stopping, reader)
+            if answers is not None:
+                nursery.start_soon(answers.keep_saved, hold)
             async with stdio_server(stdin=cast(Any, reader), stdout=cast(Any, writer)) as (
                 read_stream,
                 write_stream,
             ):
-                await server.run(read_stream, write_stream, server.create_initialization_options())
+                await server.run(
+                    read_stream, write_stream, server.create_initialization_options(options)
+                )
+            if answers is not None:
+                await answers.save_last()
             # End of input: calls still running end (answered "Connection closed"), as the SDK's.
             nursery.cancel_scope.cancel()
     finally:
