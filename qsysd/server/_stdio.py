@@ -18,13 +18,13 @@ answers from synced state; everything else (``initialize``, ``tools/list``, ...)
 answered at once. The daemon sets it once the Cores are synced or its connect wait ends.
 
 ``tools/call`` takes a lean path (``_lean.LeanCalls``): the line is parsed once,
-validated by the SDK's own request models, run by the same handler, shaped by the SDK's own
-result serializer (the era's surface, ``resultType`` and the ``serverInfo`` stamp) and
-written at once, without the SDK's per-request memory-stream hops, dispatcher task,
-OpenTelemetry span and second parse. Anything it cannot answer exactly as the SDK would
-(before ``initialize`` was answered, invalid params, an envelope on the wrong era, a live
-tracer, middleware) goes to the SDK, which answers it as before. docs/architecture.md has
-the numbers.
+validated by the SDK's own request models, run by the same handler, written into answer
+frames the SDK's own result shaping rendered once per protocol version (the era's surface,
+``resultType`` and the ``serverInfo`` stamp) and sent at once, without the SDK's
+per-request memory-stream hops, dispatcher task, OpenTelemetry span and second parse.
+Anything it cannot answer exactly as the SDK would (before ``initialize`` was answered,
+invalid params, an envelope on the wrong era, a live tracer, middleware) goes to the SDK,
+which answers it as before. docs/architecture.md has the numbers.
 """
 
 from __future__ import annotations
