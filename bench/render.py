@@ -66,9 +66,11 @@ def targets(results: dict[str, Any]) -> list[str]:
     for label, d in designs.items():
         s = d["startup"]
         listed = s["spawn_to_tools_list_ms"]
+        first = s.get("spawn_to_tools_list_first_ms")
+        first_text = f"; first spawn, no answer cache {first:.0f} ms" if first is not None else ""
         rows.append(
             f"| 4 | spawn -> `tools/list` <= 250 ms ({label}) | {listed:.0f} ms (bare SDK "
-            f"server {s['noop_spawn_to_tools_list_ms']:.0f} ms); first read "
+            f"server {s['noop_spawn_to_tools_list_ms']:.0f} ms{first_text}); first read "
             f"{s['spawn_to_first_read_ms']:.0f} ms | {_verdict(listed <= 250)} |"
         )
     if big:
@@ -130,7 +132,13 @@ def design_section(label: str, d: dict[str, Any]) -> list[str]:
         f"### {label}: {d['components']} components, {d['controls']} controls",
         "",
         f"Start-up (median of {s['runs']}): spawn -> `tools/list` "
-        f"{s['spawn_to_tools_list_ms']:.0f} ms (bare SDK server "
+        f"{s['spawn_to_tools_list_ms']:.0f} ms from the answer cache ("
+        + (
+            f"first spawn {s['spawn_to_tools_list_first_ms']:.0f} ms, "
+            if "spawn_to_tools_list_first_ms" in s
+            else ""
+        )
+        + f"bare SDK server "
         f"{s['noop_spawn_to_tools_list_ms']:.0f} ms), spawn -> first cached read "
         f"{s['spawn_to_first_read_ms']:.0f} ms, start -> live state "
         f"{s['start_to_live_cold_ms']:.0f} ms cold and "
