@@ -19,12 +19,48 @@ from qsysd.core._wire import (
 from qsysd.errors import CoreError, InvalidReply, QrcError, UnknownComponent
 from qsysd.state import ComponentInfo, ControlInfo, ControlRef, ControlValue
 
-__all__ = ["Discovery", "Requester", "discover"]
+__all__ = ["BatchRequester", "Discovery", "Requester", "discover", "each"]
 
 log = structlog.get_logger(__name__)
 
 #: ``await request(method, params)`` -> the result; a QrcConnection's or a CoreLink's.
 Requester = Callable[[str, Any], Awaitable[Any]]
+#: ``await requests(method, [params, ...])`` -> per params, in order, the result or the
+#: QrcError of the Core's error answer; raises a CoreError that is no answer (a timeout, a
+#: dead connection). A CoreLink's bulk path, or :func:`each` over a Requester.
+BatchRequester = Callable[[str, Sequence[Any]], Awaitable[list[Any]]]
+
+
+def each(request: Requester, concurrency: int) -> BatchRequester:
+    """A BatchRequester over ``request``: one call per params, ``concurrency`` at a time."""
+
+    async def requests(method: str, params: Sequence[Any]) -> list[Any]:
+        out: list[Any] = [None] * len(params)
+        send, receive = trio.open_memory_channel[int](math.inf)
+        for index in range(len(params)):
+            send.send_nowait(index)
+        send.close()
+        fatal: list[CoreError] = []
+
+        async def worker(scope: trio.CancelScope) -> None:
+            async for index in receive:
+                try:
+                    out[index] = await request(method, params[index])
+                except QrcError as exc:
+                    out[index] = exc
+                except CoreError as exc:  # raised alone below, not in an ExceptionGroup
+                    fatal.append(exc)
+                    scope.cancel()
+                    return
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(max(1, min(concurrency, len(params)))):
+                nursery.start_soon(worker, nursery.cancel_scope)
+        if fatal:
+            raise fatal[0]
+        return out
+
+    return requests
 
 
 @attrs.frozen
@@ -50,8 +86,12 @@ async def discover(
     design_code: str,
     concurrency: int = 8,
     named_controls: Sequence[str] = (),
+    batch: BatchRequester | None = None,
 ) -> Discovery:
     """GetComponents, then GetControls for every component, ``concurrency`` at a time.
+
+    ``batch`` is the link's bulk path for the GetControls (pipelined, ``concurrency`` in
+    flight); without it they go through ``request``, one at a time per worker.
 
     One component does not fail the whole: an error answer (7 when it was just removed, or any
     other) or an unreadable reply leaves it out, logged. A timeout or a transport error fails
@@ -67,43 +107,26 @@ async def discover(
     )
     vanished: list[str] = []
     failed: list[str] = []
-    send, receive = trio.open_memory_channel[int](math.inf)
-    for index in range(len(components)):
-        send.send_nowait(index)
-    send.close()
-
-    fatal: list[CoreError] = []
-
-    async def worker(scope: trio.CancelScope) -> None:
-        async for index in receive:
-            name = components[index].name
-            try:
-                result = await request("Component.GetControls", {"Name": name})
-                found = controls_from_reply(core, name, result)
-            except UnknownComponent:
-                vanished.append(name)  # removed between GetComponents and now
-                continue
-            except (QrcError, InvalidReply) as exc:
-                failed.append(name)
-                log.error(
-                    "core.discovery_component_failed",
-                    core=core,
-                    component=name,
-                    error=str(exc)[:300],
-                    hint="the component is left out until the next discovery",
-                )
-                continue
-            except CoreError as exc:  # a timeout or a dead connection: stop, raise it alone
-                fatal.append(exc)
-                scope.cancel()
-                return
-            per_component[index] = found
-
-    async with trio.open_nursery() as nursery:
-        for _ in range(max(1, min(concurrency, len(components)))):
-            nursery.start_soon(worker, nursery.cancel_scope)
-    if fatal:
-        raise fatal[0]
+    requests = batch or each(request, concurrency)
+    # A timeout or a dead connection raises here: the discovery fails (CoreError alone).
+    answers = await requests("Component.GetControls", [{"Name": c.name} for c in components])
+    for index, (component, answer) in enumerate(zip(components, answers, strict=True)):
+        name = component.name
+        try:
+            if isinstance(answer, QrcError):
+                raise answer
+            per_component[index] = controls_from_reply(core, name, answer)
+        except UnknownComponent:
+            vanished.append(name)  # removed between GetComponents and now
+        except (QrcError, InvalidReply) as exc:
+            failed.append(name)
+            log.error(
+                "core.discovery_component_failed",
+                core=core,
+                component=name,
+                error=str(exc)[:300],
+                hint="the component is left out until the next discovery",
+            )
 
     controls: list[ControlInfo] = []
     values: list[ControlValue] = []

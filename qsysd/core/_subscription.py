@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
 import trio
 
-from qsysd.core._discovery import Requester
+from qsysd.core._discovery import BatchRequester, Requester, each
 from qsysd.core._wire import poll_from_wire
 from qsysd.errors import ChangeGroupsExhausted, CoreError
 from qsysd.qrc import QrcConnection
@@ -39,6 +38,7 @@ class Subscription:
         store: StateStore,
         *,
         request: Requester | None = None,
+        batch: BatchRequester | None = None,
         poll_rate: float = 0.1,
         max_groups: int = 3,
         batch_size: int = 256,
@@ -53,6 +53,7 @@ class Subscription:
         self.concurrency = concurrency
         self._connection = connection
         self._request: Requester = request or connection.request
+        self._batch = batch  # the link's bulk path for the adds; else per request
         self._store = store
         self._kinds = kinds or {}
         self._on_push = on_push
@@ -94,27 +95,18 @@ class Subscription:
             self.groups.append(group)
         rest = items[len(self.groups) :]
         count = len(self.groups)
-        send, receive = trio.open_memory_channel[tuple[str, _Item]](math.inf)
-        for n, item in enumerate(rest):
-            send.send_nowait((self.groups[n % count], item))
-        send.close()
-
-        failures: list[CoreError] = []
-
-        async def worker(scope: trio.CancelScope) -> None:
-            async for group, item in receive:
-                try:
-                    await self._add(group, item)
-                except CoreError as exc:  # raised alone below, not in an ExceptionGroup
-                    failures.append(exc)
-                    scope.cancel()
-                    return
-
-        async with trio.open_nursery() as nursery:
-            for _ in range(max(1, min(self.concurrency, len(rest)))):
-                nursery.start_soon(worker, nursery.cancel_scope)
-        if failures:
-            raise failures[0]
+        targets = [(self.groups[n % count], item) for n, item in enumerate(rest)]
+        for group, item in targets:
+            if item[0] is None:  # named controls: one AddControl per batch of names
+                await self._add(group, item)
+        requests = self._batch or each(self._request, self.concurrency)
+        answers = await requests(
+            "ChangeGroup.AddComponentControl",
+            [self._add_params(group, item) for group, item in targets if item[0] is not None],
+        )
+        for answer in answers:  # an error answer fails the subscription, as before
+            if isinstance(answer, CoreError):
+                raise answer
         for group in self.groups:
             await self._request("ChangeGroup.AutoPoll", {"Id": group, "Rate": self.poll_rate})
 
@@ -123,13 +115,15 @@ class Subscription:
         if component is None:
             await self._request("ChangeGroup.AddControl", {"Id": group, "Controls": list(names)})
         else:
-            await self._request(
-                "ChangeGroup.AddComponentControl",
-                {
-                    "Id": group,
-                    "Component": {"Name": component, "Controls": [{"Name": n} for n in names]},
-                },
-            )
+            await self._request("ChangeGroup.AddComponentControl", self._add_params(group, item))
+
+    @staticmethod
+    def _add_params(group: str, item: _Item) -> dict[str, Any]:
+        component, names = item
+        return {
+            "Id": group,
+            "Component": {"Name": component, "Controls": [{"Name": n} for n in names]},
+        }
 
     async def wait_primed(self) -> None:
         """Wait until every group has pushed once (the first push carries every control)."""
