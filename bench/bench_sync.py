@@ -14,13 +14,14 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import os
 import statistics
 import time
 from typing import Any
 
 import trio
 
-from bench._procs import cpu_seconds, emulator
+from bench._procs import cpu_seconds, emulator, memory_kib
 from qsysd.config import CoreConfig
 from qsysd.core import CoreLink
 from qsysd.logs import configure_logging
@@ -51,14 +52,21 @@ async def main(components: int, rounds: int, profile: str | None) -> None:
         pid = emu.process.pid
         results: dict[str, list[dict[str, float]]] = {"cold": [], "warm": []}
         profiler = cProfile.Profile() if profile else None
-        for _ in range(rounds):
+        for round_ in range(rounds):
             gc.collect()
             store = StateStore()
+            before = memory_kib(os.getpid())["VmRSS"]
             if profiler:
                 profiler.enable()
             results["cold"].append(await sync_once(emu.host, emu.port, store, pid))
             if profiler:
                 profiler.disable()
+            if round_ == 0:  # the peak of the first sync, over what the process held before
+                memory = memory_kib(os.getpid())
+                print(
+                    f"first cold sync: RSS {before / 1024:.1f} -> {memory['VmRSS'] / 1024:.1f} "
+                    f"MiB, peak {memory['VmHWM'] / 1024:.1f} MiB"
+                )
             saved = encode_snapshot(store.picture())
             del store
             gc.collect()

@@ -19,23 +19,25 @@ from qsysd.core._wire import (
 from qsysd.errors import CoreError, InvalidReply, QrcError, UnknownComponent
 from qsysd.state import ComponentInfo, ControlInfo, ControlRef, ControlValue
 
-__all__ = ["BatchRequester", "Discovery", "Requester", "discover", "each"]
+__all__ = ["AnswerHandler", "BatchRequester", "Discovery", "Requester", "discover", "each"]
 
 log = structlog.get_logger(__name__)
 
 #: ``await request(method, params)`` -> the result; a QrcConnection's or a CoreLink's.
 Requester = Callable[[str, Any], Awaitable[Any]]
-#: ``await requests(method, [params, ...])`` -> per params, in order, the result or the
-#: QrcError of the Core's error answer; raises a CoreError that is no answer (a timeout, a
-#: dead connection). A CoreLink's bulk path, or :func:`each` over a Requester.
-BatchRequester = Callable[[str, Sequence[Any]], Awaitable[list[Any]]]
+#: ``on_answer(index, answer)``: the result of ``params[index]``, or the QrcError of the
+#: Core's error answer.
+AnswerHandler = Callable[[int, Any], None]
+#: ``await requests(method, [params, ...], on_answer)``: one request per params, each answer
+#: handed to ``on_answer`` as it comes (any order); raises a CoreError that is no answer (a
+#: timeout, a dead connection). A CoreLink's bulk path, or :func:`each` over a Requester.
+BatchRequester = Callable[[str, Sequence[Any], AnswerHandler], Awaitable[None]]
 
 
 def each(request: Requester, concurrency: int) -> BatchRequester:
     """A BatchRequester over ``request``: one call per params, ``concurrency`` at a time."""
 
-    async def requests(method: str, params: Sequence[Any]) -> list[Any]:
-        out: list[Any] = [None] * len(params)
+    async def requests(method: str, params: Sequence[Any], on_answer: AnswerHandler) -> None:
         send, receive = trio.open_memory_channel[int](math.inf)
         for index in range(len(params)):
             send.send_nowait(index)
@@ -45,20 +47,20 @@ def each(request: Requester, concurrency: int) -> BatchRequester:
         async def worker(scope: trio.CancelScope) -> None:
             async for index in receive:
                 try:
-                    out[index] = await request(method, params[index])
+                    answer = await request(method, params[index])
                 except QrcError as exc:
-                    out[index] = exc
+                    answer = exc
                 except CoreError as exc:  # raised alone below, not in an ExceptionGroup
                     fatal.append(exc)
                     scope.cancel()
                     return
+                on_answer(index, answer)
 
         async with trio.open_nursery() as nursery:
             for _ in range(max(1, min(concurrency, len(params)))):
                 nursery.start_soon(worker, nursery.cancel_scope)
         if fatal:
             raise fatal[0]
-        return out
 
     return requests
 
@@ -108,10 +110,10 @@ async def discover(
     vanished: list[str] = []
     failed: list[str] = []
     requests = batch or each(request, concurrency)
-    # A timeout or a dead connection raises here: the discovery fails (CoreError alone).
-    answers = await requests("Component.GetControls", [{"Name": c.name} for c in components])
-    for index, (component, answer) in enumerate(zip(components, answers, strict=True)):
-        name = component.name
+
+    def on_answer(index: int, answer: Any) -> None:
+        # each reply is turned into values as it comes: the raw replies are never all held
+        name = components[index].name
         try:
             if isinstance(answer, QrcError):
                 raise answer
@@ -127,6 +129,9 @@ async def discover(
                 error=str(exc)[:300],
                 hint="the component is left out until the next discovery",
             )
+
+    # A timeout or a dead connection raises here: the discovery fails (CoreError alone).
+    await requests("Component.GetControls", [{"Name": c.name} for c in components], on_answer)
 
     controls: list[ControlInfo] = []
     values: list[ControlValue] = []

@@ -31,7 +31,7 @@ from qsysd.errors import (
     RequestTimeout,
     TransportError,
 )
-from qsysd.qrc import ErrorResponse, QrcConnection
+from qsysd.qrc import ErrorResponse, QrcConnection, Response
 from qsysd.state import CoreStatus, StateStore
 
 __all__ = ["CoreLink"]
@@ -304,37 +304,42 @@ class CoreLink(CoreCommands):
         return await self._call(connection, method, params, None, count_breaker=False)
 
     async def _internal_batch(
-        self, connection: QrcConnection, method: str, params: Sequence[Any]
-    ) -> list[Any]:
+        self,
+        connection: QrcConnection,
+        method: str,
+        params: Sequence[Any],
+        on_answer: Callable[[int, Any], None],
+    ) -> None:
         """The link's own bulk requests (discovery, change groups): pipelined, no breaker.
 
         Each request is counted as :meth:`_call` counts it; a timeout or a dead connection
-        raises (counted once), an error answer is returned as its QrcError.
+        raises (counted once), an error answer is handed over as its QrcError.
         """
+        record = self._counters.record
+
+        def on_reply(index: int, reply: Response | ErrorResponse, latency: float) -> None:
+            if isinstance(reply, ErrorResponse):
+                record(method, "qrc_error", latency)
+                on_answer(index, reply.to_exception())
+            else:
+                record(method, "ok", latency)
+                on_answer(index, reply.result)
+
         start = trio.current_time()
         try:
-            replies = await connection.request_batch(
+            await connection.request_batch(
                 method,
                 params,
+                on_reply,
                 window=self.config.discovery_concurrency,
                 timeout=self._request_timeout,
             )
         except (RequestTimeout, TransportError) as exc:
             outcome = "timeout" if isinstance(exc, RequestTimeout) else "transport_error"
-            self._counters.record(method, outcome, trio.current_time() - start)
+            record(method, outcome, trio.current_time() - start)
             self._last_error = str(exc)
             self._publish_status()
             raise
-        out: list[Any] = []
-        record = self._counters.record
-        for reply, latency in replies:
-            if isinstance(reply, ErrorResponse):
-                record(method, "qrc_error", latency)
-                out.append(reply.to_exception())
-            else:
-                record(method, "ok", latency)
-                out.append(reply.result)
-        return out
 
     # -- endpoints -------------------------------------------------------------------------
 

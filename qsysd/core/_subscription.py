@@ -100,13 +100,19 @@ class Subscription:
             if item[0] is None:  # named controls: one AddControl per batch of names
                 await self._add(group, item)
         requests = self._batch or each(self._request, self.concurrency)
-        answers = await requests(
+        refused: list[CoreError] = []
+
+        def on_answer(index: int, answer: Any) -> None:
+            if isinstance(answer, CoreError):
+                refused.append(answer)
+
+        await requests(
             "ChangeGroup.AddComponentControl",
             [self._add_params(group, item) for group, item in targets if item[0] is not None],
+            on_answer,
         )
-        for answer in answers:  # an error answer fails the subscription, as before
-            if isinstance(answer, CoreError):
-                raise answer
+        if refused:  # an error answer fails the subscription, as before
+            raise refused[0]
         for group in self.groups:
             await self._request("ChangeGroup.AutoPoll", {"Id": group, "Rate": self.poll_rate})
 

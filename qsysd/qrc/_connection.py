@@ -209,16 +209,18 @@ class QrcConnection:
         self,
         method: str,
         params: Sequence[Any],
+        on_reply: Callable[[int, Response | ErrorResponse, float], None],
         *,
         window: int = 8,
         timeout: float | None = None,  # noqa: ASYNC109 -- a per-request deadline is the API
-    ) -> list[tuple[Response | ErrorResponse, float]]:
-        """Send one ``method`` request per item of ``params``; each reply with its latency.
+    ) -> None:
+        """Send one ``method`` request per item of ``params``; ``on_reply(index, reply, latency)``
+        as each reply is taken (any order; an error reply too, not raised).
 
         The bulk path of a session's set-up: at most ``window`` requests in flight, the
         frames of each top-up written together, one wait for any reply instead of a task,
-        a cancel scope and an event wait per request. Replies come back in ``params`` order;
-        an error reply is returned, not raised. Raises RequestTimeout when a request is
+        a cancel scope and an event wait per request; replies are handed over as they come
+        (never all held at once). Raises RequestTimeout when a request is
         unanswered ``timeout`` after it was sent (the Core is probed at once, as for
         :meth:`request`), TransportError when the connection fails.
         """
@@ -230,7 +232,6 @@ class QrcConnection:
         batch = _Batch()
         count = len(params)
         sent: dict[JsonId, tuple[int, _Pending]] = {}  # in flight, oldest first
-        out: list[tuple[Response | ErrorResponse, float] | None] = [None] * count
         following = 0
         try:
             while following < count or sent:
@@ -254,9 +255,9 @@ class QrcConnection:
                     if pending.failure is not None:
                         raise TransportError(str(pending.failure)) from pending.failure
                     if pending.reply is not None:
-                        out[index] = (pending.reply, pending.answered_at - pending.sent_at)
                         del sent[key]
                         del self._pending[key]
+                        on_reply(index, pending.reply, pending.answered_at - pending.sent_at)
                 if not sent or (following < count and len(sent) < window):
                     continue
                 oldest = next(iter(sent.values()))[1]
@@ -274,7 +275,6 @@ class QrcConnection:
         finally:
             for key in sent:
                 self._pending.pop(key, None)
-        return [item for item in out if item is not None]
 
     def _timeout_cause(self, since: float) -> str:
         """What arrived instead of the answer since ``since``, said as a clause, or ''."""

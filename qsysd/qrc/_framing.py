@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 
+import msgspec
 import orjson
 
 from qsysd.errors import FrameTooLarge, InvalidFrame
@@ -30,20 +31,23 @@ _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 # Text holding lone surrogates (legal as JSON escapes, not encodable as UTF-8) goes out escaped.
 _ascii_encoder = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
 _SURROGATE = re.compile("[\ud800-\udfff]")
-# orjson is the fast path both ways; stdlib json stays the reference for every edge case:
+# Fast paths (orjson writes, msgspec reads); stdlib json stays the reference for every edge:
 # - orjson writes NaN and Infinity as null (stdlib refuses them, so must we): output holding
 #   a null is encoded again by stdlib json, which raises for them;
 # - orjson refuses lone surrogates, integers past 64 bits and non-string keys (TypeError):
 #   stdlib json takes those;
-# - orjson reads an integer past 64 bits as a float, stdlib json exactly (or refuses it past
-#   its digit limit): text holding a run of 19 digits or more is read by stdlib json;
-# - anything orjson cannot read is read again by stdlib json, for the same acceptance (1e400
+# - stdlib json reads integers exactly but refuses one past its digit limit: text holding a
+#   run of 19 digits or more (any integer past 64 bits) is read by stdlib json;
+# - anything msgspec cannot read is read again by stdlib json, for the same acceptance (1e400
 #   is inf) and the same error messages.
 # digits -> "1", every other byte -> "0": a run of 19 digits is then a plain substring search
 # (a regex for it costs 15 times more on a frame of numbers)
 _DIGITS = bytes(0x31 if 0x30 <= b <= 0x39 else 0x30 for b in range(256))
 _LONG_RUN = b"1" * 19
 _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+# Reading: msgspec builds the Python objects straight from the text, where orjson first
+# builds a whole document of its own (a 3 MB AutoPoll push doubled the sync's peak memory).
+_read = msgspec.json.Decoder().decode
 
 
 def _reject_constant(name: str) -> None:
@@ -92,8 +96,8 @@ def decode_frame(frame: bytes | str) -> Message:
     data = frame if isinstance(frame, bytes) else frame.encode("utf-8", "surrogatepass")
     if _LONG_RUN not in data.translate(_DIGITS):
         try:
-            obj = orjson.loads(frame)
-        except orjson.JSONDecodeError:
+            obj = _read(data)
+        except (msgspec.MsgspecError, RecursionError):
             pass
         else:
             return from_wire(obj)

@@ -12,6 +12,10 @@ from qsysd.qrc import ErrorResponse, Response, open_qrc_connection, open_transpo
 WAIT = 10.0
 
 
+def ignore(index: int, reply: Response | ErrorResponse, latency: float) -> None:
+    pass
+
+
 async def test_a_batch_answers_in_order_with_error_answers_per_item(
     emulator: EmulatorServer,
 ) -> None:
@@ -22,11 +26,18 @@ async def test_a_batch_answers_in_order_with_error_answers_per_item(
             open_transport(emulator.host, emulator.tcp_port) as transport,
             open_qrc_connection(transport, keepalive_interval=None) as connection,
         ):
-            replies = await connection.request_batch(
-                "Component.GetControls", [{"Name": n} for n in asked], window=3
+            got: dict[int, tuple[Response | ErrorResponse, float]] = {}
+
+            def on_reply(index: int, reply: Response | ErrorResponse, latency: float) -> None:
+                assert index not in got
+                got[index] = (reply, latency)
+
+            await connection.request_batch(
+                "Component.GetControls", [{"Name": n} for n in asked], on_reply, window=3
             )
-            assert len(replies) == len(asked)
-            for name, (reply, latency) in zip(asked, replies, strict=True):
+            assert sorted(got) == list(range(len(asked)))
+            for index, name in enumerate(asked):
+                reply, latency = got[index]
                 assert latency >= 0
                 if name == "No_Such_Component":
                     assert isinstance(reply, ErrorResponse) and reply.code == 7
@@ -50,7 +61,7 @@ async def test_a_stalled_core_times_a_batch_out_and_a_drop_fails_it(
             emulator.stall()
             with pytest.raises(RequestTimeout, match=r"did not answer Component\.GetControls"):
                 await connection.request_batch(
-                    "Component.GetControls", [{"Name": n} for n in names], timeout=0.3
+                    "Component.GetControls", [{"Name": n} for n in names], ignore, timeout=0.3
                 )
             assert connection.statistics().in_flight == 0
             emulator.stall(False)
@@ -68,5 +79,5 @@ async def test_a_stalled_core_times_a_batch_out_and_a_drop_fails_it(
                 nursery.start_soon(drop)
                 with pytest.raises(TransportError):
                     await connection.request_batch(
-                        "Component.GetControls", [{"Name": n} for n in names]
+                        "Component.GetControls", [{"Name": n} for n in names], ignore
                     )
