@@ -6,7 +6,8 @@ store) and the emulator's (utime+stime from /proc), cold (an empty store) and wa
 restored from a snapshot of the cold run, so the DesignCode matches and discovery is
 skipped). Numbers are printed, never asserted.
 
-Run: python -m bench.bench_sync [--components 2000] [--rounds 3] [--profile FILE]
+Run: python -m bench.bench_sync [--components 2000] [--rounds 3] [--poll-rate 0.1]
+[--profile FILE]
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from qsysd.logs import configure_logging
 from qsysd.state import StateStore, decode_snapshot, encode_snapshot
 
 
-async def sync_once(host: str, port: int, store: StateStore, emu_pid: int) -> dict[str, float]:
-    config = CoreConfig(name="main", host=host, port=port, poll_rate=0.1)
+async def sync_once(
+    host: str, port: int, store: StateStore, emu_pid: int, poll_rate: float
+) -> dict[str, float]:
+    config = CoreConfig(name="main", host=host, port=port, poll_rate=poll_rate)
     link = CoreLink(config, store)
     emu_cpu = cpu_seconds(emu_pid)
     cpu = time.process_time()
@@ -47,7 +50,7 @@ async def sync_once(host: str, port: int, store: StateStore, emu_pid: int) -> di
     return figures
 
 
-async def main(components: int, rounds: int, profile: str | None) -> None:
+async def main(components: int, rounds: int, profile: str | None, poll_rate: float) -> None:
     async with emulator(components) as emu:
         pid = emu.process.pid
         results: dict[str, list[dict[str, float]]] = {"cold": [], "warm": []}
@@ -58,7 +61,7 @@ async def main(components: int, rounds: int, profile: str | None) -> None:
             before = memory_kib(os.getpid())["VmRSS"]
             if profiler:
                 profiler.enable()
-            results["cold"].append(await sync_once(emu.host, emu.port, store, pid))
+            results["cold"].append(await sync_once(emu.host, emu.port, store, pid, poll_rate))
             if profiler:
                 profiler.disable()
             if round_ == 0:  # the peak of the first sync, over what the process held before
@@ -72,7 +75,7 @@ async def main(components: int, rounds: int, profile: str | None) -> None:
             gc.collect()
             warm = StateStore()
             warm.restore(decode_snapshot(saved))
-            results["warm"].append(await sync_once(emu.host, emu.port, warm, pid))
+            results["warm"].append(await sync_once(emu.host, emu.port, warm, pid, poll_rate))
             del warm
         for kind, samples in results.items():
             line = {
@@ -96,6 +99,7 @@ if __name__ == "__main__":
     parser.add_argument("--components", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", help="write a cProfile of the cold rounds to this file")
+    parser.add_argument("--poll-rate", type=float, default=0.1, help="AutoPoll interval (s)")
     args = parser.parse_args()
     configure_logging("warning")
-    trio.run(main, args.components, args.rounds, args.profile)
+    trio.run(main, args.components, args.rounds, args.profile, args.poll_rate)

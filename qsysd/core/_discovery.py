@@ -19,7 +19,15 @@ from qsysd.core._wire import (
 from qsysd.errors import CoreError, InvalidReply, QrcError, UnknownComponent
 from qsysd.state import ComponentInfo, ControlInfo, ControlRef, ControlValue
 
-__all__ = ["AnswerHandler", "BatchRequester", "Discovery", "Requester", "discover", "each"]
+__all__ = [
+    "AnswerHandler",
+    "BatchRequester",
+    "Discovery",
+    "ReaderBatchRequester",
+    "Requester",
+    "discover",
+    "each",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -32,6 +40,9 @@ AnswerHandler = Callable[[int, Any], None]
 #: handed to ``on_answer`` as it comes (any order); raises a CoreError that is no answer (a
 #: timeout, a dead connection). A CoreLink's bulk path, or :func:`each` over a Requester.
 BatchRequester = Callable[[str, Sequence[Any], AnswerHandler], Awaitable[None]]
+#: A BatchRequester whose ``on_answer`` runs in the connection's reader, in order with the
+#: notifications around each reply (``QrcConnection.request_batch(in_reader=True)``).
+ReaderBatchRequester = BatchRequester
 
 
 def each(request: Requester, concurrency: int) -> BatchRequester:

@@ -309,11 +309,14 @@ class CoreLink(CoreCommands):
         method: str,
         params: Sequence[Any],
         on_answer: Callable[[int, Any], None],
+        *,
+        in_reader: bool = False,
     ) -> None:
         """The link's own bulk requests (discovery, change groups): pipelined, no breaker.
 
         Each request is counted as :meth:`_call` counts it; a timeout or a dead connection
-        raises (counted once), an error answer is handed over as its QrcError.
+        raises (counted once), an error answer is handed over as its QrcError. With
+        ``in_reader``, ``on_answer`` runs in the connection's reader (see request_batch).
         """
         record = self._counters.record
 
@@ -333,6 +336,7 @@ class CoreLink(CoreCommands):
                 on_reply,
                 window=self.config.discovery_concurrency,
                 timeout=self._request_timeout,
+                in_reader=in_reader,
             )
         except (RequestTimeout, TransportError) as exc:
             outcome = "timeout" if isinstance(exc, RequestTimeout) else "transport_error"
@@ -420,10 +424,13 @@ class CoreLink(CoreCommands):
             started = trio.current_time()
             request = partial(self._internal, session.connection)
             batch = partial(self._internal_batch, session.connection)
+            in_reader = partial(batch, in_reader=True)
             try:
                 if await session.discover(self._session_settings, request, batch):
                     self._discoveries += 1
-                await session.subscribe(self._session_settings, request, self._count_push, batch)
+                await session.subscribe(
+                    self._session_settings, request, self._count_push, batch, in_reader
+                )
             except Exception as exc:
                 expected = isinstance(exc, CoreError | ProtocolError)
                 error = str(exc) if expected else f"internal error ({type(exc).__name__}: {exc})"

@@ -8,7 +8,7 @@ import attrs
 import structlog
 import trio
 
-from qsysd.core._discovery import BatchRequester, Requester, discover
+from qsysd.core._discovery import BatchRequester, ReaderBatchRequester, Requester, discover
 from qsysd.core._endpoint import Endpoint
 from qsysd.core._subscription import Subscription
 from qsysd.errors import CoreError, QrcError, TransportError
@@ -87,6 +87,7 @@ class Session:
         request: Requester,
         on_push: Callable[[int], None],
         batch: BatchRequester | None = None,
+        in_reader: ReaderBatchRequester | None = None,
     ) -> None:
         """Follow every control the store holds for the Core; wait (bounded) for first values."""
         core, store = settings.core, settings.store
@@ -101,6 +102,7 @@ class Session:
             store,
             request=request,
             batch=batch,
+            in_reader=in_reader,
             poll_rate=settings.poll_rate,
             max_groups=settings.max_change_groups,
             concurrency=settings.discovery_concurrency,

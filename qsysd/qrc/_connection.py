@@ -6,6 +6,7 @@ import itertools
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import attrs
@@ -71,6 +72,8 @@ class _Pending:
     failure: CoreError | None = None
     batch: _Batch | None = None
     answered_at: float = 0.0  # trio time, for a batch's latencies
+    # called in the reader as the reply is read: in order with the notifications around it
+    on_reply: Callable[[Response | ErrorResponse, float], None] | None = None
 
     def finish(self) -> None:
         if self.batch is not None:
@@ -213,9 +216,13 @@ class QrcConnection:
         *,
         window: int = 8,
         timeout: float | None = None,  # noqa: ASYNC109 -- a per-request deadline is the API
+        in_reader: bool = False,
     ) -> None:
         """Send one ``method`` request per item of ``params``; ``on_reply(index, reply, latency)``
-        as each reply is taken (any order; an error reply too, not raised).
+        as each reply is taken (any order; an error reply too, not raised). With
+        ``in_reader``, it is called by the reader as the reply is read: in order with the
+        notifications around it (a poll's reply, between AutoPoll pushes), and it must not
+        block.
 
         The bulk path of a session's set-up: at most ``window`` requests in flight, the
         frames of each top-up written together, one wait for any reply instead of a task,
@@ -241,6 +248,8 @@ class QrcConnection:
                     while following < count and len(sent) < window:
                         msg_id = self._last_id = next(self._ids)
                         pending = _Pending(method, now, batch=batch)
+                        if in_reader:
+                            pending.on_reply = partial(on_reply, following)
                         self._pending[msg_id] = pending
                         sent[msg_id] = (following, pending)
                         messages.append(Request(method=method, params=params[following], id=msg_id))
@@ -257,7 +266,8 @@ class QrcConnection:
                     if pending.reply is not None:
                         del sent[key]
                         del self._pending[key]
-                        on_reply(index, pending.reply, pending.answered_at - pending.sent_at)
+                        if not in_reader:
+                            on_reply(index, pending.reply, pending.answered_at - pending.sent_at)
                 if not sent or (following < count and len(sent) < window):
                     continue
                 oldest = next(iter(sent.values()))[1]
@@ -393,6 +403,13 @@ class QrcConnection:
         self._replies += 1
         pending.reply = message
         pending.finish()
+        if pending.on_reply is not None:
+            try:
+                pending.on_reply(message, pending.answered_at - pending.sent_at)
+            except ProtocolError as exc:
+                self._invalid_frame(exc)
+            except Exception:
+                log.exception("qrc.reply_handler_failed", core=self.name, method=pending.method)
 
     def _wrong_id(self, msg_id: JsonId) -> None:
         self._wrong_ids += 1
