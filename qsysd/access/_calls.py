@@ -102,7 +102,8 @@ class CallPath:
                     )
                 # Every write the tool makes (a plugin's through its ToolContext too) is checked
                 # against the role's [policy.roles] entry, as well as the global policy.
-                with acting_role(principal.role):
+                # A write's audit rows are committed with the call's row below: one commit.
+                with acting_role(principal.role), self.api.call_row_follows(writes):
                     output = await self.registry.call_tool(
                         name,
                         arguments,

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import collections
 import itertools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from typing import Literal
 
 import attrs
 import structlog
+import trio
 
 from qsysd.state import CallRecord, ControlRef, ControlValue, Journal, JournalEntry
 
 log = structlog.get_logger(__package__)  # events keep the logger name "qsysd.api"
+
+#: True within a call whose audit row is recorded (:meth:`AuditTrail.record_call`) before it
+#: is answered: its write rows then go in that row's transaction, one commit per call.
+_CALL_ROW_FOLLOWS: ContextVar[bool] = ContextVar("qsysd_call_row_follows", default=False)
+#: True within :meth:`AuditTrail.writing`: write rows are buffered until its end.
+_WRITING: ContextVar[bool] = ContextVar("qsysd_writing", default=False)
 
 
 class AuditTrail:
@@ -26,6 +35,39 @@ class AuditTrail:
         self._recent_calls: collections.deque[CallRecord] = collections.deque(maxlen=size)
         #: Called synchronously with every audited write (plugin observers' queues).
         self.listeners: list[Callable[[JournalEntry], None]] = []
+
+    @contextmanager
+    def call_row_follows(self, follows: bool = True) -> Iterator[None]:
+        """Within this block, a call's audit row is recorded before its answer (the call path).
+
+        Write rows are then committed with that row, in one transaction; a call left without
+        it (cancelled, so never answered) has its rows committed by the flush task, within
+        one flush interval.
+        """
+        token = _CALL_ROW_FOLLOWS.set(follows)
+        try:
+            yield
+        finally:
+            _CALL_ROW_FOLLOWS.reset(token)
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[None]:
+        """One write operation: its rows (one per control) are committed once, at its end.
+
+        Committed before the block ends, unless the call's audit row follows
+        (:meth:`call_row_follows`), which commits them before the answer.
+        """
+        token = _WRITING.set(True)
+        try:
+            yield
+        finally:
+            _WRITING.reset(token)
+            if self.journal is not None and not _CALL_ROW_FOLLOWS.get():
+                with trio.CancelScope(shield=True), trio.move_on_after(10.0):
+                    try:
+                        await self.journal.flush()
+                    except Exception as exc:  # the write happened: never fail it on the audit
+                        log.error("journal.record_failed", error=repr(exc))
 
     async def record(
         self,
@@ -61,8 +103,15 @@ class AuditTrail:
             self._recent.append(entry)
             return
         try:
+            # within writing(): committed at the operation's end or with the call's audit row
             await self.journal.record_write(
-                ref, principal=principal, before=before, after=after, outcome=outcome, error=error
+                ref,
+                principal=principal,
+                before=before,
+                after=after,
+                outcome=outcome,
+                error=error,
+                commit=not _WRITING.get(),
             )
         except Exception as exc:  # the write happened: never fail it on the audit trail
             log.error("journal.record_failed", error=repr(exc), control=str(ref))

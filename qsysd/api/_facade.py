@@ -11,7 +11,8 @@ from __future__ import annotations
 import collections
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Literal
+from contextlib import AbstractContextManager
+from typing import Any, Literal
 
 import attrs
 import structlog
@@ -50,6 +51,12 @@ _Planned = tuple[int, ControlRef, ControlChange, ControlReading]
 class QsysApi(QsysReads):
     """The operations tools can perform on the Cores, their state and their history."""
 
+    def call_row_follows(self, follows: bool = True) -> AbstractContextManager[None]:
+        """Within this block the caller records the call's audit row before answering it
+        (:meth:`record_call`): the block's write rows are committed with that row, in one
+        transaction, instead of at the end of each write operation."""
+        return self._audit.call_row_follows(follows)
+
     async def set(
         self,
         changes: Sequence[ControlChange],
@@ -60,6 +67,17 @@ class QsysApi(QsysReads):
         dry_run: bool = False,
     ) -> SetOutcome:
         """Write controls; per-control results with the Core's own strings."""
+        async with self._audit.writing():  # one commit for every control's audit row
+            return await self._set(changes, principal, core, confirm, dry_run)
+
+    async def _set(
+        self,
+        changes: Sequence[ControlChange],
+        principal: str,
+        core: str | None,
+        confirm: bool,
+        dry_run: bool,
+    ) -> SetOutcome:
         core_name = self.core(core)
         self._policy.check_writable("writing controls")
         for i, change in enumerate(changes):
@@ -222,7 +240,11 @@ class QsysApi(QsysReads):
         """Store the current state into snapshot ``number`` of the bank ``bank``."""
         return await self._snapshot("save", bank, number, principal, core, 0.0, dry_run)
 
-    async def _snapshot(
+    async def _snapshot(self, *args: Any) -> SnapshotOutcome:
+        async with self._audit.writing():
+            return await self._snapshot_once(*args)
+
+    async def _snapshot_once(
         self,
         operation: Literal["load", "save"],
         bank: str,
@@ -284,6 +306,25 @@ class QsysApi(QsysReads):
         dry_run: bool = False,
     ) -> MixerOutcome:
         """Set gain and/or mute of a mixer's crosspoints, inputs or outputs (channel strings)."""
+        async with self._audit.writing():  # one commit for every control's audit row
+            return await self._mixer_set(
+                mixer, target, principal, core, inputs, outputs, gain, mute, ramp, confirm, dry_run
+            )
+
+    async def _mixer_set(
+        self,
+        mixer: str,
+        target: MixerTarget,
+        principal: str,
+        core: str | None,
+        inputs: str | None,
+        outputs: str | None,
+        gain: float | None,
+        mute: bool | None,
+        ramp: float | None,
+        confirm: bool,
+        dry_run: bool,
+    ) -> MixerOutcome:
         core_name = self.core(core)
         self._policy.check_writable("writing a mixer")
         if gain is None and mute is None:

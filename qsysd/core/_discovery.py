@@ -19,12 +19,61 @@ from qsysd.core._wire import (
 from qsysd.errors import CoreError, InvalidReply, QrcError, UnknownComponent
 from qsysd.state import ComponentInfo, ControlInfo, ControlRef, ControlValue
 
-__all__ = ["Discovery", "Requester", "discover"]
+__all__ = [
+    "AnswerHandler",
+    "BatchRequester",
+    "Discovery",
+    "ReaderBatchRequester",
+    "Requester",
+    "discover",
+    "each",
+]
 
 log = structlog.get_logger(__name__)
 
 #: ``await request(method, params)`` -> the result; a QrcConnection's or a CoreLink's.
 Requester = Callable[[str, Any], Awaitable[Any]]
+#: ``on_answer(index, answer)``: the result of ``params[index]``, or the QrcError of the
+#: Core's error answer.
+AnswerHandler = Callable[[int, Any], None]
+#: ``await requests(method, [params, ...], on_answer)``: one request per params, each answer
+#: handed to ``on_answer`` as it comes (any order); raises a CoreError that is no answer (a
+#: timeout, a dead connection). A CoreLink's bulk path, or :func:`each` over a Requester.
+BatchRequester = Callable[[str, Sequence[Any], AnswerHandler], Awaitable[None]]
+#: A BatchRequester whose ``on_answer`` runs in the connection's reader, in order with the
+#: notifications around each reply (``QrcConnection.request_batch(in_reader=True)``).
+ReaderBatchRequester = BatchRequester
+
+
+def each(request: Requester, concurrency: int) -> BatchRequester:
+    """A BatchRequester over ``request``: one call per params, ``concurrency`` at a time."""
+
+    async def requests(method: str, params: Sequence[Any], on_answer: AnswerHandler) -> None:
+        send, receive = trio.open_memory_channel[int](math.inf)
+        for index in range(len(params)):
+            send.send_nowait(index)
+        send.close()
+        fatal: list[CoreError] = []
+
+        async def worker(scope: trio.CancelScope) -> None:
+            async for index in receive:
+                try:
+                    answer = await request(method, params[index])
+                except QrcError as exc:
+                    answer = exc
+                except CoreError as exc:  # raised alone below, not in an ExceptionGroup
+                    fatal.append(exc)
+                    scope.cancel()
+                    return
+                on_answer(index, answer)
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(max(1, min(concurrency, len(params)))):
+                nursery.start_soon(worker, nursery.cancel_scope)
+        if fatal:
+            raise fatal[0]
+
+    return requests
 
 
 @attrs.frozen
@@ -50,8 +99,12 @@ async def discover(
     design_code: str,
     concurrency: int = 8,
     named_controls: Sequence[str] = (),
+    batch: BatchRequester | None = None,
 ) -> Discovery:
     """GetComponents, then GetControls for every component, ``concurrency`` at a time.
+
+    ``batch`` is the link's bulk path for the GetControls (pipelined, ``concurrency`` in
+    flight); without it they go through ``request``, one at a time per worker.
 
     One component does not fail the whole: an error answer (7 when it was just removed, or any
     other) or an unreadable reply leaves it out, logged. A timeout or a transport error fails
@@ -67,43 +120,29 @@ async def discover(
     )
     vanished: list[str] = []
     failed: list[str] = []
-    send, receive = trio.open_memory_channel[int](math.inf)
-    for index in range(len(components)):
-        send.send_nowait(index)
-    send.close()
+    requests = batch or each(request, concurrency)
 
-    fatal: list[CoreError] = []
+    def on_answer(index: int, answer: Any) -> None:
+        # each reply is turned into values as it comes: the raw replies are never all held
+        name = components[index].name
+        try:
+            if isinstance(answer, QrcError):
+                raise answer
+            per_component[index] = controls_from_reply(core, name, answer)
+        except UnknownComponent:
+            vanished.append(name)  # removed between GetComponents and now
+        except (QrcError, InvalidReply) as exc:
+            failed.append(name)
+            log.error(
+                "core.discovery_component_failed",
+                core=core,
+                component=name,
+                error=str(exc)[:300],
+                hint="the component is left out until the next discovery",
+            )
 
-    async def worker(scope: trio.CancelScope) -> None:
-        async for index in receive:
-            name = components[index].name
-            try:
-                result = await request("Component.GetControls", {"Name": name})
-                found = controls_from_reply(core, name, result)
-            except UnknownComponent:
-                vanished.append(name)  # removed between GetComponents and now
-                continue
-            except (QrcError, InvalidReply) as exc:
-                failed.append(name)
-                log.error(
-                    "core.discovery_component_failed",
-                    core=core,
-                    component=name,
-                    error=str(exc)[:300],
-                    hint="the component is left out until the next discovery",
-                )
-                continue
-            except CoreError as exc:  # a timeout or a dead connection: stop, raise it alone
-                fatal.append(exc)
-                scope.cancel()
-                return
-            per_component[index] = found
-
-    async with trio.open_nursery() as nursery:
-        for _ in range(max(1, min(concurrency, len(components)))):
-            nursery.start_soon(worker, nursery.cancel_scope)
-    if fatal:
-        raise fatal[0]
+    # A timeout or a dead connection raises here: the discovery fails (CoreError alone).
+    await requests("Component.GetControls", [{"Name": c.name} for c in components], on_answer)
 
     controls: list[ControlInfo] = []
     values: list[ControlValue] = []

@@ -31,7 +31,7 @@ from qsysd.errors import (
     RequestTimeout,
     TransportError,
 )
-from qsysd.qrc import QrcConnection
+from qsysd.qrc import ErrorResponse, QrcConnection, Response
 from qsysd.state import CoreStatus, StateStore
 
 __all__ = ["CoreLink"]
@@ -303,6 +303,48 @@ class CoreLink(CoreCommands):
         """A request of the link itself (discovery, change groups): counted, no breaker."""
         return await self._call(connection, method, params, None, count_breaker=False)
 
+    async def _internal_batch(
+        self,
+        connection: QrcConnection,
+        method: str,
+        params: Sequence[Any],
+        on_answer: Callable[[int, Any], None],
+        *,
+        in_reader: bool = False,
+    ) -> None:
+        """The link's own bulk requests (discovery, change groups): pipelined, no breaker.
+
+        Each request is counted as :meth:`_call` counts it; a timeout or a dead connection
+        raises (counted once), an error answer is handed over as its QrcError. With
+        ``in_reader``, ``on_answer`` runs in the connection's reader (see request_batch).
+        """
+        record = self._counters.record
+
+        def on_reply(index: int, reply: Response | ErrorResponse, latency: float) -> None:
+            if isinstance(reply, ErrorResponse):
+                record(method, "qrc_error", latency)
+                on_answer(index, reply.to_exception())
+            else:
+                record(method, "ok", latency)
+                on_answer(index, reply.result)
+
+        start = trio.current_time()
+        try:
+            await connection.request_batch(
+                method,
+                params,
+                on_reply,
+                window=self.config.discovery_concurrency,
+                timeout=self._request_timeout,
+                in_reader=in_reader,
+            )
+        except (RequestTimeout, TransportError) as exc:
+            outcome = "timeout" if isinstance(exc, RequestTimeout) else "transport_error"
+            record(method, outcome, trio.current_time() - start)
+            self._last_error = str(exc)
+            self._publish_status()
+            raise
+
     # -- endpoints -------------------------------------------------------------------------
 
     def _on_engine_status(self, endpoint: Endpoint) -> None:
@@ -381,10 +423,14 @@ class CoreLink(CoreCommands):
         with session.scope:
             started = trio.current_time()
             request = partial(self._internal, session.connection)
+            batch = partial(self._internal_batch, session.connection)
+            in_reader = partial(batch, in_reader=True)
             try:
-                if await session.discover(self._session_settings, request):
+                if await session.discover(self._session_settings, request, batch):
                     self._discoveries += 1
-                await session.subscribe(self._session_settings, request, self._count_push)
+                await session.subscribe(
+                    self._session_settings, request, self._count_push, batch, in_reader
+                )
             except Exception as exc:
                 expected = isinstance(exc, CoreError | ProtocolError)
                 error = str(exc) if expected else f"internal error ({type(exc).__name__}: {exc})"

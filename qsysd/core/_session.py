@@ -8,7 +8,7 @@ import attrs
 import structlog
 import trio
 
-from qsysd.core._discovery import Requester, discover
+from qsysd.core._discovery import BatchRequester, ReaderBatchRequester, Requester, discover
 from qsysd.core._endpoint import Endpoint
 from qsysd.core._subscription import Subscription
 from qsysd.errors import CoreError, QrcError, TransportError
@@ -48,7 +48,9 @@ class Session:
     def change_groups(self) -> int:
         return len(self.subscription.groups) if self.subscription is not None else 0
 
-    async def discover(self, settings: SessionSettings, request: Requester) -> bool:
+    async def discover(
+        self, settings: SessionSettings, request: Requester, batch: BatchRequester | None = None
+    ) -> bool:
         """Discover the design when the store's DesignCode differs; whether it did."""
         core, store, design = settings.core, settings.store, self.design_code
         if design and store.design_code(core) == design:
@@ -60,6 +62,7 @@ class Session:
             design_code=design,
             concurrency=settings.discovery_concurrency,
             named_controls=settings.named_controls,
+            batch=batch,
         )
         # An incomplete design is stored without its code, so the next connection discovers
         # again and picks up the components that failed this time.
@@ -79,7 +82,12 @@ class Session:
         return True
 
     async def subscribe(
-        self, settings: SessionSettings, request: Requester, on_push: Callable[[int], None]
+        self,
+        settings: SessionSettings,
+        request: Requester,
+        on_push: Callable[[int], None],
+        batch: BatchRequester | None = None,
+        in_reader: ReaderBatchRequester | None = None,
     ) -> None:
         """Follow every control the store holds for the Core; wait (bounded) for first values."""
         core, store = settings.core, settings.store
@@ -93,6 +101,8 @@ class Session:
             self.connection,
             store,
             request=request,
+            batch=batch,
+            in_reader=in_reader,
             poll_rate=settings.poll_rate,
             max_groups=settings.max_change_groups,
             concurrency=settings.discovery_concurrency,

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
 import trio
 
-from qsysd.core._discovery import Requester
+from qsysd.core._discovery import BatchRequester, ReaderBatchRequester, Requester, each
 from qsysd.core._wire import poll_from_wire
-from qsysd.errors import ChangeGroupsExhausted, CoreError
-from qsysd.qrc import QrcConnection
-from qsysd.state import ControlRef, StateStore
+from qsysd.errors import ChangeGroupsExhausted, CoreError, InvalidReply, RequestTimeout
+from qsysd.qrc import ErrorResponse, QrcConnection, Response
+from qsysd.state import ControlRef, ControlValue, StateStore
 
 __all__ = ["Subscription", "SubscriptionPlan"]
 
@@ -39,6 +38,8 @@ class Subscription:
         store: StateStore,
         *,
         request: Requester | None = None,
+        batch: BatchRequester | None = None,
+        in_reader: ReaderBatchRequester | None = None,
         poll_rate: float = 0.1,
         max_groups: int = 3,
         batch_size: int = 256,
@@ -53,6 +54,8 @@ class Subscription:
         self.concurrency = concurrency
         self._connection = connection
         self._request: Requester = request or connection.request
+        self._batch = batch  # the link's bulk path for the adds; else per request
+        self._in_reader = in_reader  # the same, answers taken in the reader (first polls)
         self._store = store
         self._kinds = kinds or {}
         self._on_push = on_push
@@ -94,45 +97,77 @@ class Subscription:
             self.groups.append(group)
         rest = items[len(self.groups) :]
         count = len(self.groups)
-        send, receive = trio.open_memory_channel[tuple[str, _Item]](math.inf)
-        for n, item in enumerate(rest):
-            send.send_nowait((self.groups[n % count], item))
-        send.close()
+        targets = [(self.groups[n % count], item) for n, item in enumerate(rest)]
+        for group, item in targets:
+            if item[0] is None:  # named controls: one AddControl per batch of names
+                await self._add(group, item)
+        requests = self._batch or each(self._request, self.concurrency)
+        refused: list[CoreError] = []
 
-        failures: list[CoreError] = []
+        def on_answer(index: int, answer: Any) -> None:
+            if isinstance(answer, CoreError):
+                refused.append(answer)
 
-        async def worker(scope: trio.CancelScope) -> None:
-            async for group, item in receive:
-                try:
-                    await self._add(group, item)
-                except CoreError as exc:  # raised alone below, not in an ExceptionGroup
-                    failures.append(exc)
-                    scope.cancel()
-                    return
-
-        async with trio.open_nursery() as nursery:
-            for _ in range(max(1, min(self.concurrency, len(rest)))):
-                nursery.start_soon(worker, nursery.cancel_scope)
-        if failures:
-            raise failures[0]
+        await requests(
+            "ChangeGroup.AddComponentControl",
+            [self._add_params(group, item) for group, item in targets if item[0] is not None],
+            on_answer,
+        )
+        if refused:  # an error answer fails the subscription, as before
+            raise refused[0]
         for group in self.groups:
             await self._request("ChangeGroup.AutoPoll", {"Id": group, "Rate": self.poll_rate})
+        # The first push comes one poll interval after AutoPoll. A Poll now gets the same first
+        # state at once, from the Core (the first poll of a group answers every control; the
+        # pushes then carry what changed since), so the Core is live an interval sooner.
+        # Taken in the reader, in order with the pushes: a push read after a poll's reply
+        # carries newer values than the reply, and must not be overwritten by it.
+        polls = [{"Id": group} for group in self.groups]
+        try:
+            if self._in_reader is not None:
+                await self._in_reader("ChangeGroup.Poll", polls, self._first_poll)
+            else:
+                await self._connection.request_batch(
+                    "ChangeGroup.Poll", polls, self._first_polled, in_reader=True
+                )
+        except RequestTimeout as exc:  # the first push will do; the keepalive probes the Core
+            log.debug("core.first_poll_unanswered", core=self.core, error=str(exc))
+
+    def _first_polled(self, index: int, reply: Response | ErrorResponse, latency: float) -> None:
+        self._first_poll(
+            index, reply.to_exception() if isinstance(reply, ErrorResponse) else reply.result
+        )
+
+    def _first_poll(self, index: int, answer: Any) -> None:
+        group = self.groups[index]
+        try:
+            if isinstance(answer, CoreError):
+                raise answer
+            polled, values = poll_from_wire(self.core, answer, self._kinds)
+        except (CoreError, InvalidReply) as exc:  # the first push will do
+            log.debug("core.first_poll_unanswered", core=self.core, group=group, error=str(exc))
+            return
+        if polled == group:
+            self._take(group, values)
 
     async def _add(self, group: str, item: _Item) -> None:
         component, names = item
         if component is None:
             await self._request("ChangeGroup.AddControl", {"Id": group, "Controls": list(names)})
         else:
-            await self._request(
-                "ChangeGroup.AddComponentControl",
-                {
-                    "Id": group,
-                    "Component": {"Name": component, "Controls": [{"Name": n} for n in names]},
-                },
-            )
+            await self._request("ChangeGroup.AddComponentControl", self._add_params(group, item))
+
+    @staticmethod
+    def _add_params(group: str, item: _Item) -> dict[str, Any]:
+        component, names = item
+        return {
+            "Id": group,
+            "Component": {"Name": component, "Controls": [{"Name": n} for n in names]},
+        }
 
     async def wait_primed(self) -> None:
-        """Wait until every group has pushed once (the first push carries every control)."""
+        """Wait until every group has been polled once (its first poll answered, or its first
+        push read): the first poll of a group carries every control."""
         await self._primed.wait()
 
     def close(self) -> None:
@@ -157,12 +192,16 @@ class Subscription:
             return  # another client's group, or one we destroyed
         self.pushes += 1
         self.values_pushed += len(values)
+        self._take(group, values)
+        if self._on_push is not None:
+            self._on_push(len(values))
+
+    def _take(self, group: str, values: list[ControlValue]) -> None:
+        """A poll of ``group`` answered (pushed, or polled at the start)."""
         if values:
             self._store.apply(values)
         # The Core answered this group's poll: every value it follows is confirmed as is.
         self._store.confirm(self.core)
-        if self._on_push is not None:
-            self._on_push(len(values))
         if not self._primed.is_set():
             self._pushed.add(group)
             if len(self._pushed) == len(self.groups):

@@ -6,6 +6,7 @@ linear over the control's range, and parsing what a client writes (value, positi
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 
@@ -55,6 +56,15 @@ def float32(value: float) -> float:
 
 def wire_number(value: float) -> float:
     """A float32 as the Core prints it: ten significant digits (-42.1 -> -42.09999847)."""
+    if value == 0:  # 0.0 and -0.0 are equal keys for a cache, not equal answers
+        return float(f"{float32(value):.10g}")
+    return _wire_number(value)
+
+
+@functools.lru_cache(maxsize=8192)
+def _wire_number(value: float) -> float:
+    # A design repeats a few values (ranges, rest positions) across every control: each GetControls
+    # entry and Poll item takes about six of these.
     return float(f"{float32(value):.10g}")
 
 

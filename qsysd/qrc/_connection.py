@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import attrs
@@ -53,6 +54,15 @@ class ConnectionStatistics:
     keepalives: int
 
 
+class _Batch:
+    """What a :meth:`QrcConnection.request_batch` waits on: any of its replies arriving."""
+
+    __slots__ = ("wake",)
+
+    def __init__(self) -> None:
+        self.wake = trio.Event()
+
+
 @attrs.define
 class _Pending:
     method: str
@@ -60,6 +70,16 @@ class _Pending:
     done: trio.Event = attrs.Factory(trio.Event)
     reply: Response | ErrorResponse | None = None
     failure: CoreError | None = None
+    batch: _Batch | None = None
+    answered_at: float = 0.0  # trio time, for a batch's latencies
+    # called in the reader as the reply is read: in order with the notifications around it
+    on_reply: Callable[[Response | ErrorResponse, float], None] | None = None
+
+    def finish(self) -> None:
+        if self.batch is not None:
+            self.answered_at = trio.current_time()
+            self.batch.wake.set()
+        self.done.set()
 
 
 def _id_key(msg_id: JsonId) -> JsonId:
@@ -188,6 +208,84 @@ class QrcConnection:
             + self._timeout_cause(pending.sent_at)
         )
 
+    async def request_batch(
+        self,
+        method: str,
+        params: Sequence[Any],
+        on_reply: Callable[[int, Response | ErrorResponse, float], None],
+        *,
+        window: int = 8,
+        timeout: float | None = None,  # noqa: ASYNC109 -- a per-request deadline is the API
+        in_reader: bool = False,
+    ) -> None:
+        """Send one ``method`` request per item of ``params``; ``on_reply(index, reply, latency)``
+        as each reply is taken (any order; an error reply too, not raised). With
+        ``in_reader``, it is called by the reader as the reply is read: in order with the
+        notifications around it (a poll's reply, between AutoPoll pushes), and it must not
+        block.
+
+        The bulk path of a session's set-up: at most ``window`` requests in flight, the
+        frames of each top-up written together, one wait for any reply instead of a task,
+        a cancel scope and an event wait per request; replies are handed over as they come
+        (never all held at once). Raises RequestTimeout when a request is
+        unanswered ``timeout`` after it was sent (the Core is probed at once, as for
+        :meth:`request`), TransportError when the connection fails.
+        """
+        if self._close_reason is not None:
+            await trio.lowlevel.checkpoint()
+            raise self._closed_error()
+        timeout = self.request_timeout if timeout is None else timeout
+        window = max(1, window)
+        batch = _Batch()
+        count = len(params)
+        sent: dict[JsonId, tuple[int, _Pending]] = {}  # in flight, oldest first
+        following = 0
+        try:
+            while following < count or sent:
+                if following < count and len(sent) < window:
+                    messages = []
+                    now = trio.current_time()
+                    while following < count and len(sent) < window:
+                        msg_id = self._last_id = next(self._ids)
+                        pending = _Pending(method, now, batch=batch)
+                        if in_reader:
+                            pending.on_reply = partial(on_reply, following)
+                        self._pending[msg_id] = pending
+                        sent[msg_id] = (following, pending)
+                        messages.append(Request(method=method, params=params[following], id=msg_id))
+                        following += 1
+                    try:
+                        await self._transport.send_many(messages)
+                    except TransportError as exc:
+                        self.close(exc)
+                        raise
+                    self._requests_sent += len(messages)
+                for key, (index, pending) in list(sent.items()):
+                    if pending.failure is not None:
+                        raise TransportError(str(pending.failure)) from pending.failure
+                    if pending.reply is not None:
+                        del sent[key]
+                        del self._pending[key]
+                        if not in_reader:
+                            on_reply(index, pending.reply, pending.answered_at - pending.sent_at)
+                if not sent or (following < count and len(sent) < window):
+                    continue
+                oldest = next(iter(sent.values()))[1]
+                with trio.move_on_at(oldest.sent_at + timeout):
+                    await batch.wake.wait()
+                batch.wake = trio.Event()
+                unanswered = oldest.reply is None and oldest.failure is None
+                if unanswered and trio.current_time() >= oldest.sent_at + timeout:
+                    self._timeouts += 1
+                    self._probe_wanted.set()
+                    raise RequestTimeout(
+                        f'Core "{self.name}" did not answer {method} within {timeout:g} s'
+                        + self._timeout_cause(oldest.sent_at)
+                    )
+        finally:
+            for key in sent:
+                self._pending.pop(key, None)
+
     def _timeout_cause(self, since: float) -> str:
         """What arrived instead of the answer since ``since``, said as a clause, or ''."""
         causes = []
@@ -226,7 +324,7 @@ class QrcConnection:
         for pending in self._pending.values():
             if not pending.done.is_set():
                 pending.failure = self._close_reason
-                pending.done.set()
+                pending.finish()
         self._closed.set()
         if self._cancel_scope is not None:
             self._cancel_scope.cancel()
@@ -304,7 +402,14 @@ class QrcConnection:
             return
         self._replies += 1
         pending.reply = message
-        pending.done.set()
+        pending.finish()
+        if pending.on_reply is not None:
+            try:
+                pending.on_reply(message, pending.answered_at - pending.sent_at)
+            except ProtocolError as exc:
+                self._invalid_frame(exc)
+            except Exception:
+                log.exception("qrc.reply_handler_failed", core=self.name, method=pending.method)
 
     def _wrong_id(self, msg_id: JsonId) -> None:
         self._wrong_ids += 1

@@ -8,7 +8,7 @@ transport usable.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Literal, NoReturn, Protocol
 
@@ -45,6 +45,10 @@ class Transport(Protocol):
 
     async def send(self, message: Message) -> None:
         """Send one message; raise TransportError when the channel is broken."""
+        ...
+
+    async def send_many(self, messages: Sequence[Message]) -> None:
+        """Send messages in order, together where the channel allows (one write on TCP)."""
         ...
 
     async def receive(self) -> Message:
@@ -124,7 +128,12 @@ class TcpTransport:
         return self._peer
 
     async def send(self, message: Message) -> None:
-        data = encode_frame(message)
+        await self._send_bytes(encode_frame(message))
+
+    async def send_many(self, messages: Sequence[Message]) -> None:
+        await self._send_bytes(b"".join([encode_frame(m) for m in messages]))
+
+    async def _send_bytes(self, data: bytes) -> None:
         async with self._send_lock:
             if self._broken is not None:
                 raise TransportError(f"{self._peer}: {self._broken}")
@@ -188,6 +197,13 @@ class WebSocketTransport:
         async with self._send_lock:
             with map_transport_errors(self._peer):
                 await self._ws.send_message(text)
+
+    async def send_many(self, messages: Sequence[Message]) -> None:
+        texts = [_encode_text(m) for m in messages]  # one JSON object per text frame
+        async with self._send_lock:
+            with map_transport_errors(self._peer):
+                for text in texts:
+                    await self._ws.send_message(text)
 
     async def receive(self) -> Message:
         with map_transport_errors(self._peer):

@@ -232,10 +232,12 @@ class Journal:
 
     Open it with ``async with Journal.open(path) as journal``; ``":memory:"`` works for tests.
     Changes are buffered and written in batches by a flush task (every ``flush_interval``
-    seconds or ``batch_size`` rows); writes are flushed before :meth:`record_write` returns,
-    and calls committed before :meth:`record_call` returns, so what a caller was answered is
-    committed: a committed row survives the process being killed (WAL, ``synchronous=NORMAL``:
-    the commit is in the operating system's cache), and a power loss within about one
+    seconds or ``batch_size`` rows); writes are flushed before :meth:`record_write` returns
+    (or, with ``commit=False``, by the caller's next :meth:`flush` or :meth:`record_call`),
+    and calls committed before :meth:`record_call` returns, with every row buffered before
+    them in the same transaction, so what a caller was answered is committed: a committed
+    row survives the process being killed (WAL, ``synchronous=NORMAL``: the commit is in
+    the operating system's cache), and a power loss within about one
     ``flush_interval`` (the WAL is synced at each checkpoint). Rows older than
     ``retention_days`` and beyond the newest ``max_rows`` are pruned. A commit of a few rows
     runs on the trio thread (an append to the WAL, 15-70 us, a tenth of a worker-thread
@@ -422,12 +424,18 @@ class Journal:
         outcome: str,
         error: str | None = None,
         at: float | None = None,
+        commit: bool = True,
     ) -> None:
-        """Audit one write and flush it (with any buffered changes) before returning."""
+        """Audit one write and flush it (with any buffered changes) before returning.
+
+        ``commit=False`` only buffers it: the caller commits it with :meth:`flush` or with the
+        call's :meth:`record_call` before answering (one transaction for a whole call).
+        """
         when = self._clock() if at is None else at
         self._push(_row(when, "write", ref, before, after, principal, outcome, error))
         self._writes += 1
-        await self.flush()
+        if commit:
+            await self.flush()
 
     async def flush(self) -> None:
         """Write every buffered row in one transaction; on failure keep them for the next try."""
@@ -573,13 +581,29 @@ class Journal:
         return [_entry(row) for row in rows]
 
     async def record_call(self, record: CallRecord) -> None:
-        """Audit one tool call or refusal, committed before returning."""
+        """Audit one tool call or refusal, committed before returning.
+
+        Rows buffered before it (the call's writes, changes) go in the same transaction.
+        """
         row = record.row()
+        rows = list(self._pending)
+        self._pending.clear()
 
         def insert(conn: sqlite3.Connection) -> None:
-            conn.execute(_INSERT_CALL, row)
+            with conn:
+                conn.execute("BEGIN")
+                if rows:
+                    conn.executemany(_INSERT, rows)
+                conn.execute(_INSERT_CALL, row)
 
-        await self._commit(insert, 1)
+        try:
+            await self._commit(insert, len(rows) + 1)
+        except BaseException:
+            self._requeue(rows)  # the flusher tries them again
+            raise
+        if rows:
+            self._rows += len(rows)
+            self._flushes += 1
         self._calls += 1
         self._call_rows += 1
         # A flood of refusals (401s) must not outgrow the bound until the hourly prune.

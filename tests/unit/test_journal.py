@@ -9,6 +9,7 @@ import pytest
 import trio
 import trio.testing
 
+from qsysd.api._audit import AuditTrail
 from qsysd.state import (
     CallRecord,
     ComponentInfo,
@@ -309,3 +310,62 @@ async def test_the_flush_task_checkpoints_the_wal_into_the_database(tmp_path: Pa
             copy = tmp_path / "alone.db"
             copy.write_bytes(path.read_bytes())
             assert count_rows(copy, "calls") == 3
+
+
+async def test_buffered_writes_are_committed_with_the_call_row_in_one_transaction(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "journal.db"
+    call = CallRecord(1.0, "stdio", "admin", "stdio", None, "8", "qsys_set", "{}", "ok", None, None)
+    with trio.fail_after(10):
+        async with Journal.open(path, flush_interval=3600) as journal:
+            for ref in (GAIN, MUTE):
+                await journal.record_write(
+                    ref, principal="p", before=None, after=None, outcome="ok", commit=False
+                )
+            assert count_rows(path, "journal") == 0
+            assert journal.statistics().pending == 2
+            await journal.record_call(call)
+            assert count_rows(path, "journal") == 2
+            assert count_rows(path, "calls") == 1
+            stats = journal.statistics()
+            assert stats.pending == 0 and stats.flushes == 1
+
+
+async def test_a_write_operation_commits_its_rows_once_at_its_end(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    with trio.fail_after(10):
+        async with Journal.open(path, flush_interval=3600) as journal:
+            audit = AuditTrail(journal, FakeClock(), 10)
+            async with audit.writing():
+                await audit.record(GAIN, "p", None, value(GAIN, -3.0), "ok", None)
+                await audit.record(MUTE, "p", None, value(MUTE, True), "ok", None)
+                assert count_rows(path, "journal") == 0
+            assert count_rows(path, "journal") == 2
+            assert journal.statistics().flushes == 1
+            # Outside an operation, a write row is committed before record() returns.
+            await audit.record(NAMED, "p", None, value(NAMED, 1.0), "ok", None)
+            assert count_rows(path, "journal") == 3
+
+
+async def test_within_a_call_path_the_call_row_commits_the_operation_rows(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "journal.db"
+    call = CallRecord(1.0, "stdio", "admin", "stdio", None, "9", "qsys_set", "{}", "ok", None, None)
+    with trio.fail_after(10):
+        async with Journal.open(path, flush_interval=3600) as journal:
+            audit = AuditTrail(journal, FakeClock(), 10)
+            with audit.call_row_follows():
+                async with audit.writing():
+                    await audit.record(GAIN, "p", None, value(GAIN, -3.0), "ok", None)
+                assert count_rows(path, "journal") == 0
+            await audit.record_call(call)
+            assert count_rows(path, "journal") == 1
+            assert count_rows(path, "calls") == 1
+            assert journal.statistics().flushes == 1
+            # A call that records no row of its own (a read tool) commits at the operation's end.
+            with audit.call_row_follows(False):
+                async with audit.writing():
+                    await audit.record(MUTE, "p", None, value(MUTE, True), "ok", None)
+            assert count_rows(path, "journal") == 2

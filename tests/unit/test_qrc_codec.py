@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -20,6 +21,8 @@ from qsysd.qrc import (
     encode_frame,
     encode_text,
 )
+from qsysd.qrc._framing import _decode_stdlib, _encode_stdlib
+from qsysd.qrc._messages import to_wire
 
 
 def decode_all(decoder: FrameDecoder, data: bytes = b"") -> list[Message]:
@@ -282,3 +285,50 @@ def test_decoder_never_raises_anything_but_protocol_errors(chunks: list[bytes]) 
                     break
             except (InvalidFrame, FrameTooLarge):
                 continue
+
+
+# -- the orjson fast path reads and writes exactly what stdlib json does ------------------------
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"jsonrpc":"2.0","result":[1e400,-1e400],"id":1}',  # inf, as stdlib json reads it
+        '{"jsonrpc":"2.0","result":' + "9" * 30 + ',"id":1}',  # an exact int past 64 bits
+        '{"jsonrpc":"2.0","result":[18446744073709551616,-9223372036854775809],"id":2}',
+        '{"jsonrpc":"2.0","result":"\\ud800","id":3}',  # a lone surrogate escape
+        '{"jsonrpc":"2.0","result":{"a":1,"a":2},"id":4}',  # the last duplicate wins
+        '{"jsonrpc":"2.0","result":[0.1234567890123456789,-0.0,-0],"id":5}',
+        ' \n{"jsonrpc":"2.0","result":null,"id":6}\r\n',
+    ],
+)
+def test_fast_decoding_agrees_with_stdlib_json(text: str) -> None:
+    expected = _decode_stdlib(text)
+    for frame in (text, text.encode("utf-8")):
+        message = decode_frame(frame)
+        assert message == expected
+        assert repr(message) == repr(expected)  # int stays int, float float
+
+
+@pytest.mark.parametrize(
+    "result",
+    [2**70, -(2**64), {1: "int key"}, ["\udc80"], None, [None, 1.5e300], float("inf")],
+)
+def test_fast_encoding_agrees_with_stdlib_json(result: Any) -> None:
+    message = Response(7, result)
+    try:
+        expected = _encode_stdlib(message, to_wire(message))
+    except InvalidFrame as exc:
+        with pytest.raises(InvalidFrame, match="cannot encode"):
+            encode_frame(message)
+        assert "cannot encode" in str(exc)
+        return
+    assert encode_text(message) == expected
+    assert encode_frame(message) == expected.encode("utf-8") + b"\0"
+
+
+@settings(max_examples=300)
+@given(_json)
+def test_fast_paths_agree_with_stdlib_json_on_any_value(value: Any) -> None:
+    message = Response(1, value)
+    text = _encode_stdlib(message, to_wire(message))
+    assert decode_frame(encode_frame(message)[:-1]) == _decode_stdlib(text)
+    assert decode_frame(text) == _decode_stdlib(text)

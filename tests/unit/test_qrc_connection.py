@@ -308,3 +308,41 @@ async def test_closing_the_block_closes_the_transport() -> None:
             pass
         assert conn.closed
         assert await core.stream.receive_some(10) == b""
+
+
+async def test_a_batch_taken_in_the_reader_sees_replies_in_order_with_notifications() -> None:
+    # A poll's reply then a push read in the same bytes: the reply must be taken first, or its
+    # older values would overwrite the push's newer ones.
+    events: list[str] = []
+    with trio.fail_after(5):
+        async with connected() as (conn, core), trio.open_nursery() as nursery:
+            conn.on_notification("ChangeGroup.Poll", lambda params: events.append("push"))
+
+            def on_reply(index: int, reply: Response | ErrorResponse, latency: float) -> None:
+                assert isinstance(reply, Response)
+                events.append(f"reply {index} {reply.result}")
+
+            async def serve() -> None:
+                first, second = await core.receive(), await core.receive()
+                push = Notification("ChangeGroup.Poll", {"Id": "1", "Changes": []})
+                await core.send_raw(
+                    encode_frame(Response(first.id, "a"))
+                    + encode_frame(push)
+                    + encode_frame(ErrorResponse(second.id, 6, "no group"))
+                )
+
+            nursery.start_soon(serve)
+            answers: list[str] = []
+
+            def on_error(index: int, reply: Response | ErrorResponse, latency: float) -> None:
+                if isinstance(reply, ErrorResponse):
+                    answers.append(f"error {index} {reply.code}")
+                else:
+                    on_reply(index, reply, latency)
+
+            await conn.request_batch(
+                "ChangeGroup.Poll", [{"Id": "1"}, {"Id": "2"}], on_error, in_reader=True
+            )
+            assert events == ["reply 0 a", "push"]
+            assert answers == ["error 1 6"]
+            assert conn.statistics().in_flight == 0
