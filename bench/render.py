@@ -278,52 +278,55 @@ of a write and its audit row on the trio thread instead of two worker-thread rou
 server and the HTTP stack no longer imported by a stdio daemon (spawn -> `tools/list`
 daemon CPU 1.85 -> 1.41 s, RSS 81.8 -> 70.6 MiB).
 
+Then, this round (each in its own commit with before/after figures):
+
+- Target 4: an early stdio door (`qsysd/_early/`, standard library only) answers
+  `initialize`, `server/discover` and `tools/list` from a cache of the server's own answers in
+  the state folder before the SDK and trio are imported, and the real door replays those
+  requests into the SDK's session and checks the answers (docs/architecture.md, "The early
+  stdio door"). Spawn -> `tools/list` 1.4-1.6 s -> 50-80 ms from the second start.
+- Targets 1, 3, 6: lean `tools/call` answers are written into frames the SDK's result shaping
+  rendered once per protocol version (no pydantic per call; a test compares the bytes with the
+  SDK's shaping for every tool, era and error); listings built as JSON objects from the
+  readings; `qsys_find_controls` scored per word and per set of alike names; the call path's
+  logger bound once per configuration. Daemon CPU (2,000 components, calm A/B): `qsys_get`
+  0.33 -> 0.27 ms (2025-11-25) and 0.40 -> 0.33 ms (2026-07-28); `qsys_list_controls` of 160
+  controls 2.0-2.5 -> 1.1-1.3 ms; `qsys_find_controls` 1.8-2.2 -> 0.9-1.0 ms.
+- Target 2: a write's audit rows commit in the call row's transaction (one commit per call, a
+  50-control write 51 -> 1): journal CPU per write 159 -> 106 us.
+
 What is left, and what it would take:
 
-- Latency and CPU per call (targets 1, 3). A py-spy profile of the daemon now (`py-spy record
-  -r 1000 -f raw --nonblocking --pid PID`, 3,000 cached reads of `qsys_get`, 200 components,
-  2025-11-25, line client; daemon CPU 0.47 ms a read from `/proc` meanwhile) splits the
-  samples in which its trio thread was not idle as: the `write(2)` of the answer on the stdout
-  pipe 40 %, trio's scheduling (a task per call, cancel scopes, the epoll loop) 12 %, qsysd's
-  call path 20 % (the tool itself 5 %, argument structuring 5 %, logging and its context 3 %,
-  metrics, the audit check and the text JSON 7 %), the SDK's result shaping (pydantic dump and
-  the era's surface) 5 % and its request validation 2 %, the door (line split, orjson parse,
-  routing) 6 %, the stdin `read(2)` 4 %, partial stacks 11 %. strace counts that `write(2)` at
-  a few microseconds of system time, so most of its 40 % is the thread preempted by the client
-  it has just woken (2 vCPUs shared with other work, load 3-9 during these runs): wall time,
-  not CPU. The p50 target is relative to the bare SDK server in the same run, and both move
-  with the load: over the two full runs of this change `qsys_get` ran at 0.41-0.73x the
-  no-op's p50 where both were measured in calm batches (0.82-1.04x before it; the target holds
-  in the demo's 2026-07-28 batches, 0.41x), and above 1x only where a load spike hit the
-  daemon's batches and not the baseline's. CPU per read at 0.1 ms would take about a third of
-  today's Python per call: shaping the result without pydantic (a dict checked against the
-  SDK's by the equality test, about 25 us), structuring arguments only for tools that need
-  attrs inputs, cached loggers, and a faster vCPU: on this machine the bare SDK no-op server
-  alone costs 1.0-2.4 ms of CPU per call, so 0.1 ms is below what Python does in one trio task
-  switch and two syscalls here.
+- Latency and CPU per call (targets 1, 3). A py-spy profile now (3,000 cached reads of
+  `qsys_get`, 2,000 components, 2025-11-25, line client) puts about 40 % of the trio thread's
+  busy samples in the `write(2)` of the answer (about 0.02 ms of system CPU a call: mostly
+  the thread preempted by the client it has just woken on two shared vCPUs), the stdio door
+  (line reader, orjson parse, routing) about 13 %, trio's scheduling and epoll loop 10-15 %,
+  qsysd's call path about 12 % (the store read and resolve 7 %, argument validation and
+  structuring 4 %, logging, context and metrics 2-3 %), the lean path's own work about 8 % (a
+  task and a cancel scope per call; the SDK's request validation, which only 2026-07-28
+  requests still pay) and filling the answer frame about 2 %. The p50 targets hold against
+  the bare SDK server in the same run (0.31-0.38x). 0.1 ms of CPU a call is below what one
+  trio task, a read and a write cost in Python on this machine (the bare SDK no-op costs
+  0.8-1.8 ms of CPU a call here); what is left in code is argument validation (the compiled
+  check's nested closures and the non-finite walk: about a quarter of the in-process call
+  path), the task per call, and `acting_role`'s generator context manager. Through the MCP
+  SDK's own client the p50 is 1.3-1.6 ms, 0.7 ms under the SDK's no-op in the same run: the
+  client's own per-call work (its session layer and pydantic validation of the result) is
+  most of the rest, and it is not ours to remove.
 - The write (target 2). A `qsys_set` crosses four process hops in series (client -> daemon ->
-  Core -> daemon -> client) where the raw `Component.Set` baseline crosses two, so on an
-  oversubscribed machine every extra hop waits for a CPU: the in-process durations of writes
-  cluster at multiples of 4 ms (the scheduler's slice) when the load is high. Profile (2,000
-  writes, same method): the answer's `write(2)` 27 %, the QRC request's socket calls 19 %,
-  trio 13 %, the tool and policy 10 %, the two journal commits 7 % (about 40 us), the call
-  path 5 %, AutoPoll echoes of the change 5 %. The thread round trips are gone (worker threads
-  1-2 % of samples, checkpoints only); in the quiet A/B runs the write sits at raw + 2.0-3.2
-  ms. Under raw + 0.3 ms needs an idle machine, or fewer hops: the MCP client and the Core
-  cannot be skipped, so what is left is CPU per hop (the same Python as the read, above) and
-  one commit instead of two (the write row and the call row in one transaction, at the price
-  of the write row no longer committed by `record_write` itself).
-- Start-up (target 4). Spawn -> `tools/list` is Python's start and the imports: `import
-  qsysd.daemon` costs 1.25-1.56 s of CPU on this machine (`python -X importtime`), of which
-  `mcp_types` (the SDK builds pydantic models for every protocol version at import) is
-  0.25-0.8 s, and `mcp.server.lowlevel.server` still imports starlette, uvicorn and
-  OpenTelemetry; the bare SDK server is slower than the target by itself in the same runs. 250
-  ms needs a door that answers `initialize` and `tools/list` before the SDK is imported (from
-  a rendering of those answers cached in the state folder, keyed by the qsysd and SDK
-  versions, the configuration and the plugin set, and checked against the SDK's own answer
-  once it is loaded), or an SDK that builds its models lazily (upstream). The door opens
-  before the Cores are synced, so sync time no longer adds to it; spawn -> first cached read
-  waits for the sync (held calls answer once it ends).
+  Core -> daemon -> client) where the raw `Component.Set` baseline crosses two, and on a
+  2-vCPU machine every extra hop waits for a CPU: raw + 2.0-2.2 ms now (+2.8-3.0 before this
+  round). The journal's share is one commit of about 50 us of CPU; the rest is the same Python
+  per hop as the read (above) plus the QRC request's socket calls. Under raw + 0.3 ms needs
+  fewer hops, and neither the MCP client nor the Core can be skipped.
+- Start-up (target 4) holds from the second start. The first spawn in a state folder (or
+  after an upgrade, a configuration change or a new plugin: anything in the cache's key) still
+  pays the imports, 1.2-1.3 s here: `mcp_types` builds pydantic models for every protocol
+  version at import (most of a second of CPU), trio a third of one. Spawn -> first cached read
+  (1.2-3.4 s) waits for those imports and for the Cores' sync: a tool call is held until the
+  Cores are synced (at most `daemon.ready_timeout`). Lower would need an SDK that builds its
+  models lazily (upstream), or a `tools/call` path that needs no `mcp_types` at all.
 
 ### The large design (targets 5-7)
 
@@ -352,50 +355,66 @@ controls, the emulator in its own process):
   2,000 components (was 2.6, 2.4 and about 250 ms).
 - Resource notifications quoted every component's URI again for every batch (cached now).
 
+This round (each in its own commit with before/after figures; `bench/bench_sync.py` and
+`bench/bench_sync_sansio.py` measure the sync's CPU with and without sockets):
+
+- QRC frames are read with msgspec and written with orjson; the stdlib decides every case where
+  they differ (NaN, lone surrogates, integers past 64 bits, bad frames), so the same frames are
+  accepted and refused with the same errors (orjson's reader doubled the decode's memory peak
+  on multi-megabyte pushes, 32 -> 62 MiB, hence msgspec). Client decode 207 -> 95 ms a sync;
+  the emulator's encoding 288 -> 60 ms.
+- The session's set-up requests (`Component.GetControls`, `ChangeGroup.AddComponentControl`)
+  go on a pipelined bulk path (at most `discovery_concurrency` in flight, frames written
+  together, no task per request), with each request's own deadline and per-item errors;
+  request handling fell from about 36 % to about 5 % of the sync's CPU.
+- Each change group is polled once right after AutoPoll is set, instead of waiting one
+  `poll_rate` for the first push; the reply is handled in the reader, in order with pushes.
+- The emulator caches its float32 number formatting.
+- Sync CPU (2,000 components, A/B medians, load about 3.7): daemon cold 2.8-3.0 -> 1.7-2.1 s,
+  warm 1.1-1.4 -> 0.8-1.0 s; emulator cold 1.6-1.9 -> 0.9-1.2 s, warm 0.6-0.8 -> 0.4 s.
+
 What is left, and what it would take:
 
 - Wall-clock start-up figures above swell with the machine's load (the daemon, the emulator
-  and other work share two cores): the daemon's CPU for a sync of the 2,000-component design
-  is about 2.3 s cold and 0.9-1.1 s warm (from `/proc`, tools/list to live state).
-- Cold start -> live state (target 5): QRC has no bulk call, so a cold sync is one
-  `Component.GetControls` per component (2,001) and one `ChangeGroup.AddComponentControl` per
-  component (about 2,000), and every control arrives twice (its GetControls entry, then the
-  first push): about 4,000 round trips and 79,000 control objects. A cProfile of an
-  in-process CoreLink sync (2.2 s of CPU) puts about 36 % in the request path
-  (`CoreLink._call`, `QrcConnection.request`, the transport's send, framing and the stdlib
-  JSON codec), 24 % in turning wire objects into values (`control_value_from_wire`, 78,914
-  calls), 15 % in the store (`replace_design`, `apply` of the first push) and most of the
-  rest in trio's scheduling of the request tasks; the emulator spends as much CPU again
-  answering, on the same two cores. Getting to 0.5 s would take a leaner bulk path for
-  set-up requests (no breaker, counters and cancel scope per request; frames written in
-  batches), orjson in the QRC codec, taking values from the first push only (halving the
-  conversion), and an emulator as fast as a Core; on this machine that still leaves about
-  1 s.
-- Warm start (target 5): the snapshot is now restored in about 0.1 s and the DesignCode
-  check skips discovery, but QRC change groups die with the connection, so a restart
-  re-subscribes every control (about 2,000 requests) and waits for the first push of all
-  39,457 values before the Core counts as live. The store serves the restored state at once,
-  marked stale with its age, but the stdio door holds tool calls until the Cores are synced
-  (at most `daemon.ready_timeout`), so a client sees live state only after the re-sync.
-- Peak RSS (target 5): the demo's RSS (about 80 MiB) is the interpreter and the imports
-  (target 4's subject: the SDK pulls its client, httpx, uvicorn, starlette and
-  OpenTelemetry). The design's values take about 16 MiB of Python memory once live (447
-  bytes a control in `bench/bench_state.py`); the rest of the peak is transient: the first
-  AutoPoll pushes (three frames of about 13,000 controls each: the frame text, its parsed
-  JSON and the values) peak at about 24 MiB of Python memory above what is kept, and the
-  allocator keeps the freed arenas. Under 110 MiB would need lazy imports (target 4) and a
-  push decoded item by item instead of as one document.
-- Listing a component's controls (target 6): no cost grows with the design (the store finds
-  a component by name); the cost is per control listed: about 1 ms of CPU for 160 controls
-  in `call_tool` (a reading, an output object and its dict per control), then the SDK's
-  result model and JSON. Under 1 ms over the no-op for 160 controls would take building
-  the output dicts straight from the store's entries and the lean stdio dispatch of target 1.
-- Finding controls (target 6): no longer a scan; about 1-2 ms of CPU per query in the call
-  path on any of the three designs (more clusters of alike components on a larger design,
-  not more controls). What the line client sees over the no-op on top is the ten matches'
-  output and JSON, the SDK's per-request work beyond the no-op's, and on a loaded machine
-  the wait for a core; under 1 ms needs the same lean dispatch and an index scored per
-  cluster in fewer Python steps (a compiled scorer).
+  and other work share two cores); on a calm machine a cold sync of the 2,000-component design
+  is about 1.6 s of wall time and 1.3 s of the daemon's CPU.
+- Cold start -> live state (target 5): QRC has no bulk call, so a cold sync is still about
+  4,000 requests and every control arrives twice (its GetControls entry, then the first poll):
+  about 79,000 control objects. Turning them into values is now the largest cost (about 0.5 s
+  of CPU with no sockets at all, `bench/bench_sync_sansio.py`), then decoding (about 0.1 s);
+  in a live sync conversion is about 30 % of the samples and the store about 7 %, the rest
+  trio, sockets and the snapshot. The emulator spends 0.45-0.9 s answering on the same two
+  cores. Under 0.5 s would take values from the first poll only (a store path where a first
+  value is not a change and costs nothing), `ControlValue` as a msgspec struct (construction
+  0.8 -> 0.09 us; plugins see it as an attrs class today, so it is an API change), typed
+  msgspec decoding of poll items, and a Core faster than the emulator.
+- Warm start (target 5): the snapshot restores in about 0.1 s of CPU and a matching
+  DesignCode skips discovery, but QRC change groups die with the connection, and QRC cannot
+  say what changed since a time. A Core counts as live only once every change group has been
+  polled, that is once the Core itself has reported every current value (a matching
+  DesignCode proves the design, not the values); until then the store serves the restored
+  values marked stale with their age. That costs the re-subscription and one poll of all
+  39,434 values, about 0.6-0.8 s of CPU, mostly converting them: the same conversion work as
+  the cold start's.
+- Peak RSS (target 5): the demo's RSS (about 74 MiB) is the interpreter and the imports; the
+  early door does not change what the running daemon imports. The design adds about 36 MiB in
+  process: about 16 MiB of Python objects kept (447 bytes a control in
+  `bench/bench_state.py`), the rest allocator arenas left by the transient first state (the
+  first polls' frames, their decoded documents and values). Under 110 MiB would need fewer
+  imports in the running daemon (the SDK's models for protocol versions never negotiated) and
+  polls decoded item by item straight into values.
+- Listing a component's controls (target 6): no cost grows with the design; about 1.1-1.3 ms
+  of CPU for 160 controls. The store's `controls()` building a reading and a value object per
+  control is now the largest piece (about 20 % of samples), then the JSON objects (14 %),
+  filling the answer (11 %: the 31 KB output rendered once, then escaped as the text
+  content's string) and the 62 KB `write(2)` (33 %, mostly waiting for the client). Under
+  1 ms would take a store method yielding its entries' fields without reading objects.
+- Finding controls (target 6): about 0.9-1.0 ms of CPU and a p50 of 1.0-1.7 ms on 2,000
+  components; no per-call cost grows with the number of components (the per-word cluster
+  lists are combined once per cluster, 80 on this design). Ranking is a third of the
+  samples, and half of that is building and sorting `"Component.control"` strings for the
+  tied controls of a group; ordering each cluster's members by their rendered names once,
+  when the index is built, would remove it.
 """
 
 
