@@ -74,6 +74,7 @@ class Peer:
 
     def __init__(self, port: int) -> None:
         self.messages: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.backlog: list[tuple[str, Any]] = []  # received, not taken by a wait yet
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="peer")
         self.client.on_message = lambda c, u, m: self.messages.put((m.topic, m.payload.decode()))
         self.client.connect("127.0.0.1", port)
@@ -84,12 +85,22 @@ class Peer:
         assert result == paho.MQTT_ERR_SUCCESS
 
     async def wait_for(self, topic: str, check: Any = lambda payload: True) -> str:
+        """The first message not yet taken on ``topic`` that passes ``check``; it is taken.
+
+        Others stay for later waits: the broker may deliver a write's new value before the
+        write's result, and a wait for the result must not swallow the value.
+        """
+        for i, (got_topic, payload) in enumerate(self.backlog):
+            if got_topic == topic and check(payload):
+                del self.backlog[i]
+                return str(payload)
         while True:
             got_topic, payload = await trio.to_thread.run_sync(
                 self.messages.get, True, 5.0, abandon_on_cancel=True
             )
             if got_topic == topic and check(payload):
                 return str(payload)
+            self.backlog.append((got_topic, payload))
 
     def close(self) -> None:
         self.client.disconnect()
