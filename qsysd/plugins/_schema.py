@@ -143,7 +143,9 @@ def validate_arguments(cls: type, arguments: Mapping[str, Any] | None) -> None:
     NaN and infinities (which JSON lacks, but Python's parsers accept) are refused wherever
     they are: JSON Schema's ``minimum``/``maximum`` let NaN through.
     """
-    if arguments is not None and not isinstance(arguments, Mapping):
+    # type() first: isinstance against the Mapping ABC is the slow test, and a door's
+    # arguments are a dict
+    if arguments is not None and type(arguments) is not dict and not isinstance(arguments, Mapping):
         raise ToolInputError(f"invalid arguments: expected an object, got {_json_type(arguments)}")
     # The compiled check also refuses every NaN and infinity, so what it accepts needs
     # neither the walk below nor jsonschema; a refusal is explained by those two, in order.
@@ -496,7 +498,9 @@ def structure_arguments(cls: type[_T], arguments: Mapping[str, Any] | None) -> _
     """Validate raw arguments and build the input object."""
     validate_arguments(cls, arguments)
     try:
-        return _converter.structure(dict(arguments or {}), cls)
+        # validated above, a dict is only read: no copy
+        data = arguments if type(arguments) is dict else dict(arguments or {})
+        return _converter.structure(data, cls)
     except (cattrs.BaseValidationError, TypeError, ValueError) as exc:  # schema drift: a bug
         raise ToolInputError(f"invalid arguments: {exc}") from exc
 
