@@ -143,15 +143,19 @@ def validate_arguments(cls: type, arguments: Mapping[str, Any] | None) -> None:
     NaN and infinities (which JSON lacks, but Python's parsers accept) are refused wherever
     they are: JSON Schema's ``minimum``/``maximum`` let NaN through.
     """
-    if arguments is not None and not isinstance(arguments, Mapping):
+    # type() first: isinstance against the Mapping ABC is the slow test, and a door's
+    # arguments are a dict
+    if arguments is not None and type(arguments) is not dict and not isinstance(arguments, Mapping):
         raise ToolInputError(f"invalid arguments: expected an object, got {_json_type(arguments)}")
+    # The compiled check also refuses every NaN and infinity, so what it accepts needs
+    # neither the walk below nor jsonschema; a refusal is explained by those two, in order.
+    accepts = _acceptor(cls)
+    if accepts is not None and accepts(arguments or {}):
+        return
     not_finite = list(_non_finite(arguments or {}, ""))
     if not_finite:
         where = ", ".join(f"{path or '<arguments>'} is {value!r}" for path, value in not_finite[:5])
         raise ToolInputError(f"invalid arguments: {where}; give a finite number")
-    accepts = _acceptor(cls)
-    if accepts is not None and accepts(arguments or {}):
-        return
     validator = _validator(cls)
     errors = sorted(validator.iter_errors(dict(arguments or {})), key=_error_sort_key)
     if not errors:
@@ -166,25 +170,24 @@ Check = typing.Callable[[Any], bool]
 _ANNOTATIONS = frozenset(
     {"$schema", "title", "description", "default", "examples", "format", "deprecated"}
 )
-_TYPE_CHECKS: dict[str, Check] = {
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "string": lambda v: isinstance(v, str),
-    "boolean": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
-    # Integral floats (1.0) are integers to JSON Schema: left to the full validator.
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-}
+#: What a ``type`` keyword's kinds and their own keywords compile to (see :func:`_typed`).
+_TYPED_KEYWORDS = frozenset(
+    {
+        "type", "minLength", "maxLength", "pattern", "minimum", "maximum", "exclusiveMinimum",
+        "exclusiveMaximum", "items", "minItems", "maxItems", "properties", "required",
+        "additionalProperties",
+    }
+)  # fmt: skip
 
 
 @functools.cache
 def _acceptor(cls: type) -> Check | None:
-    """A fast check that accepts only arguments the full validator accepts.
+    """A fast check that accepts only arguments the full validator accepts, with no NaN or
+    infinity anywhere in them.
 
     It never explains a refusal: when it says no, :func:`validate_arguments` runs the
-    jsonschema validator, whose errors are the ones reported. It is built once per class
-    from the schema; None when the schema uses a keyword it does not know.
+    non-finite walk and the jsonschema validator, whose errors are the ones reported. It is
+    built once per class from the schema; None when the schema uses a keyword it does not know.
     """
     try:
         return _compile(json_schema(cls))
@@ -197,16 +200,151 @@ class _Unsupported(Exception):
 
 
 def _compile(schema: Mapping[str, Any]) -> Check:
+    """A check of ``schema`` that also refuses any NaN or infinity in what it accepts."""
+    keys = {key for key in schema if key not in _ANNOTATIONS}
+    kinds = schema.get("type")
+    if kinds is not None and keys <= _TYPED_KEYWORDS:
+        # The common shape: one flat function per kind, no closure per keyword.
+        if isinstance(kinds, str):
+            return _typed(kinds, schema)
+        per_kind = [_typed(kind, schema) for kind in kinds]
+        if len(per_kind) == 2:
+            first, second = per_kind
+            return lambda v: first(v) or second(v)
+        return lambda v: any(c(v) for c in per_kind)
     checks: list[Check] = []
-    for key, value in schema.items():
-        if key in _ANNOTATIONS:
-            continue
-        check = _keyword(key, value, schema)
+    for key in keys:
+        check = _keyword(key, schema[key], schema)
         if check is not None:
             checks.append(check)
+    enum = schema.get("enum")
+    if enum is not None and all(not isinstance(o, float) for o in enum):
+        pass  # a value the same type as a non-float option holds no float
+    elif "anyOf" not in schema:  # each anyOf option is a full check
+        checks.append(_finite)
     if len(checks) == 1:
         return checks[0]
     return lambda v: all(c(v) for c in checks)
+
+
+def _finite(value: Any) -> bool:
+    """No NaN or infinity anywhere in ``value`` (what :func:`_non_finite` finds, as a test)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, Mapping):
+        return all(_finite(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return all(_finite(item) for item in value)
+    return True
+
+
+def _bound(schema: Mapping[str, Any], key: str) -> Any:
+    value = schema.get(key)
+    if value is not None and not _number(value):
+        raise _Unsupported(key)
+    return value
+
+
+def _typed(kind: str, schema: Mapping[str, Any]) -> Check:
+    """The check of one ``type`` kind with the keywords that apply to it (the others ignore it)."""
+    if kind == "null":
+        return lambda v: v is None
+    if kind == "boolean":
+        return lambda v: v is True or v is False
+    if kind == "string":
+        low = _bound(schema, "minLength") or 0
+        high = _bound(schema, "maxLength")
+        pattern = schema.get("pattern")
+        search = re.compile(pattern).search if pattern is not None else None
+
+        def string(v: Any) -> bool:
+            if not isinstance(v, str):
+                return False
+            size = len(v)
+            if size < low or (high is not None and size > high):
+                return False
+            return search is None or search(v) is not None
+
+        return string
+    if kind in ("integer", "number"):
+        # Integral floats (1.0) are integers to JSON Schema: left to the full validator.
+        kinds: type | tuple[type, ...] = int if kind == "integer" else (int, float)
+        bounds = [
+            (_bound(schema, key), test)
+            for key, test in (
+                ("minimum", _at_least),
+                ("maximum", _at_most),
+                ("exclusiveMinimum", _above),
+                ("exclusiveMaximum", _below),
+            )
+            if key in schema
+        ]
+
+        def number(v: Any) -> bool:
+            if not isinstance(v, kinds) or isinstance(v, bool):
+                return False
+            if isinstance(v, float) and not math.isfinite(v):
+                return False
+            return all(test(v, bound) for bound, test in bounds)
+
+        return number
+    if kind == "array":
+        items = schema.get("items")
+        if items is not None and not isinstance(items, Mapping):
+            raise _Unsupported("items")
+        item = _compile(items) if items is not None else _finite
+        low = _bound(schema, "minItems") or 0
+        high = _bound(schema, "maxItems")
+
+        def array(v: Any) -> bool:
+            if not isinstance(v, list):
+                return False
+            size = len(v)
+            if size < low or (high is not None and size > high):
+                return False
+            return all(map(item, v))
+
+        return array
+    if kind == "object":
+        subs = {name: _compile(sub) for name, sub in schema.get("properties", {}).items()}
+        needed = frozenset(schema.get("required", ()))
+        extra_schema = schema.get("additionalProperties", True)
+        # False: no other key; True: any other value, as long as it is finite.
+        extra: Check | None = (
+            None
+            if extra_schema is False
+            else _finite
+            if extra_schema is True
+            else _compile(extra_schema)
+        )
+
+        def object_(v: Any) -> bool:
+            if not isinstance(v, dict) or not v.keys() >= needed:
+                return False
+            for key, value in v.items():
+                check = subs.get(key, extra)
+                if check is None or not check(value):
+                    return False
+            return True
+
+        return object_
+    raise _Unsupported("type")
+
+
+def _at_least(v: Any, bound: Any) -> bool:
+    return bool(v >= bound)
+
+
+def _at_most(v: Any, bound: Any) -> bool:
+    return bool(v <= bound)
+
+
+def _above(v: Any, bound: Any) -> bool:
+    return bool(v > bound)
+
+
+def _below(v: Any, bound: Any) -> bool:
+    return bool(v < bound)
 
 
 def _number(v: Any) -> bool:
@@ -214,11 +352,8 @@ def _number(v: Any) -> bool:
 
 
 def _keyword(key: str, value: Any, schema: Mapping[str, Any]) -> Check | None:
-    if key == "type":
-        kinds = [value] if isinstance(value, str) else list(value)
-        if not all(k in _TYPE_CHECKS for k in kinds):
-            raise _Unsupported(key)
-        tests = [_TYPE_CHECKS[k] for k in kinds]
+    if key == "type":  # beside a keyword _typed lacks (enum, anyOf): the type test alone
+        tests = [_typed(kind, {}) for kind in ([value] if isinstance(value, str) else value)]
         return tests[0] if len(tests) == 1 else (lambda v: any(t(v) for t in tests))
     if key == "enum":
         # same type as well as equal: True is not 1, 1.0 is left to the full validator
@@ -363,7 +498,9 @@ def structure_arguments(cls: type[_T], arguments: Mapping[str, Any] | None) -> _
     """Validate raw arguments and build the input object."""
     validate_arguments(cls, arguments)
     try:
-        return _converter.structure(dict(arguments or {}), cls)
+        # validated above, a dict is only read: no copy
+        data = arguments if type(arguments) is dict else dict(arguments or {})
+        return _converter.structure(data, cls)
     except (cattrs.BaseValidationError, TypeError, ValueError) as exc:  # schema drift: a bug
         raise ToolInputError(f"invalid arguments: {exc}") from exc
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from qsysd.config import PolicyConfig, ValueBound
+from qsysd.config import PolicyConfig, RolePolicyConfig, ValueBound
 from qsysd.errors import PolicyViolation
-from qsysd.policy import Policy, ProposedWrite, parse_number
+from qsysd.policy import Policy, ProposedWrite, acting_role, parse_number
 
 
 def gain(current: float | None = -20.0, **request: object) -> ProposedWrite:
@@ -193,3 +193,26 @@ def test_drop_limit_alone_still_needs_the_current_value() -> None:
     policy = Policy(PolicyConfig(max_gain_step_db=None, max_gain_drop_db=6.0, max_gain_db=None))
     assert refused(policy, gain(current=None, value=-20.0)).rule == "max_drop"
     assert policy.check_write(gain(value=10.0)) == 10.0  # raises are not limited here
+
+
+def test_acting_role_nests_and_restores_the_outer_role_on_an_exception() -> None:
+    policy = Policy(PolicyConfig(roles={"kiosk": RolePolicyConfig(read_only=True)}))
+    write = ProposedWrite("Lobby_BGM.mute", core="main", type="Boolean", value=True)
+
+    def refused() -> bool:
+        try:
+            policy.check_write(write)
+        except PolicyViolation:
+            return True
+        return False
+
+    assert not refused()
+    with acting_role("kiosk"):
+        assert refused()
+        with acting_role("operator"):
+            assert not refused()
+        assert refused()
+        with pytest.raises(ValueError, match="boom"), acting_role("operator"):
+            raise ValueError("boom")
+        assert refused()  # the inner block left by an exception gave the outer role back
+    assert not refused()

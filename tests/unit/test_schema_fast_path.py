@@ -80,3 +80,41 @@ def test_a_keyword_the_fast_check_lacks_leaves_every_call_to_jsonschema() -> Non
 
     assert "const" in json_schema(Odd)["properties"]["code"]
     assert _acceptor(Odd) is None
+
+
+non_finite = st.sampled_from([float("nan"), float("inf"), float("-inf")])
+
+
+@settings(max_examples=300)
+@given(data=st.data())
+def test_fast_check_refuses_every_nan_and_infinity(data: st.DataObject) -> None:
+    # The check stands in for the non-finite walk too: a value anywhere in the arguments,
+    # including under a field the schema leaves open, sends the call to the walk's error.
+    tool = data.draw(st.sampled_from(TOOLS))
+    accepts = _acceptor(tool.input_type)
+    assert accepts is not None
+    examples = [e for e in tool.examples if e] or [{}]
+    example = data.draw(st.sampled_from(examples))
+    key = data.draw(st.sampled_from(keys_of(tool.input_schema)))
+    bad = data.draw(
+        st.one_of(
+            non_finite,
+            st.lists(non_finite, min_size=1, max_size=2),
+            st.builds(lambda v: {"value": v}, non_finite),
+            st.builds(lambda v: [{"control": "A.gain", "value": v}], non_finite),
+        )
+    )
+    assert not accepts({**example, key: bad}), (tool.name, key, bad)
+
+
+def test_fast_check_refuses_nan_under_an_open_field() -> None:
+    @attrs.frozen
+    class Open:
+        data: Any = attrs.field(metadata=doc("Anything."))
+        table: dict[str, float] = attrs.field(factory=dict, metadata=doc("Numbers."))
+
+    accepts = _acceptor(Open)
+    assert accepts is not None
+    assert accepts({"data": {"a": [1.5, "x"]}, "table": {"a": 1.0}})
+    assert not accepts({"data": {"a": [float("nan")]}})
+    assert not accepts({"data": 1, "table": {"a": float("inf")}})
