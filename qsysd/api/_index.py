@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import pairwise
 from typing import Any
 
 import attrs
@@ -52,6 +53,10 @@ class _Cluster:
     group: int
     words: tuple[str, ...]
     members: list[int]
+    # members are in the order of their rendered "Component.control" for every control name
+    # (sorted by "Component." once), unless one's "Component." starts another's ("Gym." and
+    # "Gym.1."): then the order depends on the control name and a query sorts the strings
+    ordered: bool = False
 
 
 _ZERO: Part = (0.0, None)
@@ -129,6 +134,17 @@ class _CoreIndex:
                 self.clusters.append(_Cluster(g, words, []))
             self.clusters[c].members.append(index)
             self.cluster_of.append(c)
+        self.position = [0] * len(self.names)  # a component's place in its cluster's order
+        for c, cluster in enumerate(self.clusters):
+            keys = sorted((self.names[i] + ".", i) for i in cluster.members)
+            self.clusters[c] = cluster = attrs.evolve(
+                cluster,
+                members=[i for _, i in keys],
+                # sorted, a prefix comes just before what extends it: neighbours suffice
+                ordered=not any(b.startswith(a) for (a, _), (b, _) in pairwise(keys)),
+            )
+            for place, i in enumerate(cluster.members):
+                self.position[i] = place
         for info in infos.get(None, []):
             entry = SearchEntry(info.ref, info.type, None, (), tuple(tokens(info.ref.name)), ())
             self.named.append(entry)
@@ -255,6 +271,7 @@ class _CoreIndex:
             full = tuple(results[i] if is_digit[i] else base[i] for i in range(n))
             buckets.setdefault((c, full), []).append(index)
         for key, indexes in buckets.items():
+            indexes.sort(key=self.position.__getitem__)  # in the cluster's order
             group_best = [p[2][self.clusters[key[0]].group] for p in per_word]
             total = sum(max(comp[0], best) for comp, best in zip(key[1], group_best, strict=True))
             ordered.append((total / n + MAIN_BONUS, key, indexes))
@@ -338,7 +355,10 @@ class _CoreIndex:
             if score < cutoff:
                 continue
             name = self.groups[g].names[j]
-            refs = heapq.nsmallest(want, [(f"{self.names[i]}.{name}", i) for i in members])
+            if self.clusters[self.cluster_of[members[0]]].ordered:
+                refs = [(f"{self.names[i]}.{name}", i) for i in members[:want]]
+            else:
+                refs = heapq.nsmallest(want, [(f"{self.names[i]}.{name}", i) for i in members])
             best += [(-score, text, i, j, why) for text, i in refs if text not in alias_targets]
         best.sort()
         return [

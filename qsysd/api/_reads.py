@@ -24,6 +24,7 @@ from qsysd.state import (
     ComponentInfo,
     ControlReading,
     ControlRef,
+    ControlRow,
     ControlValue,
     CoreStatus,
     Journal,
@@ -183,6 +184,15 @@ class QsysReads:
         if filter:
             readings = [r for r in readings if name_matches(r.info.ref.name, filter)]
         return readings
+
+    def control_rows(
+        self, core: str | None, component: str | None, *, filter: str | None = None
+    ) -> list[ControlRow]:
+        """:meth:`controls` as the store's flat rows (for listings: no object per control)."""
+        rows = self._store.control_rows(self.core(core), component)
+        if filter:
+            rows = [r for r in rows if name_matches(r[0].ref.name, filter)]
+        return rows
 
     def resolve(self, core: str | None, control: str) -> ControlRef:
         """The ref of ``"Component.control"``, a named control, or a configured alias."""

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         ComponentInfo,
         ControlReading,
         ControlRef,
+        ControlRow,
         CoreStatus,
         JournalEntry,
         Watcher,
@@ -98,6 +99,13 @@ class ToolContext:
     ) -> list[ControlReading]:
         """A component's controls with their values and ages (``component=None``: named)."""
         return self._api.controls(core, component, filter=filter)
+
+    def control_rows(
+        self, core: str | None, component: str | None, *, filter: str | None = None
+    ) -> list[ControlRow]:
+        """:meth:`controls` as rows ``(info, value, string, position, age, stale)``: cheaper
+        for listing many controls (``string`` None: no value yet)."""
+        return self._api.control_rows(core, component, filter=filter)
 
     def resolve(self, core: str | None, control: str) -> ControlRef:
         """The ref of ``"Component.control"``, a named control, or a configured alias."""

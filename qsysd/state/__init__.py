@@ -40,6 +40,7 @@ from qsysd.state._snapshot import (
 )
 from qsysd.state._store import (
     ChangeListener as ChangeListener,
+    ControlRow as ControlRow,
     StateStatistics as StateStatistics,
     StateStore as StateStore,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "ControlInfo",
     "ControlReading",
     "ControlRef",
+    "ControlRow",
     "ControlValue",
     "CoreSnapshot",
     "CoreStatus",

@@ -50,6 +50,13 @@ class StateStatistics:
     version: int
 
 
+#: One control of a listing: (info, value, string, position, age, stale); see control_rows.
+ControlRow = tuple[ControlInfo, Scalar, str | None, float | None, float, bool]
+
+
+_NEVER = float("-inf")  # below every confirmation time
+
+
 class _Entry:
     """One control's description and mutable state, kept flat to stay small (see bench/)."""
 
@@ -433,6 +440,30 @@ class StateStore:
         now = self._clock()
         entries = state.controls.get(component, {})
         return [self._reading(state, e, now) for e in entries.values()]
+
+    def control_rows(self, core: str, component: str | None) -> list[ControlRow]:
+        """:meth:`controls` as flat rows ``(info, value, string, position, age, stale)``.
+
+        For listings: the fields straight from the entries, no reading or value object built
+        per control. ``string`` None means no value yet (value and position are None then).
+        """
+        state = self._known_core(core)
+        if component is not None and component not in state.components:
+            self.component(core, component)  # raises with suggestions
+        now = self._clock()
+        stale = state.stale
+        floor = _NEVER if stale else state.confirmed_at  # as _reading: the Core's confirmation
+        return [
+            (
+                e.info,
+                e.value,
+                e.string,
+                e.position,
+                max(0.0, now - (floor if floor > e.confirmed_at else e.confirmed_at)),
+                stale,
+            )
+            for e in state.controls.get(component, {}).values()
+        ]
 
     def control_infos(self, core: str) -> dict[str | None, list[ControlInfo]]:
         """Every control's description, by component (None: named controls), in order.

@@ -227,8 +227,8 @@ async def list_controls(ctx: ToolContext, args: ListControlsInput) -> ListContro
     comp_type = None
     if args.component is not None:
         comp_type = ctx.component(core, args.component).type
-    readings = ctx.controls(core, args.component, filter=args.filter)
-    controls = cast(list[ControlOut], [control_json(r) for r in readings])
+    rows = ctx.control_rows(core, args.component, filter=args.filter)
+    controls = cast(list[ControlOut], [control_json(r) for r in rows])
     return ListControlsOutput(core, args.component, comp_type, controls)
 
 

@@ -11,7 +11,7 @@ import attrs
 from qsysd.api import ControlResult
 from qsysd.errors import ToolInputError
 from qsysd.plugins import doc
-from qsysd.state import ControlReading, CoreStatus, Scalar
+from qsysd.state import ControlReading, ControlRow, CoreStatus, Scalar
 
 CORE_FIELD_DOC = "The configured name of the Core to use. Omit it when only one Core is configured."
 
@@ -130,22 +130,22 @@ class ControlOut:
     )
 
 
-def control_json(reading: ControlReading) -> dict[str, Any]:
-    """``control_out(reading)`` as its JSON object, without the object (one per control of
-    a listing: half the cost of the object, then its conversion)."""
-    v = reading.value
-    info = reading.info
+def control_json(row: ControlRow) -> dict[str, Any]:
+    """``control_out`` of a store row as its JSON object, without the object (one per control
+    of a listing: half the cost of the object, then its conversion)."""
+    info, value, string, position, age, stale = row
+    has = string is not None
     return {
         "name": info.ref.name,
         "type": info.type,
         "direction": info.direction,
-        "value": json_scalar(v.value) if v else None,
-        "string": v.string if v else None,
-        "position": v.position if v else None,
+        "value": json_scalar(value) if has else None,
+        "string": string,
+        "position": position if has else None,
         "min": info.value_min,
         "max": info.value_max,
-        "age_s": round(reading.age, 3),
-        "stale": reading.stale,
+        "age_s": round(age, 3),
+        "stale": stale,
     }
 
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import attrs
 import cattrs
+import msgspec
 import pytest
 from jsonschema import Draft202012Validator
 
@@ -20,7 +21,15 @@ from qsysd.plugins import (
     unstructure_output,
     validate_arguments,
 )
-from qsysd.state import ControlInfo, ControlReading, ControlRef, ControlValue
+from qsysd.state import (
+    ComponentInfo,
+    ControlInfo,
+    ControlReading,
+    ControlRef,
+    ControlRow,
+    ControlValue,
+    StateStore,
+)
 from qsysd.tools._browse import ListControlsOutput
 from qsysd.tools._common import control_json, control_out
 from qsysd.tools._write import SetInput
@@ -146,13 +155,65 @@ def _readings() -> list[ControlReading]:
     return out
 
 
+def _row(r: ControlReading) -> ControlRow:
+    v = r.value
+    if v is None:
+        return (r.info, None, None, None, r.age, r.stale)
+    return (r.info, v.value, v.string, v.position, r.age, r.stale)
+
+
 @pytest.mark.parametrize("component", ["Mixer", None])
 def test_a_listing_built_as_json_objects_is_what_cattrs_makes_of_control_outs(
     component: str | None,
 ) -> None:
     readings = _readings()
-    fast = ListControlsOutput("main", component, "mixer", [control_json(r) for r in readings])  # type: ignore[misc]
+    fast = ListControlsOutput("main", component, "mixer", [control_json(_row(r)) for r in readings])  # type: ignore[misc]
     plain = ListControlsOutput("main", component, "mixer", [control_out(r) for r in readings])
     expected = cattrs.Converter().unstructure(plain)
     assert unstructure_output(fast) == expected == unstructure_output(plain)
     assert list(unstructure_output(fast)["controls"][1]) == list(expected["controls"][1])
+
+
+@pytest.mark.parametrize("stale", [False, True])
+@pytest.mark.parametrize("component", ["Mixer", None])
+def test_a_listing_from_store_rows_is_what_cattrs_makes_of_the_readings(
+    component: str | None, stale: bool
+) -> None:
+    """The listing's row path (no reading objects) answers byte for byte what readings did,
+    ages (per-control and the Core's confirmation) and staleness included."""
+    now = [1000.0]
+    store = StateStore(clock=lambda: now[0])
+    readings = _readings()
+    infos = [
+        msgspec.structs.replace(r.info, ref=ControlRef("main", component, r.info.ref.name))
+        for r in readings
+    ]
+    values = [
+        attrs.evolve(r.value, ref=info.ref)
+        for r, info in zip(readings, infos, strict=True)
+        if r.value is not None
+    ]
+    store.replace_design(
+        "main", "code", [ComponentInfo("main", "Mixer", "mixer", "1")], infos, values
+    )
+    now[0] = 1003.5
+    store.apply([attrs.evolve(values[1], value=-3.0, string="-3.0dB")])  # confirms one control
+    now[0] = 1004.25
+    if stale:
+        store.mark_stale("main")
+    else:
+        store.confirm("main")
+    now[0] = 1007.123456
+    from_rows = ListControlsOutput(
+        "main",
+        component,
+        "mixer",
+        [control_json(r) for r in store.control_rows("main", component)],  # type: ignore[misc]
+    )
+    from_readings = ListControlsOutput(
+        "main", component, "mixer", [control_out(r) for r in store.controls("main", component)]
+    )
+    expected = cattrs.Converter().unstructure(from_readings)
+    assert unstructure_output(from_rows) == expected
+    assert {c["stale"] for c in expected["controls"]} == {stale}
+    assert len({c["age_s"] for c in expected["controls"]}) == (2 if stale else 1)
