@@ -291,7 +291,14 @@ Then, this round (each in its own commit with before/after figures):
   readings; `qsys_find_controls` scored per word and per set of alike names; the call path's
   logger bound once per configuration. Daemon CPU (2,000 components, calm A/B): `qsys_get`
   0.33 -> 0.27 ms (2025-11-25) and 0.40 -> 0.33 ms (2026-07-28); `qsys_list_controls` of 160
-  controls 2.0-2.5 -> 1.1-1.3 ms; `qsys_find_controls` 1.8-2.2 -> 0.9-1.0 ms.
+  controls 2.0-2.5 -> 1.1-1.3 ms; `qsys_find_controls` 1.8-2.2 -> 0.9-1.0 ms. Then argument
+  validation as one flat compiled check per type that refuses NaN and infinities itself (a
+  valid call skips the separate walk; every refusal keeps its message: `qsys_get`'s 9.7 -> 1.9
+  us, its structuring 12.2 -> 3.6 us) and `acting_role` without a generator (1.5 -> 0.6 us):
+  the in-process call path of a cached `qsys_get` 47-52 -> 37-38 us. Listings read from the
+  store's rows without a reading object per control (160 controls 0.58 -> 0.24 ms of CPU),
+  and each find cluster's members ordered once at index build (find 0.62-0.69 -> 0.49-0.51
+  ms of CPU in process).
 - Target 2: a write's audit rows commit in the call row's transaction (one commit per call, a
   50-control write 51 -> 1): journal CPU per write 159 -> 106 us.
 
@@ -308,9 +315,9 @@ What is left, and what it would take:
   requests still pay) and filling the answer frame about 2 %. The p50 targets hold against
   the bare SDK server in the same run (0.31-0.38x). 0.1 ms of CPU a call is below what one
   trio task, a read and a write cost in Python on this machine (the bare SDK no-op costs
-  0.8-1.8 ms of CPU a call here); what is left in code is argument validation (the compiled
-  check's nested closures and the non-finite walk: about a quarter of the in-process call
-  path), the task per call, and `acting_role`'s generator context manager. Through the MCP
+  0.8-1.8 ms of CPU a call here). qsysd's call path is now about 37 us of CPU of the daemon's
+  0.23-0.35 ms a read; the rest is the door, trio, the task and cancel scope per call (what
+  makes calls concurrent and cancellable) and the two syscalls. Through the MCP
   SDK's own client the p50 is 1.3-1.6 ms, 0.7 ms under the SDK's no-op in the same run: the
   client's own per-call work (its session layer and pydantic validation of the result) is
   most of the rest, and it is not ours to remove.
@@ -403,18 +410,21 @@ What is left, and what it would take:
   first polls' frames, their decoded documents and values). Under 110 MiB would need fewer
   imports in the running daemon (the SDK's models for protocol versions never negotiated) and
   polls decoded item by item straight into values.
-- Listing a component's controls (target 6): no cost grows with the design; about 1.1-1.3 ms
-  of CPU for 160 controls. The store's `controls()` building a reading and a value object per
-  control is now the largest piece (about 20 % of samples), then the JSON objects (14 %),
-  filling the answer (11 %: the 31 KB output rendered once, then escaped as the text
-  content's string) and the 62 KB `write(2)` (33 %, mostly waiting for the client). Under
-  1 ms would take a store method yielding its entries' fields without reading objects.
-- Finding controls (target 6): about 0.9-1.0 ms of CPU and a p50 of 1.0-1.7 ms on 2,000
-  components; no per-call cost grows with the number of components (the per-word cluster
-  lists are combined once per cluster, 80 on this design). Ranking is a third of the
-  samples, and half of that is building and sorting `"Component.control"` strings for the
-  tied controls of a group; ordering each cluster's members by their rendered names once,
-  when the index is built, would remove it.
+- Listing a component's controls (target 6): no cost grows with the design. For 160
+  controls the store read and the JSON objects now take about 0.24 ms of CPU (0.58 before the
+  row path); what remains is filling the answer (the 31 KB output rendered once, then escaped
+  again as the text content's string), the 62 KB `write(2)` (a third of the samples, mostly
+  waiting for the client to read) and 160 ten-key dicts. The p50 (about 2 ms) is still twice
+  the target on this machine; next would be encoding the rows straight to JSON (no dicts) and
+  the text content from the same bytes, and the line client reading a 62 KB answer costs a
+  share of its own.
+- Finding controls (target 6): 0.9-1.0 ms of the daemon's CPU a query on 2,000 components
+  before the cluster order below, which saves about 0.15 ms more in process; no per-call cost grows with the number of components (the per-word cluster
+  lists are combined once per cluster, 80 on this design). Each cluster's members are now
+  ordered once when the index is built, so a query builds strings only for the results it
+  returns (about 0.5 ms of CPU in process). The p50 (1.0-1.7 ms across runs, about the bare
+  SDK no-op's) is the rest of the call path, the door and the wait for a CPU; under 1 ms
+  needs the query's per-cluster combination in fewer Python steps (a compiled scorer).
 """
 
 
