@@ -419,8 +419,9 @@ What is left, and what it would take:
   the text content from the same bytes, and the line client reading a 62 KB answer costs a
   share of its own.
 - Finding controls (target 6): 0.9-1.0 ms of the daemon's CPU a query on 2,000 components
-  before the cluster order below, which saves about 0.15 ms more in process; no per-call cost grows with the number of components (the per-word cluster
-  lists are combined once per cluster, 80 on this design). Each cluster's members are now
+  before the cluster order below, which saves about 0.15 ms more in process; no per-call
+  cost grows with the number of components (the per-word cluster lists are combined once
+  per cluster, 80 on this design). Each cluster's members are now
   ordered once when the index is built, so a query builds strings only for the results it
   returns (about 0.5 ms of CPU in process). The p50 (1.0-1.7 ms across runs, about the bare
   SDK no-op's) is the rest of the call path, the door and the wait for a CPU; under 1 ms
