@@ -25,6 +25,7 @@ from qsysd._early._cache import (
     AnswerCache as AnswerCache,
     RequestKeys as RequestKeys,
     answer_suffix as answer_suffix,
+    enveloped as enveloped,
     environment_material as environment_material,
 )
 from qsysd._early._door import (
@@ -44,6 +45,7 @@ __all__ = [
     "Prelude",
     "RequestKeys",
     "answer_suffix",
+    "enveloped",
     "environment_material",
     "open_early_door",
     "take_early_start",

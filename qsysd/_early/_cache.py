@@ -22,6 +22,7 @@ __all__ = [
     "RequestKeys",
     "answer_id",
     "answer_suffix",
+    "enveloped",
     "environment_material",
 ]
 
@@ -33,7 +34,8 @@ MAX_FILE_BYTES = 16 * 1024 * 1024
 #: A larger answer is not cached (a catalogue of thousands of tools; it still works).
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
 CACHED_METHODS = frozenset({"initialize", "server/discover", "tools/list"})
-_PROTOCOL_VERSION_META_KEY = "io.modelcontextprotocol/protocolVersion"
+#: The MCP SDK's ``PROTOCOL_VERSION_META_KEY`` (a test holds the two equal).
+PROTOCOL_VERSION_META_KEY = "io.modelcontextprotocol/protocolVersion"
 #: What an answer line starts with, before its id.
 ANSWER_PREFIX = '{"jsonrpc":"2.0","id":'
 _SAFE_ID = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
@@ -51,10 +53,10 @@ def _digest(*parts: bytes) -> str:
     return h.hexdigest()
 
 
-def _enveloped(params: Any) -> bool:
+def enveloped(params: Any) -> bool:
     """Whether params carry the 2026-07-28 envelope (the SDK's era signal)."""
     meta = params.get("_meta") if isinstance(params, dict) else None
-    return isinstance(meta, dict) and _PROTOCOL_VERSION_META_KEY in meta
+    return isinstance(meta, dict) and PROTOCOL_VERSION_META_KEY in meta
 
 
 def _keyed_params(params: Any) -> Any:
@@ -104,7 +106,7 @@ class RequestKeys:
             if method == "initialize":
                 self._legacy = True
                 self._context = b"2025:" + _canonical(params)
-            elif _enveloped(params):
+            elif enveloped(params):
                 self._context = b"2026"
             else:
                 self._legacy = True

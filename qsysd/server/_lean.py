@@ -21,6 +21,7 @@ from mcp_types import methods as sdk_methods
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from opentelemetry import trace
 
+from qsysd._early import enveloped
 from qsysd.access import Principal
 from qsysd.server._mcp import QsysMcp, ToolAnswer
 
@@ -161,12 +162,12 @@ class LeanCalls:
         except ValueError:
             return
         if isinstance(parsed, types.JSONRPCRequest):
-            modern = method != "initialize" and _enveloped(params)
+            modern = method != "initialize" and enveloped(params)
             self.era = "modern" if modern else "legacy"
 
     def _version(self, method: str, params: Any) -> str | None:
         if self.era == "legacy":
-            return None if _enveloped(params) else self.version
+            return None if enveloped(params) else self.version
         if self.era == "modern":
             route = classify_inbound_request({"method": method, "params": params})
             return None if isinstance(route, InboundLadderRejection) else route.protocol_version
@@ -310,12 +311,6 @@ def plain_call(params: Any) -> tuple[str, dict[str, Any] | None] | None:
 
 
 _PLAIN_KEYS = frozenset({"name", "arguments"})
-
-
-def _enveloped(params: Any) -> bool:
-    """Whether params carry the 2026-07-28 envelope (the SDK's era signal)."""
-    meta = params.get("_meta") if isinstance(params, dict) else None
-    return isinstance(meta, dict) and types.PROTOCOL_VERSION_META_KEY in meta
 
 
 def lean_calls(server: Server[Any], writer: _Writer) -> LeanCalls | None:

@@ -185,3 +185,14 @@ def test_anything_unexpected_means_no_early_door(
         env["QSYSD_CONFIG"] = str(config(tmp_path, text))
     assert open_early_door(argv, env) is None
     assert take_early_start() is None
+
+
+def test_the_era_signal_is_the_sdks_own() -> None:
+    import mcp_types
+
+    from qsysd._early._cache import PROTOCOL_VERSION_META_KEY, enveloped
+
+    assert PROTOCOL_VERSION_META_KEY == mcp_types.PROTOCOL_VERSION_META_KEY
+    assert enveloped({"_meta": {mcp_types.PROTOCOL_VERSION_META_KEY: "2026-07-28"}})
+    assert not enveloped({"_meta": {"progressToken": 1}})
+    assert not enveloped({"_meta": "x"}) and not enveloped(None)
