@@ -11,12 +11,12 @@ AutoPoll interval: the target is p95 <= interval + 5 ms.
 
 from __future__ import annotations
 
-import json
 import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
 
+import orjson
 import trio
 
 from bench._procs import LEGACY, Emulator, LineClient, daemon_argv, raw_qrc, spawned, write_config
@@ -33,7 +33,7 @@ def controls_uri(core: str, component: str) -> str:
 async def _updated(client: LineClient, uri: str) -> None:
     """Read the daemon's stdout until it says ``uri`` changed."""
     while True:
-        message = json.loads(await client._line())
+        message = orjson.loads(await client._line())
         if (
             message.get("method") == "notifications/resources/updated"
             and message.get("params", {}).get("uri") == uri
