@@ -292,7 +292,7 @@ class LeanCalls:
 
     async def _write(self, line: bytes, msg_id: Any) -> None:
         try:
-            await self._writer.answer(line)
+            await self._writer.answer(line, msg_id)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             log.debug("mcp.stdio_answer_dropped", id=msg_id)
 

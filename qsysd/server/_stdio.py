@@ -29,6 +29,8 @@ which answers it as before. docs/architecture.md has the numbers.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, cast
@@ -70,6 +72,7 @@ class _Writer:
 
     def __init__(self, stream: trio.abc.SendStream) -> None:
         self._stream = stream
+        self._fd = stream.fileno() if isinstance(stream, trio.lowlevel.FdStream) else None
         self._lock = trio.Lock()  # the SDK's writer and the reader's error answers share it
         self.unanswered = _Unanswered()
         #: Sees each line the SDK writes while set (the lean path learns the era from it).
@@ -86,14 +89,32 @@ class _Writer:
             return
         await self.answer(data)
 
-    async def answer(self, data: bytes) -> None:
-        """Write a message line; an answer is crossed off ``unanswered``."""
+    async def answer(self, data: bytes, msg_id: str | int | None = None) -> None:
+        """Write a message line; an answer (its id if known, else read from the line) is
+        crossed off ``unanswered``."""
         await self.send(data)
-        self.unanswered.answered(data)
+        if msg_id is None:
+            self.unanswered.answered(data)
+        else:
+            self.unanswered.discard(msg_id)
 
     async def send(self, data: bytes) -> None:
-        async with self._lock:
-            await self._stream.send_all(data)
+        if self._lock.locked():
+            async with self._lock:
+                await self._stream.send_all(data)
+            return
+        # Free: taken without a checkpoint, and the line written at once when the pipe has
+        # room (it usually has), so an answer costs no trip through trio's scheduler.
+        self._lock.acquire_nowait()
+        try:
+            sent = 0
+            if self._fd is not None:
+                with contextlib.suppress(OSError):  # send_all retries, and raises trio's errors
+                    sent = os.write(self._fd, data)
+            if sent < len(data):
+                await self._stream.send_all(data[sent:] if sent else data)
+        finally:
+            self._lock.release()
 
     async def flush(self) -> None:
         await trio.lowlevel.checkpoint()
@@ -140,7 +161,7 @@ class _Unanswered:
         if message.get("method") == "notifications/cancelled":
             # A cancelled request gets no answer: nothing to wait for.
             params = message.get("params") or {}
-            self._discard(params.get("requestId"))
+            self.discard(params.get("requestId"))
         elif "method" in message and message.get("id") is not None:
             self._ids.add(message["id"])
 
@@ -149,16 +170,16 @@ class _Unanswered:
             return
         head = ANSWER_HEAD.match(data)  # the SDK's usual form; anything else is parsed
         if head is not None:
-            self._discard(orjson.loads(head.group(1)))
+            self.discard(orjson.loads(head.group(1)))
             return
         try:
             message = orjson.loads(data)
         except orjson.JSONDecodeError:
             return
         if isinstance(message, dict) and "method" not in message:
-            self._discard(message.get("id"))
+            self.discard(message.get("id"))
 
-    def _discard(self, msg_id: Any) -> None:
+    def discard(self, msg_id: Any) -> None:
         if isinstance(msg_id, str | int):
             self._ids.discard(msg_id)
         if not self._ids and self._emptied is not None:
@@ -203,6 +224,7 @@ class _LineReader:
         cache: CachedAnswers | None = None,
     ) -> None:
         self._stream = stream
+        self._fd = stream.fileno() if isinstance(stream, trio.lowlevel.FdStream) else None
         self._prelude = bytes(prelude.data) if prelude is not None else b""
         self._eof = prelude is not None and prelude.eof  # the early door met end of input
         self._cache = cache
@@ -227,9 +249,29 @@ class _LineReader:
             return data
         if self._eof:
             return b""
-        with trio.CancelScope() as self._receiving:
-            return await self._stream.receive_some(_CHUNK)
-        return b""  # stop() cancelled the wait
+        if self._fd is None:
+            with trio.CancelScope() as self._receiving:
+                return await self._stream.receive_some(_CHUNK)
+            return b""  # stop() cancelled the wait
+        # Read first, wait only when there is nothing (the usual case between requests):
+        # one trip through trio's scheduler a request instead of three.
+        waited = False
+        while True:
+            try:
+                data = os.read(self._fd, _CHUNK)
+            except BlockingIOError:
+                with trio.CancelScope() as self._receiving:
+                    await trio.lowlevel.wait_readable(self._fd)
+                    waited = True
+                    continue
+                return b""  # stop() cancelled the wait
+            except OSError as exc:  # as FdStream.receive_some says it
+                if exc.errno == errno.EBADF:
+                    raise trio.ClosedResourceError("file was already closed") from None
+                raise trio.BrokenResourceError from exc
+            if not waited:  # data kept coming: let the calls it started run meanwhile
+                await trio.lowlevel.cancel_shielded_checkpoint()
+            return data
 
     async def _refuse(self, code: int, message: str, msg_id: Any, size: int) -> None:
         log.warning("mcp.stdio_bad_line", code=code, error=message[:200], line_bytes=size)

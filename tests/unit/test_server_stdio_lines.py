@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 from typing import Any, cast
 
 import pytest
@@ -207,3 +209,97 @@ async def test_a_refused_line_reusing_an_id_in_flight_does_not_end_the_wait() ->
     answer = b'{"jsonrpc":"2.0","id":5,"result":{}}'
     passed, ended_early = await stop_while_asked(ping(5), bad, answer=answer)
     assert passed == [ping(5).decode()] and not ended_early
+
+
+# -- on a real pipe: the reader reads before it waits, the writer writes before it awaits ----
+
+
+def pipe_streams() -> tuple[trio.lowlevel.FdStream, trio.lowlevel.FdStream]:
+    read_fd, write_fd = os.pipe()
+    return trio.lowlevel.FdStream(read_fd), trio.lowlevel.FdStream(write_fd)
+
+
+async def test_on_a_pipe_lines_come_as_written_and_end_at_eof() -> None:
+    receive, send = pipe_streams()
+    one, two = ping(1), ping(2)
+
+    async def client() -> None:
+        for piece in (one[:7], one[7:] + b"\n" + two[:3], two[3:] + b"\n"):
+            await send.send_all(piece)
+            await trio.sleep(0.01)  # the reader waits in between
+        await send.aclose()
+
+    with trio.fail_after(5):
+        async with receive, trio.open_nursery() as nursery:
+            nursery.start_soon(client)
+            lines = [line async for line in _LineReader(receive)]
+    assert lines == [one.decode(), two.decode()]
+
+
+async def test_a_flood_of_lines_on_a_pipe_leaves_other_tasks_their_turn() -> None:
+    read_fd, write_fd = os.pipe()
+    fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, 1 << 18)
+    flood = b"".join(ping(n) + b"\n" for n in range(5000))  # 3 of the reader's chunks
+    assert os.write(write_fd, flood) == len(flood)  # all there before the reader starts
+    os.close(write_fd)
+    receive = trio.lowlevel.FdStream(read_fd)
+    ticks = 0
+    ticks_seen: list[int] = []
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await trio.lowlevel.checkpoint()
+
+    with trio.fail_after(10):
+        async with receive, trio.open_nursery() as nursery:
+            nursery.start_soon(ticker)
+            await trio.lowlevel.checkpoint()
+            async for _ in _LineReader(receive):  # it never has to wait for data
+                ticks_seen.append(ticks)
+            nursery.cancel_scope.cancel()
+    assert len(ticks_seen) == 5000
+    assert ticks_seen[-1] > ticks_seen[0]  # yet it let the others run between chunks
+
+
+async def test_a_stop_ends_a_reader_waiting_on_an_empty_pipe() -> None:
+    receive, send = pipe_streams()
+    reader = _LineReader(receive)
+    with trio.fail_after(5):
+        async with receive, send, trio.open_nursery() as nursery:
+            nursery.start_soon(lambda: send.send_all(ping(1) + b"\n"))
+            lines = []
+            async for line in reader:
+                lines.append(line)
+                reader.stop()  # the pipe stays open: only the stop ends the lines
+    assert lines == [ping(1).decode()]
+
+
+async def test_a_line_longer_than_the_pipe_holds_is_written_whole_and_alone() -> None:
+    receive, send = pipe_streams()
+    writer = _Writer(send)
+    lines = [b"a" * 300_000 + b"\n", b"b" * 200_000 + b"\n", ping(3) + b"\n"]
+    got = bytearray()
+
+    async def drain() -> None:
+        while data := await receive.receive_some(7_000):
+            got.extend(data)
+            await trio.lowlevel.checkpoint()
+
+    with trio.fail_after(10):
+        async with receive, trio.open_nursery() as nursery:
+            nursery.start_soon(drain)
+            async with send, trio.open_nursery() as writers:  # at once: the lock orders them
+                for line in lines:
+                    writers.start_soon(writer.send, line)
+    assert sorted(got.splitlines(keepends=True)) == sorted(lines)
+
+
+async def test_writing_to_a_pipe_nobody_reads_raises_trios_error() -> None:
+    receive, send = pipe_streams()
+    await receive.aclose()
+    writer = _Writer(send)
+    with trio.fail_after(5), pytest.raises(trio.BrokenResourceError):
+        await writer.send(ping(1) + b"\n")
+    await send.aclose()
