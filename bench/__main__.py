@@ -47,6 +47,7 @@ from bench._procs import (
     cpu_seconds,
     daemon_argv,
     emulator,
+    floor_argv,
     memory_kib,
     noop_argv,
     raw_qrc,
@@ -228,12 +229,14 @@ async def latency(
     async with (
         spawned(daemon_argv(config), era) as q,
         spawned(noop_argv(), era) as noop,
+        spawned(floor_argv(), era) as floor,
         raw_qrc(emu) as raw,
     ):
         await q.initialize()
         await noop.initialize()
+        await floor.initialize()
         await wait_live(q)
-        figures = _figures(target, q, noop, raw, gain, gains50)
+        figures = _figures(target, q, noop, floor, raw, gain, gains50)
         cpu_before = cpu_seconds(q.pid)
         wall_before = time.perf_counter()
         samples = await interleaved(figures, rounds, batch)
@@ -242,6 +245,9 @@ async def latency(
         noop_cpu_before = cpu_seconds(noop.pid)
         reads = [await _timed(figures["noop"], i) for i in range(cpu_calls)]
         noop_cpu = (cpu_seconds(noop.pid) - noop_cpu_before) / len(reads) * 1000
+        floor_cpu_before = cpu_seconds(floor.pid)
+        reads = [await _timed(figures["floor"], i) for i in range(cpu_calls)]
+        floor_cpu = (cpu_seconds(floor.pid) - floor_cpu_before) / len(reads) * 1000
         # CPU of the daemon per cached read, alone (nothing else is measured meanwhile)
         cpu_read_before = cpu_seconds(q.pid)
         reads = [await _timed(figures["qsys_get"], i) for i in range(cpu_calls)]
@@ -256,6 +262,7 @@ async def latency(
         "cpu_ms_per_read": round(cpu_read, 4),
         "cpu_ms_per_status": round(cpu_status, 4),
         "noop_cpu_ms_per_call": round(noop_cpu, 4),
+        "floor_cpu_ms_per_call": round(floor_cpu, 4),
         "cpu_ms_per_call_mixed": round(cpu / max(1, qsysd_calls) * 1000, 4),
         "read_throughput_per_s": round(1000 / statistics.fmean(samples["qsys_get"]), 1),
         "wall_s": round(wall, 2),
@@ -269,7 +276,13 @@ async def _timed(fn: Call, i: int) -> float:
 
 
 def _figures(
-    target: Target, q: LineClient, noop: LineClient, raw: RawQrc, gain: str, gains50: list[str]
+    target: Target,
+    q: LineClient,
+    noop: LineClient,
+    floor: LineClient,
+    raw: RawQrc,
+    gain: str,
+    gains50: list[str],
 ) -> dict[str, Call]:
     async def get(_: int) -> None:
         await q.call("qsys_get", {"controls": [f"{gain}.gain"]})
@@ -293,6 +306,9 @@ def _figures(
     async def noop_call(_: int) -> None:
         await noop.call("noop", {})
 
+    async def floor_call(_: int) -> None:
+        await floor.call("noop", {})
+
     async def raw_get(_: int) -> None:
         await raw.call("Component.Get", {"Name": gain, "Controls": [{"Name": "gain"}]})
 
@@ -310,6 +326,7 @@ def _figures(
         f"qsys_list_controls_{target.big_controls}": list_controls,
         "qsys_find_controls": find,
         "noop": noop_call,
+        "floor": floor_call,
         "raw_get": raw_get,
         "raw_set": raw_set,
     }
@@ -325,8 +342,13 @@ async def sdk_latency(
     env = child_env()
     daemon = StdioServerParameters(command=sys.executable, args=daemon_argv(config)[1:], env=env)
     bare = StdioServerParameters(command=sys.executable, args=noop_argv()[1:], env=env)
+    least = StdioServerParameters(command=sys.executable, args=floor_argv()[1:], env=env)
     gain = target.gain
-    async with Client(daemon, mode=mode) as q, Client(bare, mode=mode) as noop:
+    async with (
+        Client(daemon, mode=mode) as q,
+        Client(bare, mode=mode) as noop,
+        Client(least, mode=mode) as floor,
+    ):
         with trio.fail_after(120):
             while True:
                 status = await q.call_tool("qsys_status", {})
@@ -347,8 +369,12 @@ async def sdk_latency(
         async def noop_call(_: int) -> None:
             assert not (await noop.call_tool("noop", {})).is_error
 
+        async def floor_call(_: int) -> None:
+            assert not (await floor.call_tool("noop", {})).is_error
+
         figures = {"qsys_get": get, "qsys_status": status_call, "qsys_set": set_one}
-        samples = await interleaved({**figures, "noop": noop_call}, rounds, batch)
+        figures |= {"noop": noop_call, "floor": floor_call}
+        samples = await interleaved(figures, rounds, batch)
     return {"mode": mode, "figures": {name: summary(s) for name, s in samples.items()}}
 
 
@@ -452,7 +478,8 @@ def print_table(results: dict[str, Any]) -> None:
             print(
                 f"   daemon CPU per read {lat['cpu_ms_per_read']:.3f} ms, per status "
                 f"{lat['cpu_ms_per_status']:.3f} ms (bare SDK no-op "
-                f"{lat['noop_cpu_ms_per_call']:.3f} ms); reads {lat['read_throughput_per_s']}/s"
+                f"{lat['noop_cpu_ms_per_call']:.3f} ms, trio floor "
+                f"{lat['floor_cpu_ms_per_call']:.3f} ms); reads {lat['read_throughput_per_s']}/s"
             )
         for sdk in d.get("sdk_client", []):
             f = sdk["figures"]

@@ -128,6 +128,10 @@ def noop_argv() -> list[str]:
     return [sys.executable, "-m", "bench._noop_server"]
 
 
+def floor_argv() -> list[str]:
+    return [sys.executable, "-m", "bench._floor_server"]
+
+
 def child_env() -> dict[str, str]:
     root = str(Path(__file__).resolve().parent.parent)
     path = os.environ.get("PYTHONPATH")
