@@ -5,7 +5,7 @@ See :class:`LeanCalls`; docs/architecture.md ("Dispatch on the stdio door") has 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import mcp_types as types
 import orjson
@@ -109,6 +109,8 @@ class LeanCalls:
         self._in_flight: dict[Any, tuple[trio.CancelScope, list[bool]]] = {}
         self._nursery: trio.Nursery | None = None
         self._frames: dict[str, _Frames | None] = {}
+        #: 2026 envelopes (params less arguments) the SDK's checks passed, with their version.
+        self._modern: dict[bytes, str] = {}
         self.calls = 0  # answered here (statistics, tests)
 
     async def run(self, *, task_status: trio.TaskStatus[None]) -> None:
@@ -138,6 +140,11 @@ class LeanCalls:
             return False
         if method != "tools/call" or self._nursery is None or not self._plain():
             return False
+        envelope = _envelope_key(params) if self.era == "modern" else None
+        if envelope is not None and envelope in self._modern:  # checked before: passes again
+            checked = cast(dict[str, Any], params)
+            known = (checked["name"], checked.get("arguments"))
+            return self._start(msg_id, known, self._modern[envelope])
         version = self._version(method, params)
         if version is None:
             return False
@@ -149,11 +156,25 @@ class LeanCalls:
             except Exception:  # the SDK answers it with its own error
                 return False
             call = (typed.name, typed.arguments)
+            if envelope is not None:
+                self._remember(envelope, version)
+        return self._start(msg_id, call, version)
+
+    def _start(self, msg_id: Any, call: tuple[str, dict[str, Any] | None], version: str) -> bool:
         # In flight from now on, so a cancel read before the task first runs still finds it.
         entry = (trio.CancelScope(), [False])
         self._in_flight[coerce_request_id(msg_id)] = entry
+        assert self._nursery is not None
         self._nursery.start_soon(self._call, msg_id, call, version, entry)
         return True
+
+    def _remember(self, envelope: bytes, version: str) -> None:
+        """Remember that 2026 params with this :func:`_envelope_key` passed the SDK's checks:
+        both depend on nothing else (``arguments`` may be any object or null, the route reads
+        ``_meta`` only), so the next call with the same envelope needs neither."""
+        if len(self._modern) >= _ENVELOPES_KEPT:
+            self._modern.clear()  # a client varying its envelope: keep it bounded
+        self._modern[envelope] = version
 
     def _decide(self, line: bytes, method: str, params: Any) -> None:
         """The SDK's rule: the first request (as its parser sees one) picks the era."""
@@ -311,6 +332,23 @@ def plain_call(params: Any) -> tuple[str, dict[str, Any] | None] | None:
 
 
 _PLAIN_KEYS = frozenset({"name", "arguments"})
+#: At most this many envelopes remembered (one client sends one, bar its request ids).
+_ENVELOPES_KEPT = 16
+
+
+def _envelope_key(params: Any) -> bytes | None:
+    """What the SDK's 2026 checks of ``tools/call`` params depend on, as bytes: everything
+    but ``arguments``, when that is an object or null and the name a string (None else)."""
+    if type(params) is not dict or type(params.get("name")) is not str:
+        return None
+    arguments = params.get("arguments")
+    if arguments is not None and type(arguments) is not dict:
+        return None
+    rest = {k: v for k, v in params.items() if k != "arguments"}
+    try:
+        return orjson.dumps(rest)
+    except TypeError:  # nothing a JSON parse yields, but then not remembered
+        return None
 
 
 def lean_calls(server: Server[Any], writer: _Writer) -> LeanCalls | None:

@@ -21,7 +21,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, SUPPORTED_PROTOCOL_VE
 
 from qsysd.emulator import EmulatorServer
 from qsysd.server import QsysMcpServer, serve_stdio
-from qsysd.server._lean import LeanCalls, plain_call
+from qsysd.server._lean import LeanCalls, _envelope_key, plain_call
 from qsysd.server._mcp import ToolAnswer
 
 WAIT = 10.0
@@ -112,6 +112,10 @@ CALLS: list[tuple[str, dict[str, Any] | None]] = [
     ("tools/call", {"name": "qsys_status"}),
     ("tools/call", {"arguments": {}}),  # no name: the SDK's own INVALID_PARAMS
     ("tools/call", {"name": 7}),
+    # after valid calls with the same envelope: what else the 2026 surface types still counts
+    ("tools/call", {"name": "qsys_status", "requestState": 5}),
+    ("tools/call", {"name": "qsys_status", "arguments": "x"}),
+    ("tools/call", {"name": "qsys_status", "arguments": None}),
     ("tools/call", None),
     ("tools/list", {}),
 ]
@@ -277,3 +281,18 @@ def test_plain_call_params_are_exactly_what_the_sdk_models_accept_and_give(versi
         sdk_methods.validate_client_request("tools/call", version, params)  # accepted
         assert plain_call(params) == (typed.name, typed.arguments)
     assert [plain_call(p) for p in NOT_PLAIN] == [None] * len(NOT_PLAIN)
+
+
+def test_an_envelope_key_is_everything_the_2026_checks_read_and_nothing_else() -> None:
+    meta = {"_meta": ENVELOPE}
+    one = _envelope_key({"name": "qsys_get", "arguments": {"controls": ["A.gain"]}, **meta})
+    two = _envelope_key({"name": "qsys_get", "arguments": {"controls": ["B.mute"]}, **meta})
+    assert one is not None and one == two  # the arguments' content is not checked
+    assert one == _envelope_key({"name": "qsys_get", "arguments": None, **meta})
+    assert one == _envelope_key({"name": "qsys_get", **meta})
+    assert one != _envelope_key({"name": "qsys_set", **meta})
+    assert one != _envelope_key({"name": "qsys_get", "requestState": "s", **meta})
+    other = {**ENVELOPE, "io.modelcontextprotocol/protocolVersion": "2099-01-01"}
+    assert one != _envelope_key({"name": "qsys_get", "_meta": other})
+    for params in ({"name": 7, **meta}, {"name": "qsys_get", "arguments": [], **meta}, None, []):
+        assert _envelope_key(params) is None  # never remembered: the SDK checks each one
