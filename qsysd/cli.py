@@ -29,7 +29,9 @@ def _add_config_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; with ``command``, other commands' options may be left out
+    (the emulator's need the emulator imported, which ``serve`` never uses)."""
     import argparse
 
     from qsysd import __version__
@@ -58,9 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a faithful Q-SYS Core emulator (QRC over TCP, QRWC over WebSocket) in "
         "the foreground; Ctrl-C stops it.",
     )
-    from qsysd.emulator import add_cli_arguments
+    if command in (None, "emulate"):
+        from qsysd.emulator import add_cli_arguments
 
-    add_cli_arguments(emulate)
+        add_cli_arguments(emulate)
 
     demo = commands.add_parser(
         "demo",
@@ -137,14 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     design = commands.add_parser("design", help="emulator design tools")
     design_commands = design.add_subparsers(dest="design_command", metavar="COMMAND")
-    from qsysd.emulator import add_capture_arguments
-
-    add_capture_arguments(design_commands.add_parser(
+    capture = design_commands.add_parser(
         "capture",
         help="record a live Core into an emulator design file",
         description="Record a Core's components, controls, ranges and current values into an "
         "emulator design file, to develop and test plugins offline against your own site.",
-    ))  # fmt: skip
+    )
+    if command in (None, "design"):
+        from qsysd.emulator import add_capture_arguments
+
+        add_capture_arguments(capture)
     return parser
 
 
@@ -192,8 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from qsysd.errors import ConfigError, QsysdError
     from qsysd.logs import configure_logging
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(next((w for w in words if not w.startswith("-")), None))
+    args = parser.parse_args(words)
     # Until a command configures its own, logs go to stderr: stdout may be the MCP stream.
     configure_logging("warning", "auto")
     try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -76,3 +78,22 @@ async def test_cli_redundant_pair_fails_over_and_stops_on_sigint(client: Client)
                 assert (await c.error("Logon", {"User": "", "Password": ""})).code == 10
             os.kill(os.getpid(), signal.SIGINT)  # caught by the emulator's signal receiver
     assert backup.state == "Active"
+
+
+@pytest.mark.parametrize(
+    ("command", "imported"),
+    [("serve", False), ("config", False), ("emulate", True), ("design", True)],
+)
+def test_the_emulator_is_imported_only_by_the_commands_that_run_it(
+    command: str, imported: bool
+) -> None:
+    # `serve` pays for no emulator it does not run (about 50 ms of CPU at each start).
+    probe = (
+        "import sys\nfrom qsysd.cli import main\n"
+        f"try:\n    main([{command!r}, '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('qsysd.emulator' in sys.modules, file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stderr.strip().splitlines()[-1] == str(imported)
