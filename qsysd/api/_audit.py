@@ -10,12 +10,13 @@ from contextvars import ContextVar
 from typing import Literal
 
 import attrs
-import structlog
 import trio
 
+from qsysd.logs import HotLogger
 from qsysd.state import CallRecord, ControlRef, ControlValue, Journal, JournalEntry
 
-log = structlog.get_logger(__package__)  # events keep the logger name "qsysd.api"
+# Events keep the logger name "qsysd.api"; bound once, as it logs every audited write.
+log = HotLogger("qsysd.api")
 
 #: True within a call whose audit row is recorded (:meth:`AuditTrail.record_call`) before it
 #: is answered: its write rows then go in that row's transaction, one commit per call.
