@@ -159,7 +159,16 @@ class JournalStatistics:
 def _encode(value: ControlValue | None) -> tuple[str | None, str | None]:
     if value is None:
         return None, None
-    return json.dumps(value.value), value.string
+    v = value.value
+    # What json.dumps writes for a finite float (its repr), a bool or an int, without its
+    # encoder: every audited write and change has two of these.
+    if type(v) is float and math.isfinite(v):
+        return float.__repr__(v), value.string
+    if type(v) is bool:
+        return ("true" if v else "false"), value.string
+    if type(v) is int:
+        return int.__repr__(v), value.string
+    return json.dumps(v), value.string
 
 
 def _row(
