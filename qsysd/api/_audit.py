@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import collections
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Literal
 
 import attrs
-import structlog
 import trio
 
+from qsysd.logs import HotLogger
 from qsysd.state import CallRecord, ControlRef, ControlValue, Journal, JournalEntry
 
-log = structlog.get_logger(__package__)  # events keep the logger name "qsysd.api"
+# Events keep the logger name "qsysd.api"; bound once, as it logs every audited write.
+log = HotLogger("qsysd.api")
 
 #: True within a call whose audit row is recorded (:meth:`AuditTrail.record_call`) before it
 #: is answered: its write rows then go in that row's transaction, one commit per call.
@@ -36,38 +36,22 @@ class AuditTrail:
         #: Called synchronously with every audited write (plugin observers' queues).
         self.listeners: list[Callable[[JournalEntry], None]] = []
 
-    @contextmanager
-    def call_row_follows(self, follows: bool = True) -> Iterator[None]:
+    def call_row_follows(self, follows: bool = True) -> _CallRowFollows:
         """Within this block, a call's audit row is recorded before its answer (the call path).
 
         Write rows are then committed with that row, in one transaction; a call left without
         it (cancelled, so never answered) has its rows committed by the flush task, within
         one flush interval.
         """
-        token = _CALL_ROW_FOLLOWS.set(follows)
-        try:
-            yield
-        finally:
-            _CALL_ROW_FOLLOWS.reset(token)
+        return _CallRowFollows(follows)
 
-    @asynccontextmanager
-    async def writing(self) -> AsyncIterator[None]:
+    def writing(self) -> _Writing:
         """One write operation: its rows (one per control) are committed once, at its end.
 
         Committed before the block ends, unless the call's audit row follows
         (:meth:`call_row_follows`), which commits them before the answer.
         """
-        token = _WRITING.set(True)
-        try:
-            yield
-        finally:
-            _WRITING.reset(token)
-            if self.journal is not None and not _CALL_ROW_FOLLOWS.get():
-                with trio.CancelScope(shield=True), trio.move_on_after(10.0):
-                    try:
-                        await self.journal.flush()
-                    except Exception as exc:  # the write happened: never fail it on the audit
-                        log.error("journal.record_failed", error=repr(exc))
+        return _Writing(self.journal)
 
     async def record(
         self,
@@ -199,3 +183,43 @@ class AuditTrail:
             and (until is None or r.at < until)
         )
         return list(itertools.islice(matching, offset, offset + limit))
+
+
+# Classes, not generator context managers: entered on every tool call and write operation,
+# they cost a third as much.
+
+
+class _CallRowFollows:
+    """:meth:`AuditTrail.call_row_follows`."""
+
+    __slots__ = ("_follows", "_token")
+
+    def __init__(self, follows: bool) -> None:
+        self._follows = follows
+
+    def __enter__(self) -> None:
+        self._token = _CALL_ROW_FOLLOWS.set(self._follows)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _CALL_ROW_FOLLOWS.reset(self._token)
+
+
+class _Writing:
+    """:meth:`AuditTrail.writing`."""
+
+    __slots__ = ("_journal", "_token")
+
+    def __init__(self, journal: Journal | None) -> None:
+        self._journal = journal
+
+    async def __aenter__(self) -> None:
+        self._token = _WRITING.set(True)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        _WRITING.reset(self._token)
+        if self._journal is not None and not _CALL_ROW_FOLLOWS.get():
+            with trio.CancelScope(shield=True), trio.move_on_after(10.0):
+                try:
+                    await self._journal.flush()
+                except Exception as exc:  # the write happened: never fail it on the audit
+                    log.error("journal.record_failed", error=repr(exc))

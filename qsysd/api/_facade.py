@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import collections
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from functools import partial
 from typing import Any, Literal
 
 import attrs
@@ -182,13 +183,18 @@ class QsysApi(QsysReads):
             self._store.apply(values)
             await self._settle(core, [item], values, results)
 
+        sends: list[Callable[[], Awaitable[None]]] = []
+        for component, items in groups.items():
+            if component is None:
+                sends.extend(partial(named_set, item) for item in items)
+            else:
+                sends.append(partial(component_set, component, items))
+        if len(sends) == 1:  # one request: sent from this task (no task, no nursery to wait on)
+            await sends[0]()
+            return
         async with trio.open_nursery() as nursery:
-            for component, items in groups.items():
-                if component is None:
-                    for item in items:
-                        nursery.start_soon(named_set, item)
-                else:
-                    nursery.start_soon(component_set, component, items)
+            for send in sends:
+                nursery.start_soon(send)
 
     async def _settle(
         self,

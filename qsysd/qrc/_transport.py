@@ -134,24 +134,57 @@ class TcpTransport:
         await self._send_bytes(b"".join([encode_frame(m) for m in messages]))
 
     async def _send_bytes(self, data: bytes) -> None:
-        async with self._send_lock:
-            if self._broken is not None:
+        lock = self._send_lock
+        fd = self._socket_fd()
+        if fd is not None and not lock.locked() and self._broken is None:
+            # Most frames fit the socket's buffer: written here at once, without the two
+            # scheduler rounds of an uncontended lock and a socket send. What does not fit
+            # goes as below, under the lock taken before anything else can send.
+            with map_transport_errors(self._peer):
+                try:
+                    sent = os.write(fd, data)
+                except BlockingIOError:
+                    sent = 0
+                except BaseException:
+                    self._broken = "connection broken during a send"
+                    raise
+            if sent == len(data):
+                return
+            lock.acquire_nowait()
+            try:
+                await self._send_locked(data[sent:])
+            finally:
+                lock.release()
+            return
+        async with lock:
+            await self._send_locked(data)
+
+    def _socket_fd(self) -> int | None:
+        """The socket's descriptor, for a send without a yield; None for any other stream."""
+        stream = self._stream
+        if not isinstance(stream, trio.SocketStream):
+            return None
+        fd = stream.socket.fileno()
+        return fd if fd >= 0 else None
+
+    async def _send_locked(self, data: bytes) -> None:
+        if self._broken is not None:
+            raise TransportError(f"{self._peer}: {self._broken}")
+        # A send cancelled halfway would leave half a frame on the wire and corrupt the
+        # stream for every later message: finish it (under its own deadline) or break.
+        with trio.CancelScope(shield=True):
+            with (
+                trio.move_on_after(self._send_timeout) as scope,
+                map_transport_errors(self._peer),
+            ):
+                try:
+                    await self._stream.send_all(data)
+                except BaseException:
+                    self._broken = "connection broken during a send"
+                    raise
+            if scope.cancelled_caught:
+                self._broken = f"send stalled for {self._send_timeout:g} s"
                 raise TransportError(f"{self._peer}: {self._broken}")
-            # A send cancelled halfway would leave half a frame on the wire and corrupt the
-            # stream for every later message: finish it (under its own deadline) or break.
-            with trio.CancelScope(shield=True):
-                with (
-                    trio.move_on_after(self._send_timeout) as scope,
-                    map_transport_errors(self._peer),
-                ):
-                    try:
-                        await self._stream.send_all(data)
-                    except BaseException:
-                        self._broken = "connection broken during a send"
-                        raise
-                if scope.cancelled_caught:
-                    self._broken = f"send stalled for {self._send_timeout:g} s"
-                    raise TransportError(f"{self._peer}: {self._broken}")
 
     async def receive(self) -> Message:
         while True:

@@ -2,7 +2,7 @@
 
 Both protocol eras are served: ``resources/subscribe`` (2025 era, per session) and
 ``subscriptions/listen`` (2026-07-28, through the SDK's bus), both fed by one StateStore
-watcher.
+watcher, open while anyone subscribes (a write's change costs nothing here otherwise).
 """
 
 from __future__ import annotations
@@ -18,14 +18,19 @@ import structlog
 import trio
 from mcp.server.context import ServerRequestContext
 from mcp.server.session import ServerSession
-from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ResourceUpdated
+from mcp.server.subscriptions import (
+    InMemorySubscriptionBus,
+    ListenHandler,
+    ResourceUpdated,
+    ServerEvent,
+)
 from mcp.shared.exceptions import MCPError
 
 from qsysd.api import QsysApi
 from qsysd.errors import LookupFailed, QsysdError
 from qsysd.plugins import Registry, Resource, ToolContext
 from qsysd.server._common import page, to_json
-from qsysd.state import CoreStatus
+from qsysd.state import CoreStatus, Watcher
 from qsysd.tools import control_out
 
 log = structlog.get_logger(__name__)
@@ -66,11 +71,16 @@ class LiveResources:
         self._principal = principal
         self.page_size = page_size
         self.status_interval = status_interval
-        self.bus = InMemorySubscriptionBus()
+        self.bus = _CountingBus(self._follow)
         self.listen = ListenHandler(self.bus)
         # 2025-era subscribers: uri -> sessions (each keeps its connection's outbound channel).
         self._legacy: dict[str, list[ServerSession]] = {}
         self.notifications_sent = 0
+        # The store is watched only while someone subscribes (and watch_changes runs): with
+        # no subscriber, a change costs nothing here.
+        self._watching = False
+        self._watcher: Watcher | None = None
+        self._followed = trio.Event()
 
     # listing and reading --------------------------------------------------------------------
 
@@ -233,6 +243,7 @@ class LiveResources:
         sessions = self._legacy.setdefault(uri, [])
         if all(s is not ctx.session for s in sessions):
             sessions.append(ctx.session)
+        self._follow()
         return types.EmptyResult()
 
     async def unsubscribe(
@@ -262,15 +273,44 @@ class LiveResources:
             else:
                 self._legacy.pop(uri, None)
 
+    def _subscribed(self) -> bool:
+        return bool(self._legacy) or self.bus.listeners > 0
+
+    def _follow(self) -> None:
+        """Watch the store from now on, if not yet: called as a subscription is made, so no
+        change after it is missed."""
+        if self._watching and self._watcher is None:
+            self._watcher = self.api.watch(None)
+            self._followed.set()
+
     async def watch_changes(self) -> None:
-        """Turn StateStore changes and Core status changes into resource notifications."""
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._watch_status)
-            async with self.api.watch(None) as watcher:
-                async for batch in watcher:
-                    uris = {controls_uri(v.ref.core, v.ref.component) for v in batch}
-                    await self.notify(sorted(uris))
-            nursery.cancel_scope.cancel()
+        """Turn StateStore changes and Core status changes into resource notifications.
+
+        The store is watched while anyone subscribes; after the last subscriber leaves,
+        the next change ends the watch.
+        """
+        self._watching = True
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._watch_status)
+                if self._subscribed():
+                    self._follow()
+                while True:
+                    await self._followed.wait()
+                    assert self._watcher is not None
+                    async with self._watcher as watcher:
+                        async for batch in watcher:
+                            uris = {controls_uri(v.ref.core, v.ref.component) for v in batch}
+                            await self.notify(sorted(uris))
+                            if not self._subscribed():
+                                break
+                    self._watcher = None
+                    self._followed = trio.Event()
+        finally:
+            self._watching = False
+            if self._watcher is not None:
+                self._watcher.close()
+                self._watcher = None
 
     async def _watch_status(self) -> None:
         last = None
@@ -280,6 +320,30 @@ class LiveResources:
                 await self.notify([CORES_URI])
             last = current
             await trio.sleep(self.status_interval)
+
+
+class _CountingBus(InMemorySubscriptionBus):
+    """The SDK's subscription bus, counting its listeners; ``on_listener`` as one comes."""
+
+    def __init__(self, on_listener: Callable[[], None]) -> None:
+        super().__init__()
+        self.listeners = 0
+        self._on_listener = on_listener
+
+    def subscribe(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
+        unsubscribe = super().subscribe(listener)
+        self.listeners += 1
+        self._on_listener()
+        subscribed = True
+
+        def remove() -> None:
+            nonlocal subscribed
+            if subscribed:
+                subscribed = False
+                self.listeners -= 1
+            unsubscribe()
+
+        return remove
 
 
 def _same_connection(a: ServerSession, b: ServerSession) -> bool:

@@ -159,7 +159,16 @@ class JournalStatistics:
 def _encode(value: ControlValue | None) -> tuple[str | None, str | None]:
     if value is None:
         return None, None
-    return json.dumps(value.value), value.string
+    v = value.value
+    # What json.dumps writes for a finite float (its repr), a bool or an int, without its
+    # encoder: every audited write and change has two of these.
+    if type(v) is float and math.isfinite(v):
+        return float.__repr__(v), value.string
+    if type(v) is bool:
+        return ("true" if v else "false"), value.string
+    if type(v) is int:
+        return int.__repr__(v), value.string
+    return json.dumps(v), value.string
 
 
 def _row(
@@ -354,17 +363,15 @@ class Journal:
     async def _commit(self, fn: Callable[[sqlite3.Connection], None], rows: int) -> None:
         """Run ``fn`` (a small write) and commit it before returning.
 
-        With the connection free and few rows, on the trio thread: nothing else can use
-        the connection meanwhile (no await in between), and the commit is an append to the
-        WAL (no checkpoint, no fsync). Otherwise, as every other call, in a worker thread.
+        With the connection free and few rows, on the trio thread, without yielding: nothing
+        else can use the connection meanwhile, and the commit is an append to the WAL (no
+        checkpoint, no fsync). Otherwise, as every other call, in a worker thread.
         """
         conn = self._conn
         if conn is None or self._lock.locked() or rows > _INLINE_ROWS:
             await self._db(fn)
         else:
-            fn(conn)
-            # Committed: a cancel here must not make the caller think it was not.
-            await trio.lowlevel.cancel_shielded_checkpoint()
+            fn(conn)  # no checkpoint after it: a cancel must not hide that it was committed
         self._uncheckpointed += 1
         if self._uncheckpointed >= _CHECKPOINT_COMMITS:
             self._wakeup.set()

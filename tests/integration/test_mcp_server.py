@@ -10,14 +10,20 @@ from typing import Any
 import mcp_types as types
 import pytest
 import trio
-from _stacks import tool_stack
+import trio.testing
+from _stacks import NAMED, TEST_PRINCIPAL, core_config, running_link, tool_stack
 from jsonschema import Draft202012Validator
 from mcp import Client
 from mcp.shared.exceptions import MCPDeprecationWarning
 
+from qsysd.access import CallPath
+from qsysd.api import QsysApi
 from qsysd.config import PolicyConfig
 from qsysd.emulator import EmulatorServer
-from qsysd.state import ControlRef
+from qsysd.plugins import Registry
+from qsysd.policy import Policy
+from qsysd.server import build_mcp_server
+from qsysd.state import ControlRef, StateStore
 
 WAIT = 10.0
 MODES = ["legacy", "auto"]  # the initialize handshake (2025-11-25) and 2026-07-28
@@ -276,6 +282,56 @@ async def test_modern_listen_stream_is_notified_when_a_value_changes(
                 async for event in subscription:
                     if getattr(event, "uri", None) == uri:
                         break
+
+
+async def test_resources_watch_the_store_only_while_anyone_subscribes(
+    emulator: EmulatorServer,
+) -> None:
+    uri = "qsys://core/main/component/Bar/controls"
+    updated = trio.Event()
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification) and message.params.uri == uri:
+            updated.set()
+
+    store = StateStore()
+    with trio.fail_after(WAIT):
+        async with running_link(core_config(emulator), store, named_controls=NAMED) as link:
+            await link.wait_connected()
+            api = QsysApi({"main": link}, store, Policy(PolicyConfig()))
+            server = build_mcp_server(
+                CallPath(api, Registry(entry_points=False)), principal=TEST_PRINCIPAL
+            )
+            async with (
+                Client(server, mode="legacy", message_handler=on_message) as client,
+                store.watch([ControlRef("main", "Bar", "gain")]) as ours,
+            ):
+
+                async def change(value: float) -> None:
+                    emulator.set_value("Bar", "gain", value)
+                    await ours.receive()  # in the store, offered to every watcher
+                    await trio.testing.wait_all_tasks_blocked()
+
+                await change(-30.0)
+                assert store.statistics().watchers == 1  # ours: no one subscribes
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", MCPDeprecationWarning)
+                    await client.subscribe_resource(uri)
+                    assert store.statistics().watchers == 2
+                    await change(-31.0)
+                    await updated.wait()
+                    await client.unsubscribe_resource(uri)
+                await change(-32.0)  # the first change after the last subscriber ends the watch
+                assert store.statistics().watchers == 1
+                async with (
+                    Client(server) as modern,  # 2026-07-28: a listen stream
+                    modern.listen(resource_subscriptions=[uri]) as subscription,
+                ):
+                    assert store.statistics().watchers == 2
+                    emulator.set_value("Bar", "gain", -33.0)
+                    async for event in subscription:
+                        if getattr(event, "uri", None) == uri:
+                            break
 
 
 async def test_tool_call_log_lines_carry_the_request_id(emulator: EmulatorServer) -> None:

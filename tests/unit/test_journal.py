@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 import trio
 import trio.testing
+from hypothesis import given, strategies as st
 
 from qsysd.api._audit import AuditTrail
 from qsysd.state import (
@@ -19,6 +21,7 @@ from qsysd.state import (
     Journal,
     StateStore,
 )
+from qsysd.state._journal import _decode, _row
 
 GAIN = ControlRef("main", "Lobby", "gain")
 MUTE = ControlRef("main", "Lobby", "mute")
@@ -369,3 +372,10 @@ async def test_within_a_call_path_the_call_row_commits_the_operation_rows(
                 async with audit.writing():
                     await audit.record(MUTE, "p", None, value(MUTE, True), "ok", None)
             assert count_rows(path, "journal") == 2
+
+
+@given(st.one_of(st.floats(), st.integers(), st.booleans(), st.text(max_size=20), st.none()))
+def test_a_value_is_stored_as_json_dumps_writes_it(value: float | int | bool | str | None) -> None:
+    row = _row(1.0, "change", GAIN, None, ControlValue(GAIN, value, "s"))
+    assert row[7] == json.dumps(value)  # after_value
+    assert _decode(row[7]) == value or value != value  # NaN is NaN
