@@ -601,6 +601,9 @@ class StateStore:
             # one string object per component name (the dict key), type, direction and name
             names: dict[str, str] = {name: name for name in state.components}
             intern = sys.intern
+            # a decoded snapshot shares each distinct metadata: its copy is looked up once
+            # (the snapshot holds every mapping, so an id stays theirs while this runs)
+            shared: dict[int, Mapping[str, Any]] = {}
             for s in saved_core.controls:
                 component = (
                     s.component
@@ -622,7 +625,10 @@ class StateStore:
                     entry.value = s.value
                     entry.string = s.string
                     entry.position = s.position
-                    entry.metadata = self._shared(s.metadata)
+                    metadata = shared.get(id(s.metadata))
+                    if metadata is None:
+                        metadata = shared[id(s.metadata)] = self._shared(s.metadata)
+                    entry.metadata = metadata
                 entry.confirmed_at = s.confirmed_at
                 entry.version = s.version
                 state.controls.setdefault(component, {})[ref.name] = entry
