@@ -235,11 +235,18 @@ def control_value_from_wire(
     The control's type is ``kinds[ref]`` if known there, else ``kind``, else the object's own.
     """
     comp = obj.get("Component", component)
-    ref = ControlRef(core, comp if isinstance(comp, str) else component, _str(obj, "Name"))
+    name = obj.get("Name")
+    ref = ControlRef(
+        core,
+        comp if isinstance(comp, str) else component,
+        name if type(name) is str else _str(obj, "Name"),
+    )
     raw = obj.get("Value")
     if kinds is not None:
         kind = kinds.get(ref, kind)
-    kind = kind or (obj.get("Type") if isinstance(obj.get("Type"), str) else None)
+    if not kind:
+        own = obj.get("Type")
+        kind = own if isinstance(own, str) else None
     extra = {k: v for k, v in obj.items() if k not in _CORE_MEMBERS}
     if "Choices" in extra and not isinstance(extra["Choices"], list):
         del extra["Choices"]  # a client would iterate it
@@ -249,19 +256,21 @@ def control_value_from_wire(
     string = obj.get("String")
     if not isinstance(string, str):
         string = "" if value is None else str(value)
+    position = obj.get("Position")
+    if type(position) is float and 0.0 <= position <= 1.0:
+        position = position or 0.0  # as _position: -0.0 is 0.0
+    else:
+        position = _position(position)
+    # positional: this runs for every control of every poll
     return ControlValue(
-        ref=ref,
-        value=value,
-        string=string,
-        position=_position(obj.get("Position")),
-        metadata=MappingProxyType(extra) if extra else EMPTY_METADATA,
+        ref, value, string, position, MappingProxyType(extra) if extra else EMPTY_METADATA
     )
 
 
 def _is_item(item: Any) -> bool:
     """A control object we can use: an object with a string Name and no odd Component."""
     return (
-        isinstance(item, Mapping)
+        (type(item) is dict or isinstance(item, Mapping))  # decoded JSON: skip the ABC check
         and isinstance(item.get("Name"), str)
         and isinstance(item.get("Component", ""), str)
     )

@@ -129,10 +129,16 @@ class _SharedMetadata:
         if not metadata:
             return EMPTY_METADATA
         try:
-            key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in metadata.items())
+            key = tuple(metadata.items())  # scalars only, the usual case: no Python loop
             shared = self._copies.get(key)
-        except TypeError:  # a value that cannot be hashed (a dict, a nested list)
-            return metadata
+        except TypeError:  # a list (Choices): keyed as a tuple
+            try:
+                key = tuple(
+                    (k, tuple(v) if isinstance(v, list) else v) for k, v in metadata.items()
+                )
+                shared = self._copies.get(key)
+            except TypeError:  # a value that cannot be hashed (a dict, a nested list)
+                return metadata
         if shared is None:
             if len(self._copies) >= self._limit:
                 return metadata
