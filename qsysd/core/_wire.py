@@ -84,6 +84,8 @@ def _str(obj: Mapping[str, Any], key: str, default: str = "") -> str:
 
 def _float(value: Any) -> float | None:
     """A finite float, or None (not a number, not finite, or an int too large for a float)."""
+    if type(value) is float:  # the usual case, first
+        return value if math.isfinite(value) else None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     try:
@@ -247,7 +249,12 @@ def control_value_from_wire(
     if not kind:
         own = obj.get("Type")
         kind = own if isinstance(own, str) else None
-    extra = {k: v for k, v in obj.items() if k not in _CORE_MEMBERS}
+    # GetControls items have no extra members: one subset test instead of a loop
+    extra = (
+        {}
+        if obj.keys() <= _CORE_MEMBERS
+        else {k: v for k, v in obj.items() if k not in _CORE_MEMBERS}
+    )
     if "Choices" in extra and not isinstance(extra["Choices"], list):
         del extra["Choices"]  # a client would iterate it
     value = normalize_value(raw, kind)
@@ -310,20 +317,17 @@ def controls_from_reply(
         # A design repeats a few types, directions and control names thousands of times: one
         # string object each instead of one per control (the JSON decoder makes new ones).
         kind = intern(_str(item, "Type", "Unknown"))
-        ref = ControlRef(core, component, intern(item["Name"]))
+        string_min = item.get("StringMin")
+        string_max = item.get("StringMax")
         infos.append(
-            ControlInfo(
-                ref=ref,
-                type=kind,
-                direction=intern(_str(item, "Direction", "Read/Write")),
-                value_min=_float(item.get("ValueMin")),
-                value_max=_float(item.get("ValueMax")),
-                string_min=item.get("StringMin")
-                if isinstance(item.get("StringMin"), str)
-                else None,
-                string_max=item.get("StringMax")
-                if isinstance(item.get("StringMax"), str)
-                else None,
+            ControlInfo(  # positional: one per control of the design
+                ControlRef(core, component, intern(item["Name"])),
+                kind,
+                intern(_str(item, "Direction", "Read/Write")),
+                _float(item.get("ValueMin")),
+                _float(item.get("ValueMax")),
+                string_min if isinstance(string_min, str) else None,
+                string_max if isinstance(string_max, str) else None,
             )
         )
         if "Value" in item or "String" in item:
