@@ -236,6 +236,21 @@ def control_value_from_wire(
 
     The control's type is ``kinds[ref]`` if known there, else ``kind``, else the object's own.
     """
+    return _control_value(core, obj, component, kind, kinds, None)
+
+
+#: Metadata already read in one reply, by its members: one read-only copy each.
+_MetadataCopies = dict[tuple[Any, ...], Mapping[str, Any]]
+
+
+def _control_value(
+    core: str,
+    obj: Mapping[str, Any],
+    component: str | None,
+    kind: str | None,
+    kinds: Mapping[ControlRef, str] | None,
+    copies: _MetadataCopies | None,
+) -> ControlValue:
     comp = obj.get("Component", component)
     name = obj.get("Name")
     ref = ControlRef(
@@ -268,10 +283,18 @@ def control_value_from_wire(
         position = position or 0.0  # as _position: -0.0 is 0.0
     else:
         position = _position(position)
-    # positional: this runs for every control of every poll
-    return ControlValue(
-        ref, value, string, position, MappingProxyType(extra) if extra else EMPTY_METADATA
-    )
+    if not extra:
+        metadata = EMPTY_METADATA
+    elif copies is None:
+        metadata = MappingProxyType(extra)
+    else:
+        # a poll's 13,000 items mostly carry equal metadata: one copy, not one dict each
+        try:  # the types too: metadata 0 is not metadata false
+            key = (*extra.items(), *map(type, extra.values()))
+            metadata = copies.get(key) or copies.setdefault(key, MappingProxyType(extra))
+        except TypeError:  # a list (Choices) or another value that cannot be hashed
+            metadata = MappingProxyType(extra)
+    return ControlValue(ref, value, string, position, metadata)  # positional: the hot path
 
 
 def _is_item(item: Any) -> bool:
@@ -388,4 +411,5 @@ def _values(
     component: str | None,
     kinds: Mapping[ControlRef, str] | None,
 ) -> list[ControlValue]:
-    return [control_value_from_wire(core, item, component=component, kinds=kinds) for item in items]
+    copies: _MetadataCopies = {}
+    return [_control_value(core, item, component, None, kinds, copies) for item in items]

@@ -119,15 +119,23 @@ class _SharedMetadata:
     values cannot be hashed, and any once ``limit`` copies are kept, are stored as they come.
     """
 
-    __slots__ = ("_copies", "_limit")
+    __slots__ = ("_copies", "_last", "_limit")
 
     def __init__(self, limit: int = 4096) -> None:
         self._copies: dict[tuple[tuple[str, Any], ...], Mapping[str, Any]] = {}
         self._limit = limit
+        self._last: tuple[Mapping[str, Any], Mapping[str, Any]] = (EMPTY_METADATA, EMPTY_METADATA)
 
     def __call__(self, metadata: Mapping[str, Any]) -> Mapping[str, Any]:
         if not metadata:
             return EMPTY_METADATA
+        if metadata is self._last[0] and type(metadata) is MappingProxyType:
+            return self._last[1]  # the same read-only mapping again (a poll shares its copies)
+        shared = self._share(metadata)
+        self._last = (metadata, shared)
+        return shared
+
+    def _share(self, metadata: Mapping[str, Any]) -> Mapping[str, Any]:
         try:
             key = tuple(metadata.items())  # scalars only, the usual case: no Python loop
             shared = self._copies.get(key)
@@ -385,7 +393,7 @@ class StateStore:
                     )
             entry.confirmed_at = now
             if entry.string is not None and entry.same_value(v):
-                if entry.metadata == v.metadata:
+                if entry.metadata is v.metadata or entry.metadata == v.metadata:
                     continue
                 if entry.metadata is EMPTY_METADATA:
                     # First metadata of a known value: GetControls carries none, a newer

@@ -202,3 +202,26 @@ def test_poll_positions_are_clamped_floats_or_none(position: Any, expected: Any)
     _, [value] = poll_from_wire("main", params)
     assert value.position == expected
     assert str(value.position) == str(expected)
+
+
+def test_equal_metadata_in_one_poll_is_one_read_only_copy() -> None:
+    def item(name: str, **extra: Any) -> dict[str, Any]:
+        return {"Component": "Bar", "Name": name, "Value": 1, "String": "1", **extra}
+
+    params = {
+        "Id": "g",
+        "Changes": [
+            item("a", Color="", Disabled=False),
+            item("b", Color="", Disabled=False),
+            item("c", Color="", Disabled=0),  # equal to False, but not the same value
+            item("d", Choices=["x", "y"]),
+            item("e"),
+        ],
+    }
+    _, (a, b, c, d, e) = poll_from_wire("main", params)
+    assert a.metadata is b.metadata and a.metadata == {"Color": "", "Disabled": False}
+    assert c.metadata is not a.metadata and type(c.metadata["Disabled"]) is int
+    assert d.metadata == {"Choices": ["x", "y"]}
+    assert e.metadata == {}
+    with pytest.raises(TypeError):
+        a.metadata["Color"] = "red"  # type: ignore[index]
