@@ -349,3 +349,13 @@ def test_equal_metadata_is_read_once_and_bad_metadata_is_refused_as_before() -> 
     rows[2][12] = None
     with pytest.raises(SnapshotCorrupt, match=r"invalid snapshot: .*controls\[2\]"):
         decode_snapshot(json.dumps(data).encode())
+
+
+def test_the_fast_reading_of_a_control_has_the_fields_of_saved_control() -> None:
+    from qsysd.state import SavedControl
+    from qsysd.state._snapshot import _ReadControl
+
+    assert _ReadControl.__struct_fields__ == SavedControl.__struct_fields__
+    read, saved = _ReadControl.__struct_defaults__, SavedControl.__struct_defaults__
+    metadata = SavedControl.__struct_fields__.index("metadata") - 4  # the first 4 have none
+    assert read[:metadata] + read[metadata + 1 :] == saved[:metadata] + saved[metadata + 1 :]
