@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, overload
 
 import structlog
 import trio
@@ -11,7 +11,7 @@ import trio
 from qsysd.core._discovery import BatchRequester, ReaderBatchRequester, Requester, each
 from qsysd.core._wire import poll_from_wire
 from qsysd.errors import ChangeGroupsExhausted, CoreError, InvalidReply, RequestTimeout
-from qsysd.qrc import ErrorResponse, QrcConnection, Response
+from qsysd.qrc import ErrorResponse, QrcConnection, Response, paused_collection
 from qsysd.state import ControlRef, ControlValue, StateStore
 
 __all__ = ["Subscription", "SubscriptionPlan"]
@@ -22,6 +22,29 @@ log = structlog.get_logger(__name__)
 SubscriptionPlan = Mapping[str | None, Sequence[str]]
 
 _Item = tuple[str | None, tuple[str, ...]]
+
+
+class _AddParams(Sequence[dict[str, Any]]):
+    """The AddComponentControl params of each (group, item), built as each request is sent.
+
+    Built all at once they would be one dict per control of the design (40,000), alive until
+    the last add is answered and walked by the garbage collector meanwhile.
+    """
+
+    def __init__(self, targets: Sequence[tuple[str, _Item]]) -> None:
+        self._targets = targets
+
+    def __len__(self) -> int:
+        return len(self._targets)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[dict[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [Subscription._add_params(*target) for target in self._targets[index]]
+        return Subscription._add_params(*self._targets[index])
 
 
 class Subscription:
@@ -108,11 +131,8 @@ class Subscription:
             if isinstance(answer, CoreError):
                 refused.append(answer)
 
-        await requests(
-            "ChangeGroup.AddComponentControl",
-            [self._add_params(group, item) for group, item in targets if item[0] is not None],
-            on_answer,
-        )
+        components = [(group, item) for group, item in targets if item[0] is not None]
+        await requests("ChangeGroup.AddComponentControl", _AddParams(components), on_answer)
         if refused:  # an error answer fails the subscription, as before
             raise refused[0]
         for group in self.groups:
@@ -143,12 +163,12 @@ class Subscription:
         try:
             if isinstance(answer, CoreError):
                 raise answer
-            polled, values = poll_from_wire(self.core, answer, self._kinds)
+            with paused_collection():  # a first poll answers every control: one burst
+                polled, values = poll_from_wire(self.core, answer, self._kinds)
+                if polled == group:
+                    self._take(group, values)
         except (CoreError, InvalidReply) as exc:  # the first push will do
             log.debug("core.first_poll_unanswered", core=self.core, group=group, error=str(exc))
-            return
-        if polled == group:
-            self._take(group, values)
 
     async def _add(self, group: str, item: _Item) -> None:
         component, names = item
@@ -187,6 +207,10 @@ class Subscription:
                     log.debug("core.change_group_destroy_failed", core=self.core, error=str(exc))
 
     def _pushed_to(self, params: Any) -> None:
+        with paused_collection():  # a push after a discovery can carry every control
+            self._take_push(params)
+
+    def _take_push(self, params: Any) -> None:
         group, values = poll_from_wire(self.core, params, self._kinds)
         if group is None or group not in self.groups:
             return  # another client's group, or one we destroyed

@@ -84,6 +84,8 @@ def _str(obj: Mapping[str, Any], key: str, default: str = "") -> str:
 
 def _float(value: Any) -> float | None:
     """A finite float, or None (not a number, not finite, or an int too large for a float)."""
+    if type(value) is float:  # the usual case, first
+        return value if math.isfinite(value) else None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     try:
@@ -234,13 +236,40 @@ def control_value_from_wire(
 
     The control's type is ``kinds[ref]`` if known there, else ``kind``, else the object's own.
     """
+    return _control_value(core, obj, component, kind, kinds, None)
+
+
+#: Metadata already read in one reply, by its members: one read-only copy each.
+_MetadataCopies = dict[tuple[Any, ...], Mapping[str, Any]]
+
+
+def _control_value(
+    core: str,
+    obj: Mapping[str, Any],
+    component: str | None,
+    kind: str | None,
+    kinds: Mapping[ControlRef, str] | None,
+    copies: _MetadataCopies | None,
+) -> ControlValue:
     comp = obj.get("Component", component)
-    ref = ControlRef(core, comp if isinstance(comp, str) else component, _str(obj, "Name"))
+    name = obj.get("Name")
+    ref = ControlRef(
+        core,
+        comp if isinstance(comp, str) else component,
+        name if type(name) is str else _str(obj, "Name"),
+    )
     raw = obj.get("Value")
     if kinds is not None:
         kind = kinds.get(ref, kind)
-    kind = kind or (obj.get("Type") if isinstance(obj.get("Type"), str) else None)
-    extra = {k: v for k, v in obj.items() if k not in _CORE_MEMBERS}
+    if not kind:
+        own = obj.get("Type")
+        kind = own if isinstance(own, str) else None
+    # GetControls items have no extra members: one subset test instead of a loop
+    extra = (
+        {}
+        if obj.keys() <= _CORE_MEMBERS
+        else {k: v for k, v in obj.items() if k not in _CORE_MEMBERS}
+    )
     if "Choices" in extra and not isinstance(extra["Choices"], list):
         del extra["Choices"]  # a client would iterate it
     value = normalize_value(raw, kind)
@@ -249,19 +278,29 @@ def control_value_from_wire(
     string = obj.get("String")
     if not isinstance(string, str):
         string = "" if value is None else str(value)
-    return ControlValue(
-        ref=ref,
-        value=value,
-        string=string,
-        position=_position(obj.get("Position")),
-        metadata=MappingProxyType(extra) if extra else EMPTY_METADATA,
-    )
+    position = obj.get("Position")
+    if type(position) is float and 0.0 <= position <= 1.0:
+        position = position or 0.0  # as _position: -0.0 is 0.0
+    else:
+        position = _position(position)
+    if not extra:
+        metadata = EMPTY_METADATA
+    elif copies is None:
+        metadata = MappingProxyType(extra)
+    else:
+        # a poll's 13,000 items mostly carry equal metadata: one copy, not one dict each
+        try:  # the types too: metadata 0 is not metadata false
+            key = (*extra.items(), *map(type, extra.values()))
+            metadata = copies.get(key) or copies.setdefault(key, MappingProxyType(extra))
+        except TypeError:  # a list (Choices) or another value that cannot be hashed
+            metadata = MappingProxyType(extra)
+    return ControlValue(ref, value, string, position, metadata)  # positional: the hot path
 
 
 def _is_item(item: Any) -> bool:
     """A control object we can use: an object with a string Name and no odd Component."""
     return (
-        isinstance(item, Mapping)
+        (type(item) is dict or isinstance(item, Mapping))  # decoded JSON: skip the ABC check
         and isinstance(item.get("Name"), str)
         and isinstance(item.get("Component", ""), str)
     )
@@ -301,20 +340,17 @@ def controls_from_reply(
         # A design repeats a few types, directions and control names thousands of times: one
         # string object each instead of one per control (the JSON decoder makes new ones).
         kind = intern(_str(item, "Type", "Unknown"))
-        ref = ControlRef(core, component, intern(item["Name"]))
+        string_min = item.get("StringMin")
+        string_max = item.get("StringMax")
         infos.append(
-            ControlInfo(
-                ref=ref,
-                type=kind,
-                direction=intern(_str(item, "Direction", "Read/Write")),
-                value_min=_float(item.get("ValueMin")),
-                value_max=_float(item.get("ValueMax")),
-                string_min=item.get("StringMin")
-                if isinstance(item.get("StringMin"), str)
-                else None,
-                string_max=item.get("StringMax")
-                if isinstance(item.get("StringMax"), str)
-                else None,
+            ControlInfo(  # positional: one per control of the design
+                ControlRef(core, component, intern(item["Name"])),
+                kind,
+                intern(_str(item, "Direction", "Read/Write")),
+                _float(item.get("ValueMin")),
+                _float(item.get("ValueMax")),
+                string_min if isinstance(string_min, str) else None,
+                string_max if isinstance(string_max, str) else None,
             )
         )
         if "Value" in item or "String" in item:
@@ -375,4 +411,5 @@ def _values(
     component: str | None,
     kinds: Mapping[ControlRef, str] | None,
 ) -> list[ControlValue]:
-    return [control_value_from_wire(core, item, component=component, kinds=kinds) for item in items]
+    copies: _MetadataCopies = {}
+    return [_control_value(core, item, component, None, kinds, copies) for item in items]

@@ -17,6 +17,7 @@ from qsysd.qrc._framing import (
     decode_frame as decode_frame,
     encode_frame as encode_frame,
     encode_text as encode_text,
+    paused_collection as paused_collection,
 )
 from qsysd.qrc._messages import (
     ErrorResponse as ErrorResponse,
@@ -58,4 +59,5 @@ __all__ = [
     "open_qrc_connection",
     "open_transport",
     "parse_channels",
+    "paused_collection",
 ]

@@ -379,6 +379,8 @@ class QrcConnection:
                 self._notify(message)
             else:
                 log.debug("qrc.unexpected_request", core=self.name, method=message.method)
+            # A poll's document can be megabytes of objects: not held while the next is read.
+            del message
 
     def _reply(self, message: Response | ErrorResponse) -> None:
         key = _id_key(message.id)
@@ -410,6 +412,10 @@ class QrcConnection:
                 self._invalid_frame(exc)
             except Exception:
                 log.exception("qrc.reply_handler_failed", core=self.name, method=pending.method)
+            if isinstance(message, Response):
+                # handed over: the batch only needs to know it was answered, not hold the
+                # result (a first poll's) until its task next runs
+                pending.reply = Response(id=message.id, result=None)
 
     def _wrong_id(self, msg_id: JsonId) -> None:
         self._wrong_ids += 1

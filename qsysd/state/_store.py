@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 import attrs
+import msgspec
 import structlog
 
 from qsysd.errors import LookupFailed
@@ -57,30 +58,23 @@ ControlRow = tuple[ControlInfo, Scalar, str | None, float | None, float, bool]
 _NEVER = float("-inf")  # below every confirmation time
 
 
-class _Entry:
-    """One control's description and mutable state, kept flat to stay small (see bench/)."""
+class _Entry(msgspec.Struct, gc=False, eq=False):
+    """One control's description and mutable state, kept flat to stay small (see bench/).
 
-    __slots__ = (
-        "changed_at",
-        "confirmed_at",
-        "info",
-        "metadata",
-        "position",
-        "string",
-        "value",
-        "version",
-    )
+    A struct the garbage collector does not track: nothing it holds can lead back to it (its
+    metadata is decoded JSON). A large design's 40,000 entries would otherwise be walked by
+    every full collection for the daemon's lifetime, and creating them starts several.
+    """
 
-    def __init__(self, info: ControlInfo, now: float) -> None:
-        self.info = info
-        # string None means "no value yet" (value None is a real value of some controls)
-        self.value: Scalar = None
-        self.string: str | None = None
-        self.position: float | None = None
-        self.metadata: Mapping[str, Any] = EMPTY_METADATA
-        self.changed_at = now
-        self.confirmed_at = now
-        self.version = 0
+    info: ControlInfo
+    changed_at: float
+    confirmed_at: float
+    # string None means "no value yet" (value None is a real value of some controls)
+    value: Scalar = None
+    string: str | None = None
+    position: float | None = None
+    metadata: Mapping[str, Any] = EMPTY_METADATA
+    version: int = 0
 
     def control_value(self) -> ControlValue | None:
         if self.string is None:
@@ -125,20 +119,34 @@ class _SharedMetadata:
     values cannot be hashed, and any once ``limit`` copies are kept, are stored as they come.
     """
 
-    __slots__ = ("_copies", "_limit")
+    __slots__ = ("_copies", "_last", "_limit")
 
     def __init__(self, limit: int = 4096) -> None:
         self._copies: dict[tuple[tuple[str, Any], ...], Mapping[str, Any]] = {}
         self._limit = limit
+        self._last: tuple[Mapping[str, Any], Mapping[str, Any]] = (EMPTY_METADATA, EMPTY_METADATA)
 
     def __call__(self, metadata: Mapping[str, Any]) -> Mapping[str, Any]:
         if not metadata:
             return EMPTY_METADATA
+        if metadata is self._last[0] and type(metadata) is MappingProxyType:
+            return self._last[1]  # the same read-only mapping again (a poll shares its copies)
+        shared = self._share(metadata)
+        self._last = (metadata, shared)
+        return shared
+
+    def _share(self, metadata: Mapping[str, Any]) -> Mapping[str, Any]:
         try:
-            key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in metadata.items())
+            key = tuple(metadata.items())  # scalars only, the usual case: no Python loop
             shared = self._copies.get(key)
-        except TypeError:  # a value that cannot be hashed (a dict, a nested list)
-            return metadata
+        except TypeError:  # a list (Choices): keyed as a tuple
+            try:
+                key = tuple(
+                    (k, tuple(v) if isinstance(v, list) else v) for k, v in metadata.items()
+                )
+                shared = self._copies.get(key)
+            except TypeError:  # a value that cannot be hashed (a dict, a nested list)
+                return metadata
         if shared is None:
             if len(self._copies) >= self._limit:
                 return metadata
@@ -305,7 +313,7 @@ class StateStore:
             if ref.core != core:
                 raise ValueError(f"control {ref} belongs to Core {ref.core!r}, not {core!r}")
             previous = old.get(ref.component, {}).get(ref.name)
-            entry = _Entry(info, now)
+            entry = _Entry(info, now, now)
             if previous is not None:
                 entry.value = previous.value
                 entry.string = previous.string
@@ -375,7 +383,7 @@ class StateStore:
                 ):
                     self._unknown_ignored += 1
                     continue
-                entry = _Entry(ControlInfo(ref, UNKNOWN, UNKNOWN), now)
+                entry = _Entry(ControlInfo(ref, UNKNOWN, UNKNOWN), now, now)
                 controls.setdefault(ref.component, {})[ref.name] = entry
                 self._unknown_added += 1
                 state.unknown_added += 1
@@ -385,7 +393,7 @@ class StateStore:
                     )
             entry.confirmed_at = now
             if entry.string is not None and entry.same_value(v):
-                if entry.metadata == v.metadata:
+                if entry.metadata is v.metadata or entry.metadata == v.metadata:
                     continue
                 if entry.metadata is EMPTY_METADATA:
                     # First metadata of a known value: GetControls carries none, a newer
@@ -607,6 +615,9 @@ class StateStore:
             # one string object per component name (the dict key), type, direction and name
             names: dict[str, str] = {name: name for name in state.components}
             intern = sys.intern
+            # a decoded snapshot shares each distinct metadata: its copy is looked up once
+            # (the snapshot holds every mapping, so an id stays theirs while this runs)
+            shared: dict[int, Mapping[str, Any]] = {}
             for s in saved_core.controls:
                 component = (
                     s.component
@@ -623,12 +634,15 @@ class StateStore:
                     s.string_min,
                     s.string_max,
                 )
-                entry = _Entry(info, s.changed_at)
+                entry = _Entry(info, s.changed_at, s.changed_at)
                 if s.has_value:
                     entry.value = s.value
                     entry.string = s.string
                     entry.position = s.position
-                    entry.metadata = self._shared(s.metadata)
+                    metadata = shared.get(id(s.metadata))
+                    if metadata is None:
+                        metadata = shared[id(s.metadata)] = self._shared(s.metadata)
+                    entry.metadata = metadata
                 entry.confirmed_at = s.confirmed_at
                 entry.version = s.version
                 state.controls.setdefault(component, {})[ref.name] = entry

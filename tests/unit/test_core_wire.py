@@ -178,3 +178,50 @@ async def test_discovery_asks_for_controls_concurrently_within_the_bound(
     assert len(found.components) == 39 and found.vanished == ("C7",)
     assert [c.name for c in found.components][:3] == ["C0", "C1", "C2"]
     assert len(found.controls) == 39 and len(found.values) == 39
+
+
+@pytest.mark.parametrize(
+    ("position", "expected"),
+    [
+        (0.25, 0.25),
+        (0.0, 0.0),
+        (-0.0, 0.0),  # clamped like any other: never "-0.0" to a client
+        (1.0, 1.0),
+        (1.5, 1.0),
+        (-2.0, 0.0),
+        (1, 1.0),
+        (True, None),
+        ("0.5", None),
+        (1e400, None),
+        (None, None),
+    ],
+)
+def test_poll_positions_are_clamped_floats_or_none(position: Any, expected: Any) -> None:
+    item = {"Name": "n", "Value": 1, "String": "1", "Position": position}
+    params = {"Id": "g", "Changes": [item]}
+    _, [value] = poll_from_wire("main", params)
+    assert value.position == expected
+    assert str(value.position) == str(expected)
+
+
+def test_equal_metadata_in_one_poll_is_one_read_only_copy() -> None:
+    def item(name: str, **extra: Any) -> dict[str, Any]:
+        return {"Component": "Bar", "Name": name, "Value": 1, "String": "1", **extra}
+
+    params = {
+        "Id": "g",
+        "Changes": [
+            item("a", Color="", Disabled=False),
+            item("b", Color="", Disabled=False),
+            item("c", Color="", Disabled=0),  # equal to False, but not the same value
+            item("d", Choices=["x", "y"]),
+            item("e"),
+        ],
+    }
+    _, (a, b, c, d, e) = poll_from_wire("main", params)
+    assert a.metadata is b.metadata and a.metadata == {"Color": "", "Disabled": False}
+    assert c.metadata is not a.metadata and type(c.metadata["Disabled"]) is int
+    assert d.metadata == {"Choices": ["x", "y"]}
+    assert e.metadata == {}
+    with pytest.raises(TypeError):
+        a.metadata["Color"] = "red"  # type: ignore[index]

@@ -327,3 +327,35 @@ def test_a_control_is_stored_as_an_array_and_bad_rows_are_refused() -> None:
     data["cores"][0]["controls"][0] = ["Lobby"]  # too short
     with pytest.raises(SnapshotCorrupt, match="invalid snapshot"):
         decode_snapshot(json.dumps(data).encode())
+
+
+def test_equal_metadata_is_read_once_and_bad_metadata_is_refused_as_before() -> None:
+    data = json.loads(encode_snapshot(make_store().picture()))
+    rows = data["cores"][0]["controls"]
+    rows[0][12] = {"Color": "red", "Legend": ""}
+    rows[1][12] = {"Legend": "", "Color": "red"}  # other text, equal content
+    rows[2][12] = {"Color": "red", "Legend": ""}
+    snapshot = decode_snapshot(json.dumps(data).encode())
+    gain, label, choice = snapshot.cores[0].controls
+    assert gain.metadata == label.metadata == choice.metadata == {"Color": "red", "Legend": ""}
+    assert gain.metadata is choice.metadata  # one copy per distinct text
+    store = StateStore()
+    store.restore(snapshot)
+    assert store.picture().cores[0].controls[1:] == snapshot.cores[0].controls[1:]
+    # metadata that is not an object: the same refusal, naming the row, as every other field
+    rows[2][12] = ["not", "an object"]
+    with pytest.raises(SnapshotCorrupt, match=r"invalid snapshot: .*controls\[2\]"):
+        decode_snapshot(json.dumps(data).encode())
+    rows[2][12] = None
+    with pytest.raises(SnapshotCorrupt, match=r"invalid snapshot: .*controls\[2\]"):
+        decode_snapshot(json.dumps(data).encode())
+
+
+def test_the_fast_reading_of_a_control_has_the_fields_of_saved_control() -> None:
+    from qsysd.state import SavedControl
+    from qsysd.state._snapshot import _ReadControl
+
+    assert _ReadControl.__struct_fields__ == SavedControl.__struct_fields__
+    read, saved = _ReadControl.__struct_defaults__, SavedControl.__struct_defaults__
+    metadata = SavedControl.__struct_fields__.index("metadata") - 4  # the first 4 have none
+    assert read[:metadata] + read[metadata + 1 :] == saved[:metadata] + saved[metadata + 1 :]
