@@ -297,7 +297,7 @@ of a write and its audit row on the trio thread instead of two worker-thread rou
 server and the HTTP stack no longer imported by a stdio daemon (spawn -> `tools/list`
 daemon CPU 1.85 -> 1.41 s, RSS 81.8 -> 70.6 MiB).
 
-Then, this round (each in its own commit with before/after figures):
+Then (each in its own commit with before/after figures):
 
 - Target 4: an early stdio door (`qsysd/_early/`, standard library only) answers
   `initialize`, `server/discover` and `tools/list` from a cache of the server's own answers in
@@ -321,38 +321,72 @@ Then, this round (each in its own commit with before/after figures):
 - Target 2: a write's audit rows commit in the call row's transaction (one commit per call, a
   50-control write 51 -> 1): journal CPU per write 159 -> 106 us.
 
+The latest round (2026-12-02; each in its own commit with A/B figures, interleaved batches,
+daemon CPU from `/proc/PID/task/*/schedstat`):
+
+- The stdio door reads the pipe before it waits and writes an answer at once when its lock is
+  free: a request costs one trip through trio's scheduler instead of four (each an
+  `epoll_wait` and a turn of the run loop). Daemon CPU per cached read 0.177 -> 0.139 ms
+  (2025-11-25) and 0.217 -> 0.178 ms (2026-07-28).
+- 2026-07-28 params whose envelope passed the SDK's checks are not checked again (they read
+  nothing else): 0.150 -> 0.127 ms.
+- The write: a one-request write is sent from the calling task (no nursery); a QRC frame that
+  fits the socket buffer is written without yielding; the call's journal commit without a
+  checkpoint; the store is watched for resource notifications only while anyone subscribes
+  (every write used to publish to the SDK's bus); audited writes logged through a logger
+  bound once; journal scalars encoded without `json.dumps`; the audit's blocks as classes.
+  `qsys_set` p50 1.13 -> 0.95 ms, daemon CPU per write 0.82 -> 0.64 ms; 50 controls 20.9 ->
+  16.4 ms.
+- The bench's line client parses with orjson (the stdlib's json cost it 0.25 ms on a
+  160-control listing, a client cost the baselines did not carry), and it measures a trio
+  floor (`bench/_floor_server.py`) beside the bare SDK server.
+- `serve` no longer imports the emulator to build its argument parser (about 50 ms of CPU
+  at every start).
+
 What is left, and what it would take:
 
-- Latency and CPU per call (targets 1, 3). A py-spy profile now (3,000 cached reads of
-  `qsys_get`, 2,000 components, 2025-11-25, line client) puts about 40 % of the trio thread's
-  busy samples in the `write(2)` of the answer (about 0.02 ms of system CPU a call: mostly
-  the thread preempted by the client it has just woken on two shared vCPUs), the stdio door
-  (line reader, orjson parse, routing) about 13 %, trio's scheduling and epoll loop 10-15 %,
-  qsysd's call path about 12 % (the store read and resolve 7 %, argument validation and
-  structuring 4 %, logging, context and metrics 2-3 %), the lean path's own work about 8 % (a
-  task and a cancel scope per call; the SDK's request validation, which only 2026-07-28
-  requests still pay) and filling the answer frame about 2 %. The p50 targets hold against
-  the bare SDK server in the same run (0.31-0.38x). 0.1 ms of CPU a call is below what one
-  trio task, a read and a write cost in Python on this machine (the bare SDK no-op costs
-  0.8-1.8 ms of CPU a call here). qsysd's call path is now about 37 us of CPU of the daemon's
-  0.23-0.35 ms a read; the rest is the door, trio, the task and cancel scope per call (what
-  makes calls concurrent and cancellable) and the two syscalls. Through the MCP
-  SDK's own client the p50 is 1.3-1.6 ms, 0.7 ms under the SDK's no-op in the same run: the
-  client's own per-call work (its session layer and pydantic validation of the result) is
-  most of the rest, and it is not ours to remove.
-- The write (target 2). A `qsys_set` crosses four process hops in series (client -> daemon ->
-  Core -> daemon -> client) where the raw `Component.Set` baseline crosses two, and on a
-  2-vCPU machine every extra hop waits for a CPU: raw + 2.0-2.2 ms now (+2.8-3.0 before this
-  round). The journal's share is one commit of about 50 us of CPU; the rest is the same Python
-  per hop as the read (above) plus the QRC request's socket calls. Under raw + 0.3 ms needs
-  fewer hops, and neither the MCP client nor the Core can be skipped.
-- Start-up (target 4) holds from the second start. The first spawn in a state folder (or
-  after an upgrade, a configuration change or a new plugin: anything in the cache's key) still
-  pays the imports, 1.2-1.3 s here: `mcp_types` builds pydantic models for every protocol
-  version at import (most of a second of CPU), trio a third of one. Spawn -> first cached read
-  (1.2-3.4 s) waits for those imports and for the Cores' sync: a tool call is held until the
-  Cores are synced (at most `daemon.ready_timeout`). Lower would need an SDK that builds its
-  models lazily (upstream), or a `tools/call` path that needs no `mcp_types` at all.
+- Daemon CPU per cached read (targets 1, 3): 0.175-0.285 ms in the tables above, 0.12-0.14 ms
+  in a calm A/B; the p50 targets hold (0.27-0.30x the bare SDK no-op). The trio floor, a
+  server that only reads a line, parses it, starts a task and writes a fixed answer, costs
+  0.055-0.19 ms of CPU in the same runs (0.044-0.064 ms calm): what any Python server on
+  trio pays a request on this machine, with this machine's run-to-run swing of up to 2x.
+  Above the floor, a cached read is qsysd's call path (about 37 us in process: resolving the
+  name and reading the store about 8 us, the argument check and structuring 5, the output
+  and its JSON 5, the logging context, metrics and audit wrapper about 8, the tool itself
+  the rest) and the door's own bookkeeping (about 25 us: splitting and parsing the line, the
+  era and params checks, the in-flight table and cancel scope that make a call cancellable,
+  filling the answer frame). 0.1 ms would leave the call path and the door 0.03-0.05 ms
+  together above a floor that alone is 0.055-0.19 ms here: it would take the door and the
+  call path in compiled code, or dropping what they do per call (cancellation, the audit
+  context, metrics).
+- Through the MCP SDK's own client (target 1's 0.35 ms): the same client against the trio
+  floor takes 0.27-0.39 ms p50 in this run, so the client alone uses the whole budget. On
+  top of it the client validates each answer's structured content against the tool's
+  output schema with jsonschema (67 us for one `qsys_get` answer, measured alone; the floor's
+  tool has no output schema) and parses the larger result with pydantic. Under 0.35 ms
+  would need a client that does less per call or tools without output schemas, which qsysd
+  keeps: they make every answer checkable.
+- The write (target 2): raw + 0.77-0.91 ms here (raw + 1.3-2.3 ms a round ago). Per
+  single-control write, in process, the daemon's CPU now goes: about 110 us before the
+  request is sent (call path 29, resolving 23, policy and grouping 31, the link's and the
+  connection's request 26), 30 us for the send, about 40 us to receive and decode the
+  reply, then 18 us decoding the echo, 11 us applying it to the store and its journal row,
+  21 us settling the results, 33 us for the audit row and the tool's result, 24 us for the
+  call row's JSON of arguments and answer, and 60-80 us for the SQLite commit (six WAL pages:
+  the journal and call tables and two indexes each). That is about 0.45 ms of CPU beyond a
+  read, on top of the Core's round trip, in a process that sleeps while it waits, so its
+  code runs cold (a cached `qsys_get`'s call path costs 18 us warm). Raw + 0.3 ms would
+  need the write's own work at a third of that: the audit and change rows out of the
+  reply's path (a change to the journal's documented guarantee that an answered write is
+  durable), fewer indexes, and the call path's Python per write halved. Not done: the
+  50-control write still sends 50 requests from 50 tasks; one frame for all of them would
+  save about 1.5-2 ms there.
+- Start-up (target 4) holds from the second start (45-48 ms). The first spawn in a state
+  folder (or after an upgrade, a configuration change or a new plugin: anything in the
+  cache's key) still pays the imports, about 1 s here: `mcp_types` builds pydantic models
+  for every protocol version at import (most of it), trio a third of a second. Spawn ->
+  first cached read (1.0-2.2 s) waits for those imports and for the Cores' sync: a tool
+  call is held until the Cores are synced (at most `daemon.ready_timeout`).
 
 ### The large design (targets 5-7)
 
@@ -381,7 +415,7 @@ controls, the emulator in its own process):
   2,000 components (was 2.6, 2.4 and about 250 ms).
 - Resource notifications quoted every component's URI again for every batch (cached now).
 
-This round (each in its own commit with before/after figures; `bench/bench_sync.py` and
+Then (each in its own commit with before/after figures; `bench/bench_sync.py` and
 `bench/bench_sync_sansio.py` measure the sync's CPU with and without sockets):
 
 - QRC frames are read with msgspec and written with orjson; the stdlib decides every case where
@@ -399,52 +433,59 @@ This round (each in its own commit with before/after figures; `bench/bench_sync.
 - Sync CPU (2,000 components, A/B medians, load about 3.7): daemon cold 2.8-3.0 -> 1.7-2.1 s,
   warm 1.1-1.4 -> 0.8-1.0 s; emulator cold 1.6-1.9 -> 0.9-1.2 s, warm 0.6-0.8 -> 0.4 s.
 
+The latest round (2026-12-02; each in its own commit with A/B figures):
+
+- The garbage collector was the largest cost of a cold start: five full collections, 453 ms
+  in all, three of them during the sync, each walking every object of the daemon. Store
+  entries are now msgspec structs the collector does not track (an entry holds nothing that
+  leads back to it), and the collector is paused while a frame of 64 KiB or more is decoded
+  and while a poll's values are converted and stored (decoded JSON makes no cycles). The
+  sync now starts no collection. Daemon CPU spawn -> live: cold 2.51 -> 1.89 s, warm
+  1.95 -> 1.68 s (about 1 s of it the interpreter and the imports).
+- The reader drops each message once it is handed over, and copies a frame out of its buffer
+  once: peak RSS cold 129.3 -> 122.2 MiB.
+- A snapshot's metadata is decoded once per distinct text (the fast path refuses what the
+  old one would refuse, with the same error): decoded snapshot 33.2 -> 23.0 MiB, restore of
+  40,000 controls 84-106 -> 39-46 ms.
+- A control's value and description are built with fewer steps (a poll item 2.66 -> 1.84
+  us, a GetControls control 2.9-3.5 -> 2.3-2.5 us), and equal metadata within one reply is
+  shared (the first polls' conversion 239-287 -> 165-193 ms).
+- In the bench: cold start -> live state (the daemon's own) 2.5 -> 1.3 s, warm 1.3 -> 0.9 s,
+  peak RSS 133.4 -> 120.5 MiB, 1,584 -> 1,251 bytes per control.
+
 What is left, and what it would take:
 
-- Wall-clock start-up figures above swell with the machine's load (the daemon, the emulator
-  and other work share two cores); on a calm machine a cold sync of the 2,000-component design
-  is about 1.6 s of wall time and 1.3 s of the daemon's CPU.
-- Cold start -> live state (target 5): QRC has no bulk call, so a cold sync is still about
-  4,000 requests and every control arrives twice (its GetControls entry, then the first poll):
-  about 79,000 control objects. Turning them into values is now the largest cost (about 0.5 s
-  of CPU with no sockets at all, `bench/bench_sync_sansio.py`), then decoding (about 0.1 s);
-  in a live sync conversion is about 30 % of the samples and the store about 7 %, the rest
-  trio, sockets and the snapshot. The emulator spends 0.45-0.9 s answering on the same two
-  cores. Under 0.5 s would take values from the first poll only (a store path where a first
-  value is not a change and costs nothing), `ControlValue` as a msgspec struct (construction
-  0.8 -> 0.09 us; plugins see it as an attrs class today, so it is an API change), typed
-  msgspec decoding of poll items, and a Core faster than the emulator.
-- Warm start (target 5): the snapshot restores in about 0.1 s of CPU and a matching
-  DesignCode skips discovery, but QRC change groups die with the connection, and QRC cannot
-  say what changed since a time. A Core counts as live only once every change group has been
-  polled, that is once the Core itself has reported every current value (a matching
-  DesignCode proves the design, not the values); until then the store serves the restored
-  values marked stale with their age. That costs the re-subscription and one poll of all
-  39,434 values, about 0.6-0.8 s of CPU, mostly converting them: the same conversion work as
-  the cold start's.
-- Peak RSS (target 5): the demo's RSS (about 74 MiB) is the interpreter and the imports; the
-  early door does not change what the running daemon imports. The design adds about 36 MiB in
-  process: about 16 MiB of Python objects kept (447 bytes a control in
-  `bench/bench_state.py`), the rest allocator arenas left by the transient first state (the
-  first polls' frames, their decoded documents and values). Under 110 MiB would need fewer
-  imports in the running daemon (the SDK's models for protocol versions never negotiated) and
-  polls decoded item by item straight into values.
-- Listing a component's controls (target 6): no cost grows with the design. For 160
-  controls the store read and the JSON objects now take about 0.24 ms of CPU (0.58 before the
-  row path); what remains is filling the answer (the 31 KB output rendered once, then escaped
-  again as the text content's string), the 62 KB `write(2)` (a third of the samples, mostly
-  waiting for the client to read) and 160 ten-key dicts. The p50 (about 2 ms) is still twice
-  the target on this machine; next would be encoding the rows straight to JSON (no dicts) and
-  the text content from the same bytes, and the line client reading a 62 KB answer costs a
-  share of its own.
-- Finding controls (target 6): 0.9-1.0 ms of the daemon's CPU a query on 2,000 components
-  before the cluster order below, which saves about 0.15 ms more in process; no per-call
-  cost grows with the number of components (the per-word cluster lists are combined once
-  per cluster, 80 on this design). Each cluster's members are now
-  ordered once when the index is built, so a query builds strings only for the results it
-  returns (about 0.5 ms of CPU in process). The p50 (1.0-1.7 ms across runs, about the bare
-  SDK no-op's) is the rest of the call path, the door and the wait for a CPU; under 1 ms
-  needs the query's per-cluster combination in fewer Python steps (a compiled scorer).
+- Wall-clock start-up figures swell with the machine's load: the daemon and the emulator
+  share two vCPUs. With no sockets at all (`bench/bench_sync_sansio.py`) a cold sync is
+  about 0.31-0.33 s of the daemon's CPU and 0.32-0.39 s of the emulator's.
+- Cold start -> live state (target 5): QRC has no bulk call, so a cold sync is about 4,000
+  requests and every control arrives twice (its GetControls entry, then the first poll):
+  about 79,000 control objects, each decoded into a dict and then converted. Since the
+  emulator alone needs about 0.35 s of CPU to answer them on the same two cores, 0.5 s
+  would take a Core faster than the emulator and the daemon's side at a fraction of its
+  0.3 s: typed msgspec decoding of poll items straight into values (a prototype cut the
+  three first polls' decoding 30 -> 14 ms and their conversion 120 -> 26 ms, and a decoded
+  frame 10.1 -> 4.9 MiB), which needs the transport to pick the decoder by the request a
+  reply answers, with the current path kept for items it does not expect.
+- Warm start (target 5): the snapshot restores in 0.13-0.22 s and a matching DesignCode
+  skips discovery, but QRC change groups die with the connection and QRC cannot say what
+  changed since a time. A Core counts as live only once the Core itself has reported every
+  current value (a matching DesignCode proves the design, not the values); until then the
+  store serves the restored values marked stale with their age. That costs the
+  re-subscription and one poll of all 39,434 values, the same conversion as the cold
+  start's: 0.3 s needs the same typed decoding.
+- Peak RSS (target 5): the demo's RSS (74 MiB) is the interpreter and the imports, of which
+  `rich` is about 5 MiB: structlog imports it when it is installed, and the bench's
+  environment has it through the test extras (pip-audit, schemathesis), a plain `pip install
+  qsysd` does not. The design live adds about 44 MiB at the peak: about 16 MiB of Python
+  objects kept, and the allocator's arenas left by the transient first state (the decoded
+  snapshot, about 23 MiB, and the first polls, about 12 MiB above the store). One second
+  after live the RSS is 105-106 MiB cold and 117-118 MiB warm. Under 110 MiB at the peak
+  would need the snapshot decoded a component at a time (a format change) and the polls
+  decoded straight into values (above).
+- Listing and finding (target 6) hold on 2,000 components in both eras (0.62-0.79 ms p50):
+  no cost grows with the design. A 160-control listing is about 0.4-0.6 ms of the daemon's
+  CPU, most of it building the 160 JSON objects and writing the 60 KB answer.
 """
 
 
