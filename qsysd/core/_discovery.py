@@ -122,13 +122,15 @@ async def discover(
     failed: list[str] = []
     requests = batch or each(request, concurrency)
 
+    copies: dict[Any, Any] = {}  # the design's repeated ranges, texts and metadata, once each
+
     def on_answer(index: int, answer: Any) -> None:
         # each reply is turned into values as it comes: the raw replies are never all held
         name = components[index].name
         try:
             if isinstance(answer, QrcError):
                 raise answer
-            per_component[index] = controls_from_reply(core, name, answer)
+            per_component[index] = controls_from_reply(core, name, answer, copies)
         except UnknownComponent:
             vanished.append(name)  # removed between GetComponents and now
         except (QrcError, InvalidReply) as exc:

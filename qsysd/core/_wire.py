@@ -24,7 +24,14 @@ from typing import Any
 import attrs
 
 from qsysd.errors import InvalidReply
-from qsysd.state import EMPTY_METADATA, ComponentInfo, ControlInfo, ControlRef, ControlValue
+from qsysd.state import (
+    EMPTY_METADATA,
+    ComponentInfo,
+    ControlInfo,
+    ControlRef,
+    ControlValue,
+    share_leaf,
+)
 
 __all__ = [
     "EngineStatus",
@@ -239,8 +246,9 @@ def control_value_from_wire(
     return _control_value(core, obj, component, kind, kinds, None)
 
 
-#: Metadata already read in one reply, by its members: one read-only copy each.
-_MetadataCopies = dict[tuple[Any, ...], Mapping[str, Any]]
+#: What one reply (or one discovery) already read: metadata by its members, one read-only copy
+#: each, and texts and floats by themselves (:func:`~qsysd.state.share_leaf`).
+_Copies = dict[Any, Any]
 
 
 def _control_value(
@@ -249,7 +257,7 @@ def _control_value(
     component: str | None,
     kind: str | None,
     kinds: Mapping[ControlRef, str] | None,
-    copies: _MetadataCopies | None,
+    copies: _Copies | None,
 ) -> ControlValue:
     comp = obj.get("Component", component)
     name = obj.get("Name")
@@ -283,6 +291,10 @@ def _control_value(
         position = position or 0.0  # as _position: -0.0 is 0.0
     else:
         position = _position(position)
+    if copies is not None:  # a poll's texts and values repeat: one object each
+        value = share_leaf(copies, value)
+        string = share_leaf(copies, string)
+        position = share_leaf(copies, position)
     if not extra:
         metadata = EMPTY_METADATA
     elif copies is None:
@@ -318,11 +330,13 @@ def _control_items(result: Any) -> list[Mapping[str, Any]] | None:
 
 
 def controls_from_reply(
-    core: str, component: str, result: Any
+    core: str, component: str, result: Any, copies: dict[Any, Any] | None = None
 ) -> tuple[list[ControlInfo], list[ControlValue]]:
     """Descriptions and values in a Component.GetControls result.
 
     ``Controls`` null means no controls; another shape than a list raises InvalidReply.
+    ``copies``, one dict passed to every reply of a discovery, makes equal ranges, texts and
+    metadata of the whole design one object each; without it they are shared per reply.
     """
     items = _control_items(result)
     if items is None:
@@ -333,6 +347,7 @@ def controls_from_reply(
     infos: list[ControlInfo] = []
     values: list[ControlValue] = []
     seen: set[str] = set()
+    shared: _Copies = {} if copies is None else copies
     for item in items:
         if item["Name"] in seen:
             continue  # a repeated name: the first wins
@@ -347,14 +362,14 @@ def controls_from_reply(
                 ControlRef(core, component, intern(item["Name"])),
                 kind,
                 intern(_str(item, "Direction", "Read/Write")),
-                _float(item.get("ValueMin")),
-                _float(item.get("ValueMax")),
-                string_min if isinstance(string_min, str) else None,
-                string_max if isinstance(string_max, str) else None,
+                share_leaf(shared, _float(item.get("ValueMin"))),
+                share_leaf(shared, _float(item.get("ValueMax"))),
+                share_leaf(shared, string_min) if isinstance(string_min, str) else None,
+                share_leaf(shared, string_max) if isinstance(string_max, str) else None,
             )
         )
         if "Value" in item or "String" in item:
-            values.append(control_value_from_wire(core, item, component=component, kind=kind))
+            values.append(_control_value(core, item, component, kind, None, shared))
     return infos, values
 
 
@@ -411,5 +426,5 @@ def _values(
     component: str | None,
     kinds: Mapping[ControlRef, str] | None,
 ) -> list[ControlValue]:
-    copies: _MetadataCopies = {}
+    copies: _Copies = {}
     return [_control_value(core, item, component, None, kinds, copies) for item in items]

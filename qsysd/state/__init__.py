@@ -23,6 +23,7 @@ from qsysd.state._model import (
     ControlValue as ControlValue,
     CoreStatus as CoreStatus,
     Scalar as Scalar,
+    share_leaf as share_leaf,
 )
 from qsysd.state._snapshot import (
     SNAPSHOT_FORMAT as SNAPSHOT_FORMAT,
@@ -81,6 +82,7 @@ __all__ = [
     "decode_snapshot",
     "encode_snapshot",
     "run_snapshots",
+    "share_leaf",
 ]
 
 

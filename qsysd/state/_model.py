@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import attrs
 import msgspec
@@ -18,6 +18,7 @@ __all__ = [
     "ControlValue",
     "CoreStatus",
     "Scalar",
+    "share_leaf",
 ]
 
 #: A control's value as the Core sends it.
@@ -25,6 +26,22 @@ Scalar: TypeAlias = float | int | bool | str | None
 
 #: Shared by every value without metadata, so 100,000 controls do not hold 100,000 empty dicts.
 EMPTY_METADATA: Mapping[str, Any] = MappingProxyType({})
+
+_Leaf = TypeVar("_Leaf")
+
+
+def share_leaf(copies: dict[Any, Any], value: _Leaf) -> _Leaf:
+    """``value``, or the equal text or float met before in ``copies``; anything else as is.
+
+    The JSON decoder makes a new object for every text and float it reads: a design's 40,000
+    controls would hold 40,000 copies of "0dB" and of -100.0. A zero float is never shared
+    (0.0 == -0.0) and only texts and floats go in, so 1, 1.0 and True never meet. ``copies``
+    may hold other keys of its owner's (tuples) beside them.
+    """
+    if type(value) is str or (type(value) is float and value):
+        shared: _Leaf = copies.setdefault(value, value)
+        return shared
+    return value
 
 
 class ControlRef(msgspec.Struct, frozen=True, gc=False):

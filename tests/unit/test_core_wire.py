@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from qsysd.core import (
     values_from_reply,
 )
 from qsysd.errors import InvalidReply, UnknownComponent
-from qsysd.state import ControlRef
+from qsysd.state import ControlRef, share_leaf
 
 
 def test_engine_status_is_read_with_defaults_for_missing_members() -> None:
@@ -225,3 +226,74 @@ def test_equal_metadata_in_one_poll_is_one_read_only_copy() -> None:
     assert e.metadata == {}
     with pytest.raises(TypeError):
         a.metadata["Color"] = "red"  # type: ignore[index]
+
+
+def test_a_shared_leaf_keeps_its_type_and_sign() -> None:
+    copies: dict[Any, Any] = {}
+    # decoded, so every occurrence is its own object, as from a Core
+    texts = json.loads('["-12dB", "-12dB"]')
+    floats = json.loads("[-100.0, -100.0, 0.0, -0.0, 1.0, 1, true]")
+    assert texts[0] is not texts[1] and floats[0] is not floats[1]
+    assert share_leaf(copies, texts[0]) is share_leaf(copies, texts[1]) is texts[0]
+    assert share_leaf(copies, floats[0]) is share_leaf(copies, floats[1]) is floats[0]
+    zero, negative_zero, one_float, one, true = (share_leaf(copies, v) for v in floats[2:])
+    assert str(zero) == "0.0" and str(negative_zero) == "-0.0"  # 0.0 == -0.0: never merged
+    assert str(share_leaf(copies, json.loads("-0.0"))) == "-0.0"
+    assert (type(one_float), type(one), type(true)) == (float, int, bool)
+    assert str(share_leaf(copies, json.loads("1.0"))) == "1.0"
+    assert share_leaf(copies, None) is None
+
+
+def test_one_discovery_shares_equal_ranges_and_texts_across_its_replies() -> None:
+    def reply(component: str) -> Any:
+        return json.loads(
+            json.dumps(
+                {
+                    "Name": component,
+                    "Controls": [
+                        {
+                            "Name": "gain",
+                            "Type": "Float",
+                            "Value": -100.0,
+                            "String": "-100dB",
+                            "Position": 0.0,
+                            "ValueMin": -100.0,
+                            "ValueMax": 20.0,
+                            "StringMin": "-100dB",
+                            "StringMax": "20dB",
+                        },
+                        {
+                            "Name": "steps",
+                            "Type": "Integer",
+                            "Value": 1,
+                            "String": "1",
+                            "ValueMin": 0,
+                            "ValueMax": 20,
+                        },
+                        {
+                            "Name": "mute",
+                            "Type": "Boolean",
+                            "Value": True,
+                            "String": "true",
+                            "Position": 1.0,
+                        },
+                    ],
+                }
+            )
+        )
+
+    copies: dict[Any, Any] = {}
+    infos_a, values_a = controls_from_reply("main", "A", reply("A"), copies)
+    infos_b, values_b = controls_from_reply("main", "B", reply("B"), copies)
+    assert infos_a[0].value_min is infos_b[0].value_min == -100.0
+    assert infos_a[0].string_max is infos_b[0].string_max == "20dB"
+    assert values_a[0].string is values_b[0].string is infos_a[0].string_min
+    assert values_a[0].value is values_b[0].value is infos_b[0].value_min
+    # the same numbers in other types stay apart: 1, 1.0 and True
+    assert (values_b[1].value, type(values_b[1].value)) == (1, int)
+    assert (values_b[2].value, type(values_b[2].value)) == (True, bool)
+    assert (values_b[2].position, type(values_b[2].position)) == (1.0, float)
+    assert values_a[0].position == 0.0 and str(values_a[0].position) == "0.0"
+    # without a discovery's dict, one reply still reads the same
+    alone, _ = controls_from_reply("main", "C", reply("C"))
+    assert [i.value_min for i in alone] == [i.value_min for i in infos_a]
