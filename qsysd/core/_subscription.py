@@ -52,6 +52,12 @@ class Subscription:
 
     The Core allows 4 groups per connection; one is left free for on-demand use. When the
     Core answers error 5 (exhausted) the controls are spread over the groups that exist.
+
+    AutoPoll starts as soon as the groups exist, before the rest of the controls are added:
+    a newly added control counts as changed, so each push carries what was added since the
+    last one. Started after the adds, its first push (or poll) would carry a third of a large
+    design in one reply (13,000 controls, decoded at once 12 MiB above the store at the
+    daemon's memory peak).
     """
 
     def __init__(
@@ -85,6 +91,7 @@ class Subscription:
         self.groups: list[str] = []
         self._pushed: set[str] = set()
         self._primed = trio.Event()
+        self._adding = False  # pushes meanwhile answer for part of the controls only
         self._unsubscribe: Callable[[], None] | None = None
         self.pushes = 0
         self.values_pushed = 0
@@ -104,6 +111,7 @@ class Subscription:
             return
         self._unsubscribe = self._connection.on_notification("ChangeGroup.Poll", self._pushed_to)
         wanted = min(self.max_groups, len(items))
+        self._adding = True
         # Create groups one by one (the first add creates a group) to learn how many we get.
         for index in range(wanted):
             group = self.group_id(index)
@@ -118,6 +126,8 @@ class Subscription:
                 log.warning("core.change_groups_degraded", core=self.core, wanted=wanted, got=index)
                 break
             self.groups.append(group)
+        for group in self.groups:
+            await self._request("ChangeGroup.AutoPoll", {"Id": group, "Rate": self.poll_rate})
         rest = items[len(self.groups) :]
         count = len(self.groups)
         targets = [(self.groups[n % count], item) for n, item in enumerate(rest)]
@@ -135,11 +145,9 @@ class Subscription:
         await requests("ChangeGroup.AddComponentControl", _AddParams(components), on_answer)
         if refused:  # an error answer fails the subscription, as before
             raise refused[0]
-        for group in self.groups:
-            await self._request("ChangeGroup.AutoPoll", {"Id": group, "Rate": self.poll_rate})
-        # The first push comes one poll interval after AutoPoll. A Poll now gets the same first
-        # state at once, from the Core (the first poll of a group answers every control; the
-        # pushes then carry what changed since), so the Core is live an interval sooner.
+        self._adding = False
+        # Every control is followed now; the next push comes within a poll interval. A Poll
+        # now gets what was added since the last push at once, so the Core is live sooner.
         # Taken in the reader, in order with the pushes: a push read after a poll's reply
         # carries newer values than the reply, and must not be overwritten by it.
         polls = [{"Id": group} for group in self.groups]
@@ -150,7 +158,7 @@ class Subscription:
                 await self._connection.request_batch(
                     "ChangeGroup.Poll", polls, self._first_polled, in_reader=True
                 )
-        except RequestTimeout as exc:  # the first push will do; the keepalive probes the Core
+        except RequestTimeout as exc:  # the next push will do; the keepalive probes the Core
             log.debug("core.first_poll_unanswered", core=self.core, error=str(exc))
 
     def _first_polled(self, index: int, reply: Response | ErrorResponse, latency: float) -> None:
@@ -167,7 +175,7 @@ class Subscription:
                 polled, values = poll_from_wire(self.core, answer, self._kinds)
                 if polled == group:
                     self._take(group, values)
-        except (CoreError, InvalidReply) as exc:  # the first push will do
+        except (CoreError, InvalidReply) as exc:  # the next push will do
             log.debug("core.first_poll_unanswered", core=self.core, group=group, error=str(exc))
 
     async def _add(self, group: str, item: _Item) -> None:
@@ -186,8 +194,9 @@ class Subscription:
         }
 
     async def wait_primed(self) -> None:
-        """Wait until every group has been polled once (its first poll answered, or its first
-        push read): the first poll of a group carries every control."""
+        """Wait until every group has been polled once since its last control was added (the
+        poll after the adds answered, or a push read): the Core has then reported every
+        control followed."""
         await self._primed.wait()
 
     def close(self) -> None:
@@ -224,6 +233,8 @@ class Subscription:
         """A poll of ``group`` answered (pushed, or polled at the start)."""
         if values:
             self._store.apply(values)
+        if self._adding:
+            return  # not every control is followed yet: nothing to confirm, not primed
         # The Core answered this group's poll: every value it follows is confirmed as is.
         self._store.confirm(self.core)
         if not self._primed.is_set():

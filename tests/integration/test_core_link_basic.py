@@ -207,3 +207,40 @@ async def test_websocket_link_closes_its_socket_when_the_core_closes_first(
     # trio-websocket alone leaves the client socket open when the server closes first; log
     # records may still hold it, so look for it open rather than wait for a ResourceWarning.
     assert open_sockets_to(emulator.ws_port) == []
+
+
+class _RecordingStore(StateStore):
+    """A real store that also notes how many values each poll reply or push brought."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+        self.first = trio.Event()
+
+    def apply(self, values: Any) -> int:
+        values = list(values)
+        self.batches.append(len(values))
+        self.first.set()
+        return super().apply(values)
+
+
+async def test_controls_added_after_autopoll_arrive_in_pushes_not_in_one_reply(
+    start_emulator: StartEmulator,
+) -> None:
+    # Slow replies: the adds take about a second, so AutoPoll (every 0.05 s) pushes meanwhile.
+    emu = await start_emulator(generate_design(60, seed=3))
+    emu.set_reply_delay(0.02)
+    store = _RecordingStore()
+    component = max(n for n, c in emu.core.components.items() if "gain" in c.controls)
+    with trio.fail_after(30):
+        async with running_link(core_config(emu, request_timeout=5.0), store) as link:
+            await store.first.wait()  # the first push: the groups exist, the adds go on
+            emu.set_value(component, "gain", -7.5)  # changed while adding: not lost
+            await link.wait_connected()
+            followed = store.statistics().controls
+            reading = store.read(ControlRef("main", component, "gain"))
+            assert reading.value is not None and reading.value.value == -7.5
+            # every control reported, in many small replies: not a third of them in one
+            assert sum(store.batches) >= followed
+            assert len(store.batches) > 6
+            assert max(store.batches) < followed / 3
