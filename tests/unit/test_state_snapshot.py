@@ -359,3 +359,32 @@ def test_the_fast_reading_of_a_control_has_the_fields_of_saved_control() -> None
     read, saved = _ReadControl.__struct_defaults__, SavedControl.__struct_defaults__
     metadata = SavedControl.__struct_fields__.index("metadata") - 4  # the first 4 have none
     assert read[:metadata] + read[metadata + 1 :] == saved[:metadata] + saved[metadata + 1 :]
+
+
+def test_equal_texts_and_numbers_are_read_once_keeping_their_types_and_signs() -> None:
+    store = StateStore()
+    refs = [ControlRef("main", f"Zone{i}", "level") for i in range(4)]
+    store.replace_design(
+        "main",
+        "code-1",
+        [ComponentInfo("main", r.component or "", "gain", f"id-{i}") for i, r in enumerate(refs)],
+        [ControlInfo(r, "Float", "Read/Write", -100.0, 20.0, "-100dB", "20dB") for r in refs],
+        [
+            ControlValue(refs[0], -0.0, "-0.0dB", 0.5),
+            ControlValue(refs[1], 0.0, "-0.0dB", 0.5),
+            ControlValue(refs[2], 1, "1", 0.5),
+            ControlValue(refs[3], 1.0, "1", -0.0),
+        ],
+    )
+    snapshot = decode_snapshot(encode_snapshot(store.picture()))
+    a, b, c, d = snapshot.cores[0].controls
+    # one object per distinct text and number, whatever control it came with
+    assert a.string is b.string and c.string is d.string
+    assert a.string_min is d.string_min and a.value_min is d.value_min
+    assert a.position is b.position is c.position
+    # but never across types or signs: -0.0 and 0.0, 1 and 1.0, stay what they were
+    assert [str(x.value) for x in (a, b, c, d)] == ["-0.0", "0.0", "1", "1.0"]
+    assert str(d.position) == "-0.0"
+    restored = StateStore()
+    restored.restore(snapshot)
+    assert restored.picture().cores[0].controls == snapshot.cores[0].controls
