@@ -169,7 +169,7 @@ async def startup(target: Target, emu: Emulator, folder: Path, runs: int) -> dic
     reads, cold, warm, noop_list = [], [], [], []
     own: dict[str, list[float]] = {"cold": [], "warm": [], "restore": [], "sync_cold": []}
     own["sync_warm"] = []
-    memory: dict[str, int] = {}
+    memory: dict[str, dict[str, int]] = {"cold": {}, "warm": {}}
     for run in range(runs):
         for phase in ("cold", "warm"):
             if phase == "cold":
@@ -185,9 +185,9 @@ async def startup(target: Target, emu: Emulator, folder: Path, runs: int) -> dic
                 (cold if phase == "cold" else warm).append(live)
                 if phase == "cold":
                     reads.append(read_at)
-                if run == runs - 1 and phase == "warm":
+                if run == runs - 1:
                     await trio.sleep(0.5)  # let start-up garbage settle before reading RSS
-                    memory = memory_kib(client.pid)
+                    memory[phase] = memory_kib(client.pid)
             events = _events(client)
             daemon_live = _daemon_live_ms(events)
             if daemon_live is not None:
@@ -212,8 +212,10 @@ async def startup(target: Target, emu: Emulator, folder: Path, runs: int) -> dic
         "sync_cold_ms": ms([x / 1000 for x in own["sync_cold"]]) if own["sync_cold"] else None,
         "sync_warm_ms": ms([x / 1000 for x in own["sync_warm"]]) if own["sync_warm"] else None,
         "restore_ms": ms([x / 1000 for x in own["restore"]]) if own["restore"] else None,
-        "rss_kib": memory.get("VmRSS", 0),
-        "peak_rss_kib": memory.get("VmHWM", 0),
+        "rss_kib": memory["warm"].get("VmRSS", 0),  # warm: the usual start
+        "peak_rss_kib": memory["warm"].get("VmHWM", 0),
+        "cold_rss_kib": memory["cold"].get("VmRSS", 0),
+        "cold_peak_rss_kib": memory["cold"].get("VmHWM", 0),
         "runs": runs,
     }
 
@@ -455,7 +457,9 @@ def print_table(results: dict[str, Any]) -> None:
             f"{s['noop_spawn_to_tools_list_ms']} ms); spawn -> first read "
             f"{s['spawn_to_first_read_ms']} ms; start -> live state cold "
             f"{s['start_to_live_cold_ms']} ms, warm {s['start_to_live_warm_ms']} ms; "
-            f"RSS {s['rss_kib'] / 1024:.1f} MiB, peak {s['peak_rss_kib'] / 1024:.1f} MiB; "
+            f"RSS {s['rss_kib'] / 1024:.1f} MiB, peak {s['peak_rss_kib'] / 1024:.1f} MiB "
+            f"(cold start: {s['cold_rss_kib'] / 1024:.1f} / "
+            f"{s['cold_peak_rss_kib'] / 1024:.1f} MiB); "
             f"daemon's own start -> live cold {s.get('daemon_live_cold_ms')} ms, warm "
             f"{s.get('daemon_live_warm_ms')} ms (restore {s.get('restore_ms')} ms)"
         )
