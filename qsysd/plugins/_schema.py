@@ -36,6 +36,9 @@ _T = TypeVar("_T")
 #: A ``pattern`` for strings that must hold something besides spaces.
 NOT_BLANK = r"\S"
 _JSON_SCALARS = (str, int, float, bool, type(None))
+# isinstance() with a tuple: an ``A | B`` union is built anew at every call (4x slower)
+_SEQUENCE = (list, tuple)
+_NUMBER = (int, float)
 
 
 class SchemaError(TypeError):
@@ -233,7 +236,7 @@ def _finite(value: Any) -> bool:
         return math.isfinite(value)
     if isinstance(value, Mapping):
         return all(_finite(item) for item in value.values())
-    if isinstance(value, list | tuple):
+    if isinstance(value, _SEQUENCE):
         return all(_finite(item) for item in value)
     return True
 
@@ -348,7 +351,7 @@ def _below(v: Any, bound: Any) -> bool:
 
 
 def _number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+    return isinstance(v, _NUMBER) and not isinstance(v, bool)
 
 
 def _keyword(key: str, value: Any, schema: Mapping[str, Any]) -> Check | None:
@@ -413,7 +416,7 @@ def _non_finite(value: Any, path: str) -> Iterator[tuple[str, float]]:
     elif isinstance(value, Mapping):
         for key, item in value.items():
             yield from _non_finite(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list | tuple):
+    elif isinstance(value, _SEQUENCE):
         for index, item in enumerate(value):
             yield from _non_finite(item, f"{path}[{index}]")
 
@@ -468,7 +471,7 @@ def _json_type(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "boolean"
-    if isinstance(value, int | float):
+    if isinstance(value, _NUMBER):
         return "number"
     if isinstance(value, str):
         return "string"

@@ -67,6 +67,9 @@ class ErrorResponse:
 
 Message: TypeAlias = Request | Notification | Response | ErrorResponse
 
+# isinstance() with a tuple: an ``A | B`` union is built anew at every call (4x slower)
+_ID = (int, str, float)
+_NUMBER = (int, float)
 _VALID_JSONRPC = ("2.0", 2, 2.0)  # sloppy peers send the number 2
 
 
@@ -78,9 +81,7 @@ def from_wire(obj: object) -> Message:
     if version not in _VALID_JSONRPC or isinstance(version, bool):
         raise InvalidFrame(f"unsupported jsonrpc version {version!r}")
     msg_id = obj.get("id")
-    if msg_id is not None and (
-        isinstance(msg_id, bool) or not isinstance(msg_id, int | str | float)
-    ):
+    if msg_id is not None and (isinstance(msg_id, bool) or not isinstance(msg_id, _ID)):
         raise InvalidFrame(f"invalid id {msg_id!r}: expected a number or a string")
     method = obj.get("method")
     if method is not None:
@@ -95,7 +96,7 @@ def from_wire(obj: object) -> Message:
         if not isinstance(error, dict):
             raise InvalidFrame(f"invalid error member {error!r}: expected an object")
         code = error.get("code")
-        if isinstance(code, bool) or not isinstance(code, int | float) or int(code) != code:
+        if isinstance(code, bool) or not isinstance(code, _NUMBER) or int(code) != code:
             raise InvalidFrame(f"invalid error code {code!r}: expected an integer")
         message = error.get("message")
         return ErrorResponse(

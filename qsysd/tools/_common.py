@@ -20,6 +20,9 @@ CORE_DOC = doc(CORE_FIELD_DOC, maxLength=100)
 #: The longest control name, component name, filter or channel string a tool accepts.
 NAME_MAX = 300
 
+# isinstance() with a tuple: an ``A | B`` union is built anew at every call (4x slower)
+_SCALAR = (bool, int, float, str)
+
 
 def parse_time(text: str | None, field: str) -> float | None:
     """An ISO 8601 time (``2026-11-26T08:00:00Z``; no zone means UTC) as UNIX time."""
@@ -48,7 +51,7 @@ def json_scalar(value: Any) -> Scalar:
     """A control value as JSON allows it (no NaN or infinity)."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
-    if value is None or isinstance(value, bool | int | float | str):
+    if value is None or isinstance(value, _SCALAR):
         return value
     return str(value)
 
