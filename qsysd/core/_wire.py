@@ -16,7 +16,8 @@ raises (a write's reply is only a courtesy).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import itemgetter
 from sys import intern
 from types import MappingProxyType
 from typing import Any
@@ -252,8 +253,10 @@ def control_value_from_wire(
     return _control_value(core, obj, component, kind, kinds, None)
 
 
-#: What one reply (or one discovery) already read: metadata by its members, one read-only copy
-#: each, and texts and floats by themselves (:func:`~qsysd.state.share_leaf`).
+#: What one reply (or one discovery) already read, one object each. Its keys are of kinds
+#: that never compare equal: texts and floats (:func:`~qsysd.state.share_leaf`), an item's
+#: member names (its layout), and metadata as (names, values, types) or as its items and
+#: their types (an even number of members).
 _Copies = dict[Any, Any]
 
 
@@ -278,17 +281,7 @@ def _control_value(
     if not kind:
         own = obj.get("Type")
         kind = own if isinstance(own, str) else None
-    # GetControls items have no extra members: one subset test instead of a loop
-    extra = (
-        {}
-        if obj.keys() <= _CORE_MEMBERS
-        else {k: v for k, v in obj.items() if k not in _CORE_MEMBERS}
-    )
-    if "Choices" in extra and not isinstance(extra["Choices"], list):
-        del extra["Choices"]  # a client would iterate it
     value = normalize_value(raw, kind)
-    if isinstance(raw, _CONTAINER):
-        extra["Value"] = raw
     string = obj.get("String")
     if not isinstance(string, str):
         string = "" if value is None else str(value)
@@ -302,18 +295,65 @@ def _control_value(
         # share_leaf inline: a text, and a position that is a float or None (+-0.0 kept)
         string = copies.setdefault(string, string)
         position = position and copies.setdefault(position, position)
-    if not extra:
-        metadata = EMPTY_METADATA
-    elif copies is None:
-        metadata = MappingProxyType(extra)
-    else:
-        # a poll's 13,000 items mostly carry equal metadata: one copy, not one dict each
-        try:  # the types too: metadata 0 is not metadata false
-            key = (*extra.items(), *map(type, extra.values()))
-            metadata = copies.get(key) or copies.setdefault(key, MappingProxyType(extra))
-        except TypeError:  # a list (Choices) or another value that cannot be hashed
-            metadata = MappingProxyType(extra)
+    metadata = _metadata(obj, raw, copies)
     return ControlValue(ref, value, string, position, metadata)  # positional: the hot path
+
+
+def _metadata(obj: Mapping[str, Any], raw: Any, copies: _Copies | None) -> Mapping[str, Any]:
+    """The members of ``obj`` beyond a control's own, read-only; one copy per reply of each
+    distinct metadata through ``copies`` (a poll's 13,000 items mostly carry equal ones)."""
+    if copies is not None and not isinstance(raw, _CONTAINER):
+        # A reply's items are alike: which members are extra is worked out once per layout,
+        # and their values read in one call (half the cost of a dict built per item).
+        layout = tuple(obj)
+        found = copies.get(layout)
+        if found is None:
+            names = tuple(k for k in layout if k not in _CORE_MEMBERS)
+            # None: no extra members, or Choices, which the general case below checks
+            getter = _getter(names) if names and "Choices" not in names else None
+            found = copies[layout] = (names, getter)
+        names, getter = found
+        if not names:
+            return EMPTY_METADATA  # GetControls items: no extra members
+        if getter is not None:
+            values = getter(obj)
+            key = (names, values, tuple(map(type, values)))  # metadata 0 is not false
+            try:
+                shared = copies.get(key)
+                if shared is None:
+                    shared = copies[key] = MappingProxyType(dict(zip(names, values, strict=True)))
+                return shared
+            except TypeError:  # a value that cannot be hashed (a list)
+                return MappingProxyType(dict(zip(names, values, strict=True)))
+    extra = (
+        {}
+        if obj.keys() <= _CORE_MEMBERS
+        else {k: v for k, v in obj.items() if k not in _CORE_MEMBERS}
+    )
+    if "Choices" in extra and not isinstance(extra["Choices"], list):
+        del extra["Choices"]  # a client would iterate it
+    if isinstance(raw, _CONTAINER):
+        extra["Value"] = raw
+    if not extra:
+        return EMPTY_METADATA
+    if copies is None:
+        return MappingProxyType(extra)
+    try:  # the types too: metadata 0 is not metadata false
+        members = (*extra.items(), *map(type, extra.values()))
+        copy: Mapping[str, Any] = copies.get(members) or copies.setdefault(
+            members, MappingProxyType(extra)
+        )
+        return copy
+    except TypeError:  # a list (Choices) or another value that cannot be hashed
+        return MappingProxyType(extra)
+
+
+def _getter(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """Reads ``names`` of a mapping as a tuple, in one call."""
+    if len(names) == 1:
+        name = names[0]
+        return lambda obj: (obj[name],)
+    return itemgetter(*names)
 
 
 def _is_item(item: Any) -> bool:

@@ -146,6 +146,36 @@ def test_values_from_any_json_never_raise(obj: Any) -> None:
         check_value(value)
 
 
+# Items alike in layout, as a real poll's are, with values that are equal but not the same
+# (0, False, 0.0), and some that cannot be shared (lists) or must be checked (Choices, Value).
+METADATA = ["Color", "Legend", "Disabled", "Invisible", "Choices", "Value", "Indeterminate"]
+POOL = st.sampled_from([0, False, 0.0, -0.0, 1, True, 1.0, "", "x", None, [1], {"a": 1}])
+
+
+@st.composite
+def alike_items(draw: st.DrawFn) -> list[dict[str, Any]]:
+    layout = draw(st.lists(st.sampled_from(METADATA), unique=True, max_size=4))
+    return [
+        {"Component": "A", "Name": f"c{i}", **{k: draw(POOL | json_values) for k in layout}}
+        for i in range(draw(st.integers(0, 6)))
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(alike_items())
+def test_a_poll_reads_each_item_as_an_item_read_alone(items: list[dict[str, Any]]) -> None:
+    # the poll shares equal metadata, texts and numbers; each value must be what the item
+    # read on its own gives, types included (0, False and 0.0 are three metadata)
+    _, polled = poll_from_wire("main", {"Id": "g", "Changes": items})
+    alone = [control_value_from_wire("main", item) for item in items]
+    assert polled == alone
+    for p, a in zip(polled, alone, strict=True):
+        assert dict(p.metadata) == dict(a.metadata)
+        assert [type(v) for v in p.metadata.values()] == [type(v) for v in a.metadata.values()]
+        assert list(p.metadata) == list(a.metadata)  # the Core's order
+        assert type(p.value) is type(a.value) and str(p.position) == str(a.position)
+
+
 @settings(max_examples=100, deadline=None)
 @given(control_objects, st.sampled_from([None, "Float", "Boolean", "Integer", "Text"]))
 def test_one_control_object_of_any_content(obj: dict[str, Any], kind: str | None) -> None:
