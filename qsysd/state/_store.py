@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import attrs
 import msgspec
@@ -158,6 +158,9 @@ class _SharedMetadata:
         return shared
 
 
+_T = TypeVar("_T")
+
+
 class _Kinds(Mapping[ControlRef, str]):
     """A live, read-only view: control -> its type, for one Core (no copy per control)."""
 
@@ -167,11 +170,20 @@ class _Kinds(Mapping[ControlRef, str]):
         self._state = state
 
     def __getitem__(self, ref: ControlRef) -> str:
+        kind = self.get(ref)
+        if kind is None:
+            raise KeyError(ref)
+        return kind
+
+    @overload
+    def get(self, ref: ControlRef) -> str | None: ...
+    @overload
+    def get(self, ref: ControlRef, default: str | _T) -> str | _T: ...
+    def get(self, ref: ControlRef, default: object = None) -> object:
+        # Mapping.get would go through __getitem__ and a KeyError: once per polled value
         by_name = self._state.controls.get(ref.component)
         entry = None if by_name is None or ref.core != self._state.name else by_name.get(ref.name)
-        if entry is None:
-            raise KeyError(ref)
-        return entry.info.type
+        return default if entry is None else entry.info.type
 
     def __iter__(self) -> Iterator[ControlRef]:
         for entries in self._state.controls.values():

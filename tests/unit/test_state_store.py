@@ -330,6 +330,10 @@ def test_kinds_is_a_live_view_of_each_controls_type(store: StateStore) -> None:
     assert kinds[GAIN] == "Float" and kinds[MUTE] == "Boolean"
     assert kinds.get(ControlRef("main", "Lobby_BGM", "nope")) is None
     assert kinds.get(ControlRef("other", "Lobby_BGM", "gain")) is None
+    assert kinds.get(ControlRef("main", "Lobby_BGM", "nope"), "Float") == "Float"
+    assert kinds.get(GAIN, "Text") == "Float"
+    with pytest.raises(KeyError):
+        kinds[ControlRef("main", "Lobby_BGM", "nope")]
     assert len(kinds) == 3 and set(kinds) == {GAIN, MUTE, MASTER}
     # an unknown control the Core reports shows up at once
     extra = ControlRef("main", "Lobby_BGM", "new")
