@@ -7,7 +7,7 @@ from typing import Any, cast
 import attrs
 
 from qsysd.plugins import Tool, ToolContext, doc
-from qsysd.tools._common import CORE_DOC, NAME_MAX, ControlOut, control_json
+from qsysd.tools._common import CORE_DOC, NAME_MAX, ControlOut, controls_json
 
 # qsys_find_controls --------------------------------------------------------------------------
 
@@ -206,7 +206,7 @@ class ListControlsOutput:
     core: str = attrs.field(metadata=doc("The Core."))
     component: str | None = attrs.field(metadata=doc("The component; null for named controls."))
     type: str | None = attrs.field(metadata=doc("The component's Q-SYS type."))
-    # list_controls puts each control's JSON object here (control_json): what cattrs would
+    # list_controls puts each control's JSON object here (controls_json): what cattrs would
     # make of its ControlOut, which is the schema's
     controls: list[ControlOut] = attrs.field(metadata=doc("Every control, with its value."))
 
@@ -228,7 +228,7 @@ async def list_controls(ctx: ToolContext, args: ListControlsInput) -> ListContro
     if args.component is not None:
         comp_type = ctx.component(core, args.component).type
     rows = ctx.control_rows(core, args.component, filter=args.filter)
-    controls = cast(list[ControlOut], [control_json(r) for r in rows])
+    controls = cast(list[ControlOut], controls_json(rows))
     return ListControlsOutput(core, args.component, comp_type, controls)
 
 

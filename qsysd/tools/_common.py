@@ -22,6 +22,8 @@ NAME_MAX = 300
 
 # isinstance() with a tuple: an ``A | B`` union is built anew at every call (4x slower)
 _SCALAR = (bool, int, float, str)
+#: Values json_scalar returns as they are, by exact type (a float may be NaN or infinite)
+_PLAIN_JSON = frozenset({str, int, bool, type(None)})
 
 
 def parse_time(text: str | None, field: str) -> float | None:
@@ -133,23 +135,28 @@ class ControlOut:
     )
 
 
-def control_json(row: ControlRow) -> dict[str, Any]:
-    """``control_out`` of a store row as its JSON object, without the object (one per control
-    of a listing: half the cost of the object, then its conversion)."""
-    info, value, string, position, age, stale = row
-    has = string is not None
-    return {
-        "name": info.ref.name,
-        "type": info.type,
-        "direction": info.direction,
-        "value": json_scalar(value) if has else None,
-        "string": string,
-        "position": position if has else None,
-        "min": info.value_min,
-        "max": info.value_max,
-        "age_s": round(age, 3),
-        "stale": stale,
-    }
+def controls_json(rows: list[ControlRow]) -> list[dict[str, Any]]:
+    """``control_out`` of each store row as its JSON object, without the object (a listing's
+    controls: half the cost of the objects, then their conversion). One comprehension, and a
+    value of a plain JSON type taken as is: 160 controls a call."""
+    plain = _PLAIN_JSON
+    return [
+        {
+            "name": info.ref.name,
+            "type": info.type,
+            "direction": info.direction,
+            "value": (
+                None if string is None else value if type(value) in plain else json_scalar(value)
+            ),
+            "string": string,
+            "position": None if string is None else position,
+            "min": info.value_min,
+            "max": info.value_max,
+            "age_s": round(age, 3),
+            "stale": stale,
+        }
+        for info, value, string, position, age, stale in rows
+    ]
 
 
 def control_out(reading: ControlReading) -> ControlOut:

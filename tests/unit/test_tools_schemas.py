@@ -31,7 +31,7 @@ from qsysd.state import (
     StateStore,
 )
 from qsysd.tools._browse import ListControlsOutput
-from qsysd.tools._common import control_json, control_out
+from qsysd.tools._common import control_out, controls_json
 from qsysd.tools._write import SetInput
 
 REGISTRY = Registry(entry_points=False)
@@ -167,7 +167,8 @@ def test_a_listing_built_as_json_objects_is_what_cattrs_makes_of_control_outs(
     component: str | None,
 ) -> None:
     readings = _readings()
-    fast = ListControlsOutput("main", component, "mixer", [control_json(_row(r)) for r in readings])  # type: ignore[misc]
+    objects = controls_json([_row(r) for r in readings])
+    fast = ListControlsOutput("main", component, "mixer", objects)  # type: ignore[arg-type]
     plain = ListControlsOutput("main", component, "mixer", [control_out(r) for r in readings])
     expected = cattrs.Converter().unstructure(plain)
     assert unstructure_output(fast) == expected == unstructure_output(plain)
@@ -208,7 +209,7 @@ def test_a_listing_from_store_rows_is_what_cattrs_makes_of_the_readings(
         "main",
         component,
         "mixer",
-        [control_json(r) for r in store.control_rows("main", component)],  # type: ignore[misc]
+        controls_json(store.control_rows("main", component)),  # type: ignore[arg-type]
     )
     from_readings = ListControlsOutput(
         "main", component, "mixer", [control_out(r) for r in store.controls("main", component)]
