@@ -464,6 +464,38 @@ The latest round (2026-12-02; each in its own commit with A/B figures):
 - In the bench: cold start -> live state (the daemon's own) 2.5 -> 1.3 s, warm 1.3 -> 0.9 s,
   peak RSS 133.4 -> 120.5 MiB, 1,584 -> 1,251 bytes per control.
 
+The latest round (2026-12-03; each in its own commit with A/B figures from interleaved
+daemon starts on the 2,000-component emulator, RSS half a second after live state):
+
+- The JSON decoder makes a new object for every text and float it reads: a live store held
+  18,923 copies each of ValueMin, ValueMax, StringMin and StringMax (3-6 distinct values
+  each), 39,442 value texts (53 distinct) and 18,283 value floats (44 distinct), about 5.5
+  MiB. A discovery now shares equal texts and non-zero floats across its replies, a poll
+  within its reply (`share_leaf`: a zero is never shared, since 0.0 == -0.0, and 1, 1.0 and
+  True never meet). Cold peak RSS 113.9 -> 107.5 MiB.
+- AutoPoll starts as soon as the change groups exist, before the rest of the controls are
+  added (a newly added control counts as changed, so each push carries what was added since
+  the last). Started after the adds, the first poll of each group carried a third of the
+  design in one reply, 13,000 controls decoded at once, 12 MiB above the store: that was the
+  peak of both starts. Cold peak 106.9 -> 95.7 MiB, warm 120.2 -> 116.3 MiB; the sync's
+  time unchanged within the rounds' spread (cold setup 1.63 vs 1.60 s over 8 rounds).
+- The snapshot is read a control at a time: the outer decode leaves each control as JSON
+  text, and each becomes a `SavedControl` of shared parts (names interned, equal texts and
+  floats one object) before the next is decoded. Decoded all at once, its 39,457 controls
+  stood 28 MiB above the file at the warm start's peak. In process: load + restore peak
+  80.7 -> 56.6 MiB, the decode's CPU 72 -> 109-126 ms, the restore's 46-49 -> 38-41 ms. In
+  the daemon: warm peak 116.5 -> 94.0 MiB, RSS after live 109.2 -> 94.0 MiB.
+- `isinstance()` with tuple constants instead of `A | B` unions in the hot paths (a union is
+  built anew at every call: 287 ns for four types against 68 ns), and a poll item's text and
+  position shared inline: a 13,000-item 2026-era poll 5.6-5.9 -> 5.0 us an item, a
+  160-control listing's JSON objects 209 -> 155 us in process. Then a reply's metadata
+  members found once per layout of its items (a poll's are alike) and read with one
+  `itemgetter` call, shared by (names, values, types): 5.1 -> 3.7 us an item; and the
+  store's kinds view answering `get()` itself instead of `Mapping.get` through
+  `__getitem__`: 4.2 -> 3.9 us.
+- A listing's JSON objects built in one comprehension, a value of a plain JSON type taken as
+  is (floats still checked for NaN and infinities): 160 controls 155 -> 135 us in process.
+
 What is left, and what it would take:
 
 - Wall-clock start-up figures swell with the machine's load: the daemon and the emulator
@@ -474,29 +506,46 @@ What is left, and what it would take:
   about 79,000 control objects, each decoded into a dict and then converted. Since the
   emulator alone needs about 0.35 s of CPU to answer them on the same two cores, 0.5 s
   would take a Core faster than the emulator and the daemon's side at a fraction of its
-  0.3 s: typed msgspec decoding of poll items straight into values (a prototype cut the
-  three first polls' decoding 30 -> 14 ms and their conversion 120 -> 26 ms, and a decoded
-  frame 10.1 -> 4.9 MiB), which needs the transport to pick the decoder by the request a
-  reply answers, with the current path kept for items it does not expect.
-- Warm start (target 5): the snapshot restores in 0.13-0.22 s and a matching DesignCode
+  0.3 s. A 2026-era poll item with its display metadata costs about 3.9 us to convert in
+  process (13,000 items about 50 ms; it was 5.0-5.5 us before this round's last changes,
+  when a py-spy profile of a warm start put the conversion at about a third of the daemon's
+  time after the imports). What is left of it: the `ControlValue` (an attrs frozen class,
+  about a fifth), the metadata's key, normalizing the value by its type, the reference.
+  What would cut it: typed msgspec decoding of poll items straight into values (a prototype
+  cut three 13,000-item polls' decoding 30 -> 14 ms and their conversion 120 -> 26 ms, and a
+  decoded frame 10.1 -> 4.9 MiB). The values now arrive mostly as AutoPoll pushes, which
+  the reader can tell by their method before decoding; the current path must stay for
+  anything the typed one does not expect, since unknown members are kept as metadata.
+- Warm start (target 5): the snapshot loads and restores in 0.25-0.31 s in this round's runs
+  (0.13-0.22 s in the previous round's: reading it a control at a time costs about 40 ms more
+  CPU, the rest is this round's slower machine), and a matching DesignCode
   skips discovery, but QRC change groups die with the connection and QRC cannot say what
   changed since a time. A Core counts as live only once the Core itself has reported every
   current value (a matching DesignCode proves the design, not the values); until then the
   store serves the restored values marked stale with their age. That costs the
-  re-subscription and one poll of all 39,434 values, the same conversion as the cold
-  start's: 0.3 s needs the same typed decoding.
-- Peak RSS (target 5): the demo's RSS (74 MiB) is the interpreter and the imports, of which
-  `rich` is about 5 MiB: structlog imports it when it is installed, and the bench's
-  environment has it through the test extras (pip-audit, schemathesis), a plain `pip install
-  qsysd` does not. The design live adds about 44 MiB at the peak: about 16 MiB of Python
-  objects kept, and the allocator's arenas left by the transient first state (the decoded
-  snapshot, about 23 MiB, and the first polls, about 12 MiB above the store). One second
-  after live the RSS is 105-106 MiB cold and 117-118 MiB warm. Under 110 MiB at the peak
-  would need the snapshot decoded a component at a time (a format change) and the polls
-  decoded straight into values (above).
-- Listing and finding (target 6) hold on 2,000 components in both eras (0.62-0.79 ms p50):
-  no cost grows with the design. A 160-control listing is about 0.4-0.6 ms of the daemon's
-  CPU, most of it building the 160 JSON objects and writing the 60 KB answer.
+  re-subscription and all 39,434 values reported again (in AutoPoll pushes while the
+  controls are added), the same conversion as the cold start's: 0.3 s needs the same typed
+  decoding.
+- Peak RSS (target 5) holds on both starts. The demo's RSS (74 MiB) is the interpreter and
+  the imports, of which `rich` is about 5 MiB: structlog imports it when it is installed,
+  and the bench's environment has it through the test extras (pip-audit, schemathesis); a
+  plain `pip install qsysd` does not. The design live adds about 20 MiB at the peak: the
+  store's entries, descriptions and shared leaves, and on a warm start the snapshot file
+  while it is read (10 MB for 39,457 controls).
+- Listing and finding (target 6): no cost grows with the design (the 200- and the
+  2,000-component figures are alike), and in the previous round's run both held in both eras
+  (0.62-0.79 ms p50, the bare SDK no-op 0.73-0.89 ms). This round's runs were taken while the
+  machine was slower: every figure, the baselines' too, was 1.3-1.6 times the previous
+  round's (the no-op 1.0-1.6 ms, the trio floor 0.18-0.29 against about 0.15 ms), and the
+  listing's p50 sat at 0.98-1.34 ms, about 0.9 times the no-op's. A 160-control listing
+  costs the daemon 0.6-0.9 ms of CPU on this machine (2,000 calls through the line client,
+  `/proc`); by a py-spy profile, building the 160 JSON objects is about a quarter of it
+  (135 us in process), reading and parsing the request line a fifth, trio's scheduling and
+  epoll an eighth, the call path (policy, audit, the call's log) an eighth, rendering the
+  27 KB answer and its text copy a tenth, reading the rows from the store and writing the
+  60 KB to the pipe the rest. Under 1 ms with room on a machine this slow would take the
+  answer's two JSON renderings merged into one pass (the SDK's result carries the output
+  twice, as structured content and as text) and the rows read straight into JSON.
 """
 
 
