@@ -444,7 +444,7 @@ Then (each in its own commit with before/after figures; `bench/bench_sync.py` an
 - Sync CPU (2,000 components, A/B medians, load about 3.7): daemon cold 2.8-3.0 -> 1.7-2.1 s,
   warm 1.1-1.4 -> 0.8-1.0 s; emulator cold 1.6-1.9 -> 0.9-1.2 s, warm 0.6-0.8 -> 0.4 s.
 
-The latest round (2026-12-02; each in its own commit with A/B figures):
+Then (2026-12-02; each in its own commit with A/B figures):
 
 - The garbage collector was the largest cost of a cold start: five full collections, 453 ms
   in all, three of them during the sync, each walking every object of the daemon. Store
