@@ -446,3 +446,29 @@ async def test_an_oversized_frame_is_named_as_the_cause_of_a_timeout() -> None:
             assert "an invalid frame arrived instead (FrameTooLarge: frame of" in str(info.value)
             assert "FrameTooLarge" in (link.status().last_error or "")
             await roundtrip(link)  # one oversized frame does not end the connection
+
+
+async def test_a_push_read_while_subscribing_does_not_make_the_core_live() -> None:
+    # Each group's first push comes right after its AutoPoll, while the subscription is still
+    # setting up; the poll after the adds is never answered. Only a push read after the adds
+    # may make the Core live (or, failing that, the priming wait running out).
+    polled = trio.Event()
+
+    def poll(_: Any) -> Any:
+        polled.set()
+        return SILENT
+
+    async with hostile_core() as core:
+        core.replies["ChangeGroup.Poll"] = poll
+        with trio.fail_after(WAIT):
+            async with running_link(core) as link:
+                await polled.wait()
+                await trio.sleep(1.3)  # the poll timed out (1 s); the priming wait runs on
+                assert not link.connected
+                for index in range(3):
+                    params = {"Id": f"qsysd-main-{index + 1}", "Changes": []}
+                    await core.push(
+                        {"jsonrpc": "2.0", "method": "ChangeGroup.Poll", "params": params}
+                    )
+                with trio.fail_after(0.5):
+                    await link.wait_connected()
