@@ -541,11 +541,12 @@ What is left, and what it would take:
   costs the daemon 0.6-0.9 ms of CPU on this machine (2,000 calls through the line client,
   `/proc`); by a py-spy profile, building the 160 JSON objects is about a quarter of it
   (135 us in process), reading the request line, parsing it and starting its task a fifth,
-  trio's scheduling and epoll an eighth, the call path (policy, audit, the call's log) an eighth, rendering the
-  27 KB answer and its text copy a tenth, reading the rows from the store and writing the
-  60 KB to the pipe the rest. Under 1 ms with room on a machine this slow would take the
-  answer's two JSON renderings merged into one pass (the SDK's result carries the output
-  twice, as structured content and as text) and the rows read straight into JSON.
+  trio's scheduling and epoll an eighth, the call path (policy, audit, the call's log) an
+  eighth, rendering the 27 KB answer and its text copy a tenth, reading the rows from the
+  store and writing the 60 KB to the pipe the rest. Under 1 ms with room on a machine this
+  slow would take the answer's two JSON renderings merged into one pass (the SDK's result
+  carries the output twice, as structured content and as text) and the rows read straight
+  into JSON.
 """
 
 
