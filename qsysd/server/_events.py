@@ -176,19 +176,26 @@ class EventHub:
         start = max(after + 1, oldest) - oldest
         return [self._history[i] for i in range(start, len(self._history))], lost
 
-    async def stream(
+    def stream(
         self, after: int | None, wanted: EventFilter, *, heartbeat: float = 15.0
     ) -> AsyncIterator[bytes]:
         """SSE bytes for one client: history after ``after``, then live events, until close.
 
-        ``after`` None starts with live events only. A ``: keep-alive`` comment goes out after
-        ``heartbeat`` seconds of silence, so proxies keep the stream open.
+        ``after`` None starts with the events published after this call, not after the first
+        read: a client that has its response headers may change a value at once and must see
+        that change. A ``: keep-alive`` comment goes out after ``heartbeat`` seconds of
+        silence, so proxies keep the stream open.
         """
-        cursor = self.last_id if after is None else after
-        if after is not None and after > self.last_id:
+        unknown = after is not None and after > self.last_id
+        cursor = self.last_id if after is None or unknown else after
+        return self._stream(cursor, after if unknown else None, wanted, heartbeat)
+
+    async def _stream(
+        self, cursor: int, unknown: int | None, wanted: EventFilter, heartbeat: float
+    ) -> AsyncIterator[bytes]:
+        if unknown is not None:
             # An id this daemon never gave (another replica's, or from before a restart).
-            yield format_sse(None, kind="reset", data=self._reset_data(after))
-            cursor = self.last_id
+            yield format_sse(None, kind="reset", data=self._reset_data(unknown))
         while not self._closed:
             events, lost = self.since(cursor)
             if lost:

@@ -471,11 +471,13 @@ def build_rest_app(
                 )
             after = int(last)
 
+        chunks = events.stream(after, wanted)  # starts here, before the headers go out
+
         async def body() -> AsyncIterator[bytes]:
             rest.streams += 1
             try:
                 yield b"retry: 3000\n\n"
-                async for chunk in events.stream(after, wanted):
+                async for chunk in chunks:
                     if stop.is_set():
                         break
                     yield chunk
