@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import aclosing
+from contextlib import aclosing, asynccontextmanager
 from typing import Any
 
 import trio
@@ -16,7 +16,9 @@ GAIN = ControlRef("main", "Mixer", "gain")
 MUTE = ControlRef("main", "Mixer", "mute")
 
 
-def make_store() -> StateStore:
+@asynccontextmanager
+async def running_hub(history: int) -> AsyncIterator[tuple[StateStore, EventHub]]:
+    """A store of one mixer and a hub following it, within a deadline."""
     store = StateStore()
     store.replace_design(
         "main",
@@ -25,7 +27,13 @@ def make_store() -> StateStore:
         [ControlInfo(r, "Float", "Read/Write") for r in (GAIN, MUTE)],
         [],
     )
-    return store
+    hub = EventHub(store, list, history=history)
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(hub.run)
+            yield store, hub
+            hub.close()
+            nursery.cancel_scope.cancel()
 
 
 async def published(hub: EventHub, last_id: int) -> None:
@@ -45,45 +53,33 @@ async def message(chunks: AsyncIterator[bytes]) -> tuple[str, dict[str, Any]]:
 
 
 async def test_a_stream_holds_what_was_published_between_asking_and_reading() -> None:
-    store = make_store()
-    hub = EventHub(store, list, history=10)
-    with trio.fail_after(5):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(hub.run)
-            store.apply([ControlValue(GAIN, -1.0, "-1dB", None)])
-            await published(hub, 1)
-            # The client has its headers and changes a value before the body is first read.
-            async with aclosing(hub.stream(None, EventFilter())) as chunks:
-                store.apply([ControlValue(GAIN, -2.0, "-2dB", None)])
-                await published(hub, 2)
-                kind, data = await message(chunks)
-                assert (kind, data["control"], data["value"]) == ("value", "gain", -2.0)
-            hub.close()
-            nursery.cancel_scope.cancel()
+    async with running_hub(history=10) as (store, hub):
+        store.apply([ControlValue(GAIN, -1.0, "-1dB", None)])
+        await published(hub, 1)
+        # The client has its headers and changes a value before the body is first read.
+        async with aclosing(hub.stream(None, EventFilter())) as chunks:
+            store.apply([ControlValue(GAIN, -2.0, "-2dB", None)])
+            await published(hub, 2)
+            kind, data = await message(chunks)
+            assert (kind, data["control"], data["value"]) == ("value", "gain", -2.0)
 
 
 async def test_a_stream_resumes_filtered_and_resets_when_its_history_is_gone() -> None:
-    store = make_store()
-    hub = EventHub(store, list, history=2)
-    with trio.fail_after(5):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(hub.run)
-            for n, ref in enumerate((GAIN, MUTE, GAIN), start=1):
-                store.apply([ControlValue(ref, float(n), str(n), None)])
-                await published(hub, n)
-            # From id 1: id 2 and 3 are held, so nothing is lost; the filter drops the mute.
-            async with aclosing(hub.stream(1, EventFilter(control="gain"))) as resumed:
-                kind, data = await message(resumed)
-                assert (kind, data["value"]) == ("value", 3.0)
-            # From id 0: id 1 is gone, so a reset first, then what is held.
-            async with aclosing(hub.stream(0, EventFilter())) as gone:
-                kind, data = await message(gone)
-                assert kind == "reset" and data["last_event_id"] == 3
-                assert [(await message(gone))[1]["value"] for _ in range(2)] == [2.0, 3.0]
-            # An id this hub never gave: a reset, then live events only.
-            async with aclosing(hub.stream(99, EventFilter())) as unknown:
-                assert (await message(unknown))[0] == "reset"
-                store.apply([ControlValue(MUTE, 4.0, "4", None)])
-                assert (await message(unknown))[1]["value"] == 4.0
-            hub.close()
-            nursery.cancel_scope.cancel()
+    async with running_hub(history=2) as (store, hub):
+        for n, ref in enumerate((GAIN, MUTE, GAIN), start=1):
+            store.apply([ControlValue(ref, float(n), str(n), None)])
+            await published(hub, n)
+        # From id 1: id 2 and 3 are held, so nothing is lost; the filter drops the mute.
+        async with aclosing(hub.stream(1, EventFilter(control="gain"))) as resumed:
+            kind, data = await message(resumed)
+            assert (kind, data["value"]) == ("value", 3.0)
+        # From id 0: id 1 is gone, so a reset first, then what is held.
+        async with aclosing(hub.stream(0, EventFilter())) as gone:
+            kind, data = await message(gone)
+            assert kind == "reset" and data["last_event_id"] == 3
+            assert [(await message(gone))[1]["value"] for _ in range(2)] == [2.0, 3.0]
+        # An id this hub never gave: a reset, then live events only.
+        async with aclosing(hub.stream(99, EventFilter())) as unknown:
+            assert (await message(unknown))[0] == "reset"
+            store.apply([ControlValue(MUTE, 4.0, "4", None)])
+            assert (await message(unknown))[1]["value"] == 4.0
